@@ -1,0 +1,171 @@
+#include "fcvm/agent_proto/messages.hpp"
+
+#include <fmt/format.h>
+
+namespace fcvm::agent_proto {
+
+using nlohmann::json;
+
+namespace {
+// Never throws: strings that are not valid UTF-8 (a helper's stderr, container output quoted in
+// an error) are encoded with U+FFFD instead of making dump() throw.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+}  // namespace
+
+nlohmann::json to_json(const Plan& p) {
+  json mirrors = json::array();
+  for (const auto& m : p.image.mirrors) {
+    mirrors.push_back({{"prefix", m.prefix}, {"location", m.location}, {"insecure", m.insecure}});
+  }
+  json image = {{"ref", p.image.ref},
+                {"insecure_registries", p.image.insecure_registries},
+                {"mirrors", mirrors}};
+  if (!p.image.archive_serial.empty()) {
+    image["archive"] = {{"serial", p.image.archive_serial}, {"format", p.image.archive_format}};
+    if (p.image.archive_size > 0) image["archive"]["size"] = p.image.archive_size;
+  }
+  json out = {{"version", p.version},
+          {"vm_id", p.vm_id},
+          {"name", p.name},
+          {"hostname", p.hostname},
+          {"image", image},
+          {"command", p.command},
+          {"entrypoint", p.entrypoint},
+          {"env", p.env},
+          {"workdir", p.workdir},
+          {"network",
+           {{"interface", p.network.interface},
+            {"address", p.network.address},
+            {"gateway", p.network.gateway},
+            {"dns", p.network.dns},
+            {"mtu", p.network.mtu}}},
+          {"time_unix_ns", p.time_unix_ns},
+          {"stop_timeout_s", p.stop_timeout_s}};
+  if (!p.rng_seed_hex.empty()) out["rng_seed"] = p.rng_seed_hex;
+  return out;
+}
+
+Result<Plan> plan_from_json(const json& j) {
+  try {
+    Plan p;
+    p.version = j.at("version").get<uint32_t>();
+    p.vm_id = j.at("vm_id").get<std::string>();
+    p.name = j.value("name", "");
+    p.hostname = j.value("hostname", "");
+    const auto& image = j.at("image");
+    p.image.ref = image.at("ref").get<std::string>();
+    p.image.insecure_registries =
+        image.value("insecure_registries", std::vector<std::string>{});
+    if (image.contains("mirrors")) {
+      for (const auto& m : image.at("mirrors")) {
+        p.image.mirrors.push_back({m.at("prefix").get<std::string>(),
+                                   m.at("location").get<std::string>(), m.value("insecure", false)});
+      }
+    }
+    if (image.contains("archive")) {
+      p.image.archive_serial = image.at("archive").at("serial").get<std::string>();
+      p.image.archive_format = image.at("archive").value("format", "oci-archive");
+      p.image.archive_size = image.at("archive").value("size", int64_t{0});
+    }
+    p.command = j.value("command", std::vector<std::string>{});
+    p.entrypoint = j.value("entrypoint", std::vector<std::string>{});
+    p.env = j.value("env", std::vector<std::string>{});
+    p.workdir = j.value("workdir", "");
+    if (j.contains("network")) {
+      const auto& n = j.at("network");
+      p.network.interface = n.value("interface", "eth0");
+      p.network.address = n.value("address", "");
+      p.network.gateway = n.value("gateway", "");
+      p.network.dns = n.value("dns", std::vector<std::string>{});
+      p.network.mtu = n.value("mtu", 1500);
+    }
+    p.time_unix_ns = j.value("time_unix_ns", int64_t{0});
+    p.stop_timeout_s = j.value("stop_timeout_s", 10);
+    p.rng_seed_hex = j.value("rng_seed", "");
+    return p;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad plan: {}", e.what()));
+  }
+}
+
+std::string encode_hello(const Hello& h) {
+  json j = {{"type", k_hello}, {"version", h.version}, {"agent", h.agent},
+            {"uptime_ms", h.uptime_ms}};
+  if (!h.state.empty()) j["state"] = h.state;
+  return dump(j);
+}
+
+Result<Hello> hello_from_json(const json& j) {
+  try {
+    Hello h;
+    h.version = j.at("version").get<uint32_t>();
+    h.agent = j.value("agent", "");
+    h.uptime_ms = j.value("uptime_ms", int64_t{0});
+    h.state = j.value("state", "");
+    return h;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad hello: {}", e.what()));
+  }
+}
+std::string encode_plan(const Plan& p) {
+  return dump(json{{"type", k_plan}, {"plan", to_json(p)}});
+}
+std::string encode_event(const Event& e) {
+  return dump(json{{"type", k_event}, {"name", e.name}, {"uptime_ms", e.uptime_ms},
+                   {"detail", e.detail}});
+}
+std::string encode_ready() { return dump(json{{"type", k_ready}}); }
+std::string encode_exit(const Exit& e) {
+  return dump(json{{"type", k_exit}, {"stream", e.stream}, {"code", e.code}});
+}
+std::string encode_error(const ErrorMsg& e) {
+  return dump(json{{"type", k_error}, {"stage", e.stage}, {"message", e.message}});
+}
+std::string encode_stop(const Stop& s) {
+  return dump(json{{"type", k_stop}, {"timeout_s", s.timeout_s}});
+}
+std::string encode_log(const std::string& message) {
+  return dump(json{{"type", k_log}, {"message", message}});
+}
+
+std::string encode_exec(const Exec& e) {
+  return dump(json{{"type", k_exec},
+                   {"stream", e.stream},
+                   {"argv", e.argv},
+                   {"env", e.env},
+                   {"workdir", e.workdir},
+                   {"user", e.user},
+                   {"tty", e.tty},
+                   {"in_vm", e.in_vm}});
+}
+
+Result<Exec> exec_from_json(const json& j) {
+  try {
+    Exec e;
+    e.stream = j.at("stream").get<uint32_t>();
+    e.argv = j.at("argv").get<std::vector<std::string>>();
+    e.env = j.value("env", std::vector<std::string>{});
+    e.workdir = j.value("workdir", "");
+    e.user = j.value("user", "");
+    e.tty = j.value("tty", false);
+    e.in_vm = j.value("in_vm", false);
+    if (e.stream == k_main_stream) {
+      return fail(ErrorCode::kProtocol, "bad exec: stream 0 is the main container's");
+    }
+    if (e.argv.empty()) return fail(ErrorCode::kProtocol, "bad exec: empty argv");
+    return e;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad exec: {}", e.what()));
+  }
+}
+
+Result<json> parse_control(const std::string& payload) {
+  json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()) {
+    return fail(ErrorCode::kProtocol,
+                fmt::format("bad control message: {}", payload.substr(0, 200)));
+  }
+  return j;
+}
+
+}  // namespace fcvm::agent_proto

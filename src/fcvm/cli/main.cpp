@@ -1,0 +1,60 @@
+#include "fcvm/cli/main.hpp"
+
+#include <cstdio>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fcvm/cli/report.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/vm/timings.hpp"
+
+namespace fcvm::cli {
+
+int main(int argc, char** argv) {
+  vm::mark_process_start();
+  log::init_from_env();
+  CLI::App app{"fcvm: run OCI containers in their own microVMs (Firecracker or QEMU)", "fcvm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("fcvm ") + FCVM_VERSION);
+  app.footer(
+      "Exit codes: 0 success; 1 failure; 2 bad usage or input. `fcvm run` exits with the "
+      "container's exit code.\nEnvironment: FCVM_DATA_DIR (state and VMs), FCVM_GUEST_DIR (guest "
+      "kernel and rootfs), FCVM_LOG=debug|info|warn (debug log on stderr).");
+  std::string level;
+  app.add_option("--log-level", level, "Debug log level: trace, debug, info, warn, error, off")
+      ->check([](const std::string& v) {
+        log::Level l;
+        return log::parse_level(v, l) ? std::string() : "expected trace|debug|info|warn|error|off";
+      });
+  std::vector<Command> commands;
+  commands.push_back(add_run(app));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    report_usage_error(e.what());
+    return k_exit_usage;
+  }
+  log::Level l;
+  if (!level.empty() && log::parse_level(level, l)) log::set_level(l);
+  for (auto& c : commands) {
+    if (c.app->parsed()) {
+      try {
+        return c.run();
+      } catch (const std::exception& e) {
+        // Our code does not throw; this is the one last catch for a library that did.
+        report_error(Error(ErrorCode::kInternal, e.what()));
+        return k_exit_failure;
+      }
+    }
+  }
+  return k_exit_usage;
+}
+
+}  // namespace fcvm::cli

@@ -1,0 +1,21 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace fcvm::cli {
+
+// Exit codes of every command (documented in --help).
+inline constexpr int k_exit_ok = 0;
+inline constexpr int k_exit_failure = 1;
+inline constexpr int k_exit_usage = 2;
+
+int main(int argc, char** argv);
+
+// Each subcommand registers itself on the app and returns the function that runs it after
+// parsing (the returned function yields the process exit code).
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+Command add_run(CLI::App& app);
+
+}  // namespace fcvm::cli

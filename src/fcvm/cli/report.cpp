@@ -1,0 +1,21 @@
+#include "fcvm/cli/report.hpp"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "fcvm/cli/main.hpp"
+
+namespace fcvm::cli {
+
+int report_error(const Error& error) {
+  fmt::print(stderr, "fcvm: error: {}\n", error.to_string());
+  return error.code() == ErrorCode::kInvalidInput ? k_exit_usage : k_exit_failure;
+}
+
+void report_usage_error(std::string_view message) {
+  fmt::print(stderr, "fcvm: error: {}\nRun 'fcvm --help' or 'fcvm COMMAND --help' for usage.\n",
+             message);
+}
+
+}  // namespace fcvm::cli

@@ -1,0 +1,142 @@
+// fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fcvm/cli/main.hpp"
+#include "fcvm/cli/report.hpp"
+#include "fcvm/sys/command_runner.hpp"
+#include "fcvm/sys/host.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/vm/run.hpp"
+
+namespace fcvm::cli {
+namespace {
+
+struct RunArgs {
+  std::string name;
+  std::vector<std::string> publish;
+  std::vector<std::string> env;
+  std::vector<std::string> env_files;
+  std::vector<std::string> insecure_registries;
+  std::string entrypoint;
+  std::string workdir;
+  std::string mem = "1024";
+  std::string cpu = "2";
+  std::string vmm = "auto";
+  std::string stop_timeout = "10";
+  std::string timings_file;
+};
+
+// Turns the raw arguments into validated options; nothing is created here.
+Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>& rest) {
+  vm::RunOptions o;
+  if (rest.empty()) return fail(ErrorCode::kInvalidInput, "run: missing IMAGE");
+  if (!a.name.empty()) FCVM_TRY(vm::validate_name(a.name));
+  o.name = a.name;
+  auto image = storage::parse_image_ref(rest[0]);
+  if (!image) return tl::unexpected<Error>(image.error());
+  o.image = *image;
+  o.command.assign(rest.begin() + 1, rest.end());
+  if (!a.entrypoint.empty()) o.entrypoint = {a.entrypoint};
+  for (const auto& p : a.publish) {
+    auto m = net::parse_publish(p);
+    if (!m) return tl::unexpected<Error>(m.error());
+    o.ports.push_back(*m);
+  }
+  FCVM_TRY(net::check_unique(o.ports));
+  for (const auto& f : a.env_files) {
+    auto entries = vm::read_env_file(f);
+    if (!entries) return tl::unexpected<Error>(entries.error());
+    o.env.insert(o.env.end(), entries->begin(), entries->end());
+  }
+  for (const auto& e : a.env) {
+    auto entry = vm::normalize_env(e);
+    if (!entry) return tl::unexpected<Error>(entry.error());
+    o.env.push_back(*entry);
+  }
+  for (const auto& r : a.insecure_registries) {
+    FCVM_TRY(vm::validate_registry(r));
+    o.insecure_registries.push_back(r);
+  }
+  if (!a.workdir.empty() && a.workdir[0] != '/') {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --workdir \"{}\": must be an absolute path", a.workdir));
+  }
+  o.workdir = a.workdir;
+  auto mem = parse_int(a.mem, 128, 1 << 20);
+  if (!mem) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --mem \"{}\": expected MiB as a whole number >= 128", a.mem));
+  }
+  o.mem_mib = static_cast<int>(*mem);
+  auto cpu = parse_int(a.cpu, 1, 64);
+  if (!cpu) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --cpu \"{}\": expected a whole number from 1 to 64", a.cpu));
+  }
+  o.vcpus = static_cast<int>(*cpu);
+  if (a.vmm != "auto" && a.vmm != "qemu" && a.vmm != "firecracker") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", a.vmm));
+  }
+  o.vmm = a.vmm;
+  auto stop = parse_int(a.stop_timeout, 0, 3600);
+  if (!stop) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", a.stop_timeout));
+  }
+  o.stop_timeout_s = static_cast<int>(*stop);
+  o.timings_file = a.timings_file;
+  // Last, because it touches the host: the published ports must be free for us.
+  FCVM_TRY(net::check_host_ports_free(o.ports));
+  return o;
+}
+
+}  // namespace
+
+Command add_run(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Run a container in a new microVM: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]");
+  // Usage: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
+  cmd->footer(
+      "IMAGE is a registry reference (pulled inside the guest; a registry on this host's "
+      "127.0.0.1 is reached through the VM's gateway) or oci-archive:PATH / docker-archive:PATH "
+      "(attached read-only and loaded).\nThe exit code is the container's; 1 when fcvm fails, "
+      "2 for bad input.");
+  // Everything from IMAGE on belongs to the container, not to fcvm.
+  cmd->prefix_command();
+  cmd->add_option("--name", args->name, "VM name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63)");
+  cmd->add_option("-p,--publish", args->publish,
+                  "Publish a port: [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]; IP defaults to 127.0.0.1");
+  cmd->add_option("-e,--env", args->env, "Set a container environment variable K=V (or K)");
+  cmd->add_option("--env-file", args->env_files, "Read K=V lines from a file");
+  cmd->add_option("--entrypoint", args->entrypoint, "Override the image's entrypoint");
+  cmd->add_option("-w,--workdir", args->workdir, "Working directory inside the container");
+  cmd->add_option("--mem", args->mem, "Guest memory in MiB (default 1024)");
+  cmd->add_option("--cpu", args->cpu, "Guest vCPUs (default 2)");
+  cmd->add_option("--vmm", args->vmm, "auto | qemu | firecracker (default auto)");
+  cmd->add_option("--insecure-registry", args->insecure_registries,
+                  "Allow plain HTTP for this registry HOST[:PORT]");
+  cmd->add_option("--stop-timeout", args->stop_timeout,
+                  "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
+  cmd->add_option("--timings", args->timings_file, "Append start-up milestones as JSON lines")
+      ->group("");
+  return {cmd, [args, cmd]() -> int {
+            auto options = validate(*args, cmd->remaining());
+            if (!options) return report_error(options.error().wrap("run"));
+            auto paths = vm::default_paths();
+            if (!paths) return report_error(paths.error());
+            vm::Context ctx{*paths, sys::default_runner()};
+            auto code = vm::run_foreground(ctx, *options);
+            if (!code) {
+              auto who = options->name.empty() ? std::string("run") : "run " + options->name;
+              return report_error(code.error().wrap(who));
+            }
+            return *code;
+          }};
+}
+
+}  // namespace fcvm::cli

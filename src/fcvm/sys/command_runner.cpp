@@ -1,0 +1,19 @@
+#include "fcvm/sys/command_runner.hpp"
+
+#include "fcvm/util/child_process.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
+
+namespace fcvm::sys {
+
+Result<std::string> RealCommandRunner::run(const std::vector<std::string>& argv, pid_t ns_pid) {
+  FCVM_LOG(kDebug, "cmd", "{}{}", ns_pid ? fmt::format("[ns {}] ", ns_pid) : "", join(argv, " "));
+  return run_checked(argv, std::chrono::seconds(60), ns_pid);
+}
+
+CommandRunner& default_runner() {
+  static RealCommandRunner runner;
+  return runner;
+}
+
+}  // namespace fcvm::sys

@@ -1,0 +1,28 @@
+#pragma once
+// CommandRunner: the seam through which modules run external helpers (ip, qemu-img, nft, ...).
+// Production code uses the real runner; unit tests substitute a recorder to check exact argv.
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "fcvm/util/result.hpp"
+
+namespace fcvm::sys {
+
+class CommandRunner {
+ public:
+  virtual ~CommandRunner() = default;
+  // Runs argv (inside the namespaces of ns_pid when non-zero); stdout on success, an error naming
+  // the command with its stderr otherwise.
+  virtual Result<std::string> run(const std::vector<std::string>& argv, pid_t ns_pid = 0) = 0;
+};
+
+class RealCommandRunner final : public CommandRunner {
+ public:
+  Result<std::string> run(const std::vector<std::string>& argv, pid_t ns_pid = 0) override;
+};
+
+// Process-wide default runner (the real one).
+CommandRunner& default_runner();
+
+}  // namespace fcvm::sys

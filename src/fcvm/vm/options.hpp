@@ -1,0 +1,36 @@
+#pragma once
+// What the user asked `fcvm run` for, validated (cli:: parses and validates; vm:: executes).
+#include <string>
+#include <vector>
+
+#include "fcvm/net/publish.hpp"
+#include "fcvm/storage/image_ref.hpp"
+#include "fcvm/util/result.hpp"
+
+namespace fcvm::vm {
+
+struct RunOptions {
+  std::string name{};  // generated when empty
+  storage::ImageRef image;
+  std::vector<std::string> command{};  // replaces the image's CMD when non-empty
+  std::vector<std::string> entrypoint{};
+  std::vector<std::string> env{};      // "K=V"
+  std::string workdir{};
+  std::vector<net::PortMapping> ports{};
+  std::vector<std::string> insecure_registries{};
+  int mem_mib = 1024;
+  int vcpus = 2;
+  std::string vmm = "auto";  // auto | qemu | firecracker
+  int stop_timeout_s = 10;
+  std::string timings_file{};  // JSON lines of start-up milestones (benchmarks)
+};
+
+// Validators shared by the CLI and tests. Each error is kInvalidInput and names the value.
+Result<> validate_name(const std::string& name);
+// "K=V" is kept; a bare "K" takes the value from the environment (error when unset).
+Result<std::string> normalize_env(const std::string& entry);
+// Parses an --env-file: K=V lines, '#' comments and blank lines ignored.
+Result<std::vector<std::string>> read_env_file(const std::string& path);
+Result<> validate_registry(const std::string& host_port);
+
+}  // namespace fcvm::vm

@@ -1,0 +1,99 @@
+// FirecrackerBackend snapshots.
+//
+// create: PATCH /vm Paused (unless paused) -> PUT /snapshot/create {Full}. The guest stays paused.
+// load:   a fresh process -> PUT /logger, /metrics -> PUT /snapshot/load {mem_backend File,
+//         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
+//         socket} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
+//         VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
+//         PATCH /vm Resumed when asked to resume.
+// Firecracker opens the disk paths recorded in the snapshot while loading it, so those files must
+// still exist at that moment.
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "fcvm/util/fs.hpp"
+#include "fcvm/util/rollback.hpp"
+#include "fcvm/vmm/firecracker/backend.hpp"
+#include "fcvm/vmm/firecracker/models.hpp"
+
+namespace fcvm::vmm::firecracker {
+namespace {
+
+nlohmann::json partial_drive(const std::string& drive_id, const std::string& path_on_host) {
+  // PartialDrive: only drive_id and the new path.
+  return {{"drive_id", drive_id}, {"path_on_host", path_on_host}};
+}
+
+}  // namespace
+
+Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
+                                             const std::string& state_path) {
+  if (!m_vmm || !running()) {
+    return fail(ErrorCode::kInternal, "snapshot: firecracker is not running");
+  }
+  if (!m_paused) FCVM_TRY(pause());
+  SnapshotCreateParams params;
+  params.snapshot_type = SnapshotType::kFull;
+  params.mem_file_path = mem_path;
+  params.snapshot_path = state_path;
+  if (m_vmm->jail) {
+    // Written inside the jail, then linked to where the caller wants them.
+    params.mem_file_path = "/snapshot.mem";
+    params.snapshot_path = "/snapshot.state";
+  }
+  auto timeouts = m_options.api_timeouts;
+  timeouts.total = m_options.snapshot_timeout;
+  FCVM_TRY(api().call("PUT", SnapshotCreateParams::path(), params.to_json(), timeouts));
+  if (m_vmm->jail) {
+    for (const auto& [inside, outside] :
+         {std::pair{params.mem_file_path, mem_path}, std::pair{params.snapshot_path, state_path}}) {
+      auto host = m_vmm->jail->host_path(inside);
+      if (::link(host.c_str(), outside.c_str()) != 0 && errno != EEXIST) {
+        return fail_errno(fmt::format("link {} to {}", host, outside));
+      }
+      ::unlink(host.c_str());
+    }
+  }
+  return {};
+}
+
+Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string& mem_path,
+                                           const std::string& state_path, bool resume_guest) {
+  if (m_vmm) return fail(ErrorCode::kInternal, "firecracker backend already started");
+  FCVM_TRY(validate(spec));
+  Rollback rollback;
+  FCVM_TRY(launch(spec, rollback));
+
+  SnapshotLoadParams params;
+  auto state = vmm_path(state_path);
+  if (!state) return fail(state.error().wrap("snapshot state"));
+  auto mem = vmm_path(mem_path);
+  if (!mem) return fail(mem.error().wrap("snapshot memory"));
+  params.snapshot_path = *state;
+  params.mem_backend = {MemoryBackend::Type::kFile, *mem};
+  params.resume_vm = false;
+  if (spec.net) params.network_overrides.push_back({k_iface_id, spec.net->tap});
+  ::unlink(m_paths.vsock_host.c_str());  // Firecracker binds it again while loading
+  params.vsock_override_uds_path = m_paths.vsock_vmm;
+  auto timeouts = m_options.api_timeouts;
+  timeouts.total = m_options.snapshot_timeout;
+  FCVM_TRY(api().call("PUT", SnapshotLoadParams::path(), params.to_json(), timeouts));
+  rollback.add("remove " + m_paths.vsock_host,
+               [path = m_paths.vsock_host] { ::unlink(path.c_str()); });
+  m_paused = true;
+
+  // Same drive ids as start() gave them, so the restored devices are found by id.
+  for (const auto& planned : plan_drives(spec.disks)) {
+    auto path = vmm_path(planned.disk.path);
+    if (!path) return fail(path.error().wrap("disk"));
+    FCVM_TRY(api().patch("/drives/" + planned.drive_id, partial_drive(planned.drive_id, *path)));
+  }
+  if (resume_guest) FCVM_TRY(resume());
+  rollback.commit();
+  return {};
+}
+
+}  // namespace fcvm::vmm::firecracker

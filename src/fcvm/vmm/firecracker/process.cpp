@@ -1,0 +1,203 @@
+#include "fcvm/vmm/firecracker/process.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/util/unique_fd.hpp"
+#include "fcvm/vmm/firecracker/api_client.hpp"
+
+namespace fcvm::vmm::firecracker {
+namespace {
+
+std::string base_name(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+Result<std::string> resolve_bin(const std::string& explicit_path, const char* env,
+                                const char* name) {
+  std::string wanted = explicit_path;
+  if (wanted.empty()) {
+    const char* from_env = std::getenv(env);
+    if (from_env != nullptr && *from_env != '\0') wanted = from_env;
+  }
+  if (!wanted.empty()) {
+    if (::access(wanted.c_str(), X_OK) != 0) {
+      return fail_errno(fmt::format("{} binary {} is not executable", name, wanted));
+    }
+    return wanted;
+  }
+  if (auto found = find_executable(name)) return *found;
+  return fail(ErrorCode::kUnavailable,
+              fmt::format("no {} binary: not found in PATH and {} is not set", name, env));
+}
+
+}  // namespace
+
+Result<std::string> resolve_firecracker_bin(const std::string& explicit_path) {
+  return resolve_bin(explicit_path, k_firecracker_bin_env, "firecracker");
+}
+
+Result<std::string> resolve_jailer_bin(const std::string& explicit_path) {
+  return resolve_bin(explicit_path, k_jailer_bin_env, "jailer");
+}
+
+std::vector<std::string> firecracker_argv(const std::string& bin, const std::string& api_sock,
+                                          const std::string& id) {
+  std::vector<std::string> argv = {bin, "--api-sock", api_sock};
+  if (!id.empty()) {
+    argv.emplace_back("--id");
+    argv.push_back(id);
+  }
+  return argv;
+}
+
+std::vector<std::string> jailer_argv(const std::string& jailer_bin, const ProcessOptions& options) {
+  const JailerOptions& j = *options.jailer;
+  std::vector<std::string> argv = {jailer_bin,
+                                   "--id",
+                                   options.id,
+                                   "--exec-file",
+                                   options.firecracker_bin,
+                                   "--uid",
+                                   std::to_string(j.uid),
+                                   "--gid",
+                                   std::to_string(j.gid)};
+  auto add = [&argv](const char* flag, const std::string& value) {
+    argv.emplace_back(flag);
+    argv.push_back(value);
+  };
+  if (!j.chroot_base_dir.empty()) add("--chroot-base-dir", j.chroot_base_dir);
+  if (!j.parent_cgroup.empty()) add("--parent-cgroup", j.parent_cgroup);
+  if (j.cgroup_version != 0) add("--cgroup-version", std::to_string(j.cgroup_version));
+  for (const auto& c : j.cgroups) add("--cgroup", c);
+  for (const auto& r : j.resource_limits) add("--resource-limit", r);
+  if (!j.netns.empty()) add("--netns", j.netns);
+  if (j.new_pid_ns) argv.emplace_back("--new-pid-ns");
+  // After "--": Firecracker's own arguments. The jailer already passes --id.
+  argv.emplace_back("--");
+  argv.emplace_back("--api-sock");
+  argv.emplace_back(k_jailed_api_sock);
+  return argv;
+}
+
+JailLayout::JailLayout(const JailerOptions& jailer, const std::string& firecracker_bin,
+                       const std::string& id)
+    : m_instance_dir(fmt::format("{}/{}/{}", jailer.chroot_base_dir, base_name(firecracker_bin),
+                                 id)),
+      m_root(m_instance_dir + "/root"),
+      m_uid(jailer.uid),
+      m_gid(jailer.gid) {}
+
+std::string JailLayout::host_path(const std::string& jailed_path) const {
+  if (jailed_path.empty() || jailed_path[0] != '/') return m_root + "/" + jailed_path;
+  return m_root + jailed_path;
+}
+
+Result<std::string> JailLayout::expose(const std::string& host_file) const {
+  auto name = base_name(host_file);
+  auto target = m_root + "/" + name;
+  struct stat src {}, dst {};
+  if (::stat(host_file.c_str(), &src) != 0) return fail_errno(fmt::format("stat {}", host_file));
+  bool same = ::stat(target.c_str(), &dst) == 0 && src.st_ino == dst.st_ino &&
+              src.st_dev == dst.st_dev;
+  if (!same && ::link(host_file.c_str(), target.c_str()) != 0) {
+    int e = errno;
+    auto hint = e == EXDEV ? " (the jail must be on the same filesystem as the VM's files)" : "";
+    return fail_errno(fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint), e);
+  }
+  if (::lchown(target.c_str(), m_uid, m_gid) != 0) {
+    return fail_errno(fmt::format("chown {} to {}:{}", target, m_uid, m_gid));
+  }
+  return "/" + name;
+}
+
+std::string log_tail(const std::string& path, size_t max_bytes) {
+  if (path.empty()) return {};
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return {};
+  off_t size = ::lseek(fd.get(), 0, SEEK_END);
+  if (size <= 0) return {};
+  off_t start = size > static_cast<off_t>(max_bytes) ? size - static_cast<off_t>(max_bytes) : 0;
+  std::string text(static_cast<size_t>(size - start), '\0');
+  ssize_t n = ::pread(fd.get(), text.data(), text.size(), start);
+  if (n <= 0) return {};
+  text.resize(static_cast<size_t>(n));
+  return std::string(trim(text));
+}
+
+Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
+  SpawnedVmm vmm;
+  std::vector<std::string> argv;
+  if (options.jailer) {
+    auto jailer_bin = resolve_jailer_bin(options.jailer->jailer_bin);
+    if (!jailer_bin) return tl::unexpected<Error>(jailer_bin.error());
+    argv = jailer_argv(*jailer_bin, options);
+    vmm.jail.emplace(*options.jailer, options.firecracker_bin, options.id);
+    vmm.api_sock = vmm.jail->host_path(k_jailed_api_sock);
+  } else {
+    argv = firecracker_argv(options.firecracker_bin, options.api_sock, options.id);
+    vmm.api_sock = options.api_sock;
+  }
+  if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
+    return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
+  }
+
+  UniqueFd log;
+  if (!options.log_path.empty()) {
+    log.reset(::open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!log) return fail_errno(fmt::format("open {}", options.log_path));
+  }
+  SpawnOptions spawn;
+  spawn.argv = argv;
+  spawn.stdout_fd = log.get();
+  spawn.stderr_fd = log.get();
+  // Its own session: a terminal's Ctrl-C reaches fcvm, which stops the VM in order.
+  spawn.new_session = true;
+  spawn.join_namespaces_of = options.join_namespaces_of;
+  FCVM_LOG(kDebug, "firecracker", "spawn: {}", join(argv, " "));
+  auto child = ChildProcess::spawn(spawn);
+  if (!child) return tl::unexpected<Error>(child.error());
+  vmm.process = std::move(*child);
+
+  // Wait until the API answers GET /: the socket file appears before Firecracker accepts on it.
+  auto client = ApiClient::for_socket(vmm.api_sock, ApiTimeouts{std::chrono::milliseconds(200),
+                                                                std::chrono::milliseconds(1000)});
+  auto deadline = std::chrono::steady_clock::now() + options.ready_timeout;
+  std::string last = "no answer";
+  for (;;) {
+    auto status = vmm.process.try_wait();
+    if (!status) return tl::unexpected<Error>(status.error());
+    if (*status) {
+      auto tail = log_tail(options.log_path);
+      ::unlink(vmm.api_sock.c_str());
+      return fail(ErrorCode::kSystem,
+                  fmt::format("{} exited ({}) before its API socket answered{}{}", argv[0],
+                              (*status)->describe(), tail.empty() ? "" : ": ", tail));
+    }
+    if (::access(vmm.api_sock.c_str(), F_OK) == 0) {
+      auto info = client.get("/");
+      if (info) return vmm;
+      last = info.error().to_string();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      vmm.process.terminate(std::chrono::milliseconds(0));
+      ::unlink(vmm.api_sock.c_str());
+      return fail(ErrorCode::kTimeout,
+                  fmt::format("{}: API socket {} did not answer within {} ms (last: {})", argv[0],
+                              vmm.api_sock, options.ready_timeout.count(), last));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace fcvm::vmm::firecracker

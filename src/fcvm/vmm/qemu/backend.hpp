@@ -1,0 +1,54 @@
+#pragma once
+// QemuBackend: runs one VM with qemu-system-x86_64 (-machine microvm). Owns the QEMU process
+// (ChildProcess: killed if this object dies while it runs) and its QMP connection.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "fcvm/vmm/backend.hpp"
+#include "fcvm/vmm/qemu/command_line.hpp"
+#include "fcvm/vmm/qemu/qmp_client.hpp"
+
+namespace fcvm::vmm::qemu {
+
+struct QemuOptions {
+  Accel accel = Accel::kTcg;
+  std::string binary = "qemu-system-x86_64";
+};
+
+class QemuBackend final : public Backend {
+ public:
+  explicit QemuBackend(QemuOptions options) : m_options(std::move(options)) {}
+  ~QemuBackend() override = default;
+
+  std::string_view name() const override { return "qemu"; }
+  DiskFormat root_disk_format() const override { return DiskFormat::kQcow2; }
+  bool wants_uncompressed_kernel() const override { return false; }
+
+  Result<> start(const VmSpec& spec) override;
+  Result<UniqueFd> connect_agent(std::chrono::milliseconds timeout) override;
+  Result<> pause() override;
+  Result<> resume() override;
+  Result<> shutdown() override;
+  Result<std::optional<ExitStatus>> wait_exit(std::chrono::milliseconds timeout) override;
+  void kill() override;
+  pid_t pid() const override { return m_process.pid(); }
+  pid_t detach() override { return m_process.detach(); }
+
+  Accel accel() const { return m_options.accel; }
+
+ private:
+  std::string vmm_log_tail() const;
+  QemuOptions m_options;
+  VmSpec m_spec;
+  ChildProcess m_process;
+  std::optional<QmpClient> m_qmp;
+};
+
+// Decides between KVM and TCG. KVM is used only when a probe proves that it boots the kernel
+// (a device node that exists is not enough: some hosts expose a KVM that cannot run a stock
+// kernel). The verdict is cached in cache_file per boot id and kernel. FCVM_ACCEL=kvm|tcg
+// overrides. `why` receives a one-line reason for the log.
+Accel choose_accel(const std::string& kernel, const std::string& cache_file, std::string& why);
+
+}  // namespace fcvm::vmm::qemu

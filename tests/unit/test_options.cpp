@@ -1,0 +1,79 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "fcvm/vm/options.hpp"
+#include "fcvm/vm/plan.hpp"
+
+using namespace fcvm;
+
+TEST(Options, Names) {
+  EXPECT_TRUE(vm::validate_name("web1"));
+  EXPECT_TRUE(vm::validate_name("a.b_c-d"));
+  EXPECT_TRUE(vm::validate_name(std::string(63, 'a')));
+  for (const std::string& bad : std::vector<std::string>{"", "-a", ".a", "a b", "a/b", std::string(64, 'a'), "é"}) {
+    auto r = vm::validate_name(bad);
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+    }
+  }
+}
+
+TEST(Options, Env) {
+  EXPECT_EQ(*vm::normalize_env("A=1"), "A=1");
+  EXPECT_EQ(*vm::normalize_env("A="), "A=");
+  EXPECT_EQ(*vm::normalize_env("A=b=c"), "A=b=c");
+  setenv("FCVM_TEST_VAR", "xyz", 1);
+  EXPECT_EQ(*vm::normalize_env("FCVM_TEST_VAR"), "FCVM_TEST_VAR=xyz");
+  unsetenv("FCVM_TEST_UNSET");
+  EXPECT_FALSE(vm::normalize_env("FCVM_TEST_UNSET"));
+  EXPECT_FALSE(vm::normalize_env("=1"));
+  EXPECT_FALSE(vm::normalize_env("1A=1"));
+  EXPECT_FALSE(vm::normalize_env("A-B=1"));
+}
+
+TEST(Options, EnvFile) {
+  std::string path = testing::TempDir() + "/env";
+  std::ofstream(path) << "# comment\n\nA=1\n  B=two words  \n";
+  auto env = vm::read_env_file(path);
+  ASSERT_TRUE(env);
+  EXPECT_EQ(*env, (std::vector<std::string>{"A=1", "B=two words"}));
+  std::ofstream(path) << "A=1\nnot valid\n";
+  auto bad = vm::read_env_file(path);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find(":2:"), std::string::npos) << bad.error().message();
+  EXPECT_FALSE(vm::read_env_file("/nonexistent/env"));
+}
+
+TEST(Plan, LoopbackRegistryIsMirroredThroughTheGateway) {
+  vm::RunOptions o;
+  o.image = *storage::parse_image_ref("127.0.0.1:5055/nginx:latest");
+  o.env = {"A=1"};
+  o.command = {"nginx", "-g", "daemon off;"};
+  net::GuestNetwork guest;
+  auto plan = vm::make_plan(o, "abc", "web", guest);
+  EXPECT_TRUE(vm::needs_host_loopback(o));
+  EXPECT_EQ(plan.image.ref, "127.0.0.1:5055/nginx:latest");
+  ASSERT_EQ(plan.image.mirrors.size(), 1u);
+  EXPECT_EQ(plan.image.mirrors[0].prefix, "127.0.0.1:5055");
+  EXPECT_EQ(plan.image.mirrors[0].location, "10.0.2.2:5055");
+  EXPECT_TRUE(plan.image.mirrors[0].insecure);
+  EXPECT_EQ(plan.network.address, "10.0.2.15/24");
+  EXPECT_EQ(plan.network.gateway, "10.0.2.2");
+  EXPECT_EQ(plan.hostname, "web");
+  EXPECT_EQ(plan.command, o.command);
+  EXPECT_GT(plan.time_unix_ns, 0);
+}
+
+TEST(Plan, RemoteRegistryHasNoMirrorAndNoLoopback) {
+  vm::RunOptions o;
+  o.image = *storage::parse_image_ref("registry.example:5000/app");
+  o.insecure_registries = {"registry.example:5000"};
+  auto plan = vm::make_plan(o, "abc", "web", net::GuestNetwork{});
+  EXPECT_FALSE(vm::needs_host_loopback(o));
+  EXPECT_TRUE(plan.image.mirrors.empty());
+  EXPECT_EQ(plan.image.insecure_registries, std::vector<std::string>{"registry.example:5000"});
+  EXPECT_TRUE(plan.image.archive_serial.empty());
+}

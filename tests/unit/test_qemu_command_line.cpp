@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "fcvm/vmm/qemu/command_line.hpp"
+
+using namespace fcvm;
+using namespace fcvm::vmm;
+
+namespace {
+VmSpec sample() {
+  VmSpec s;
+  s.id = "0123";
+  s.name = "web";
+  s.dir = "/run/vm";
+  s.kernel = "/k/vmlinuz";
+  s.initrd = "/k/initrd.img";
+  s.kernel_args = {"fcvm.root=fcvm-root"};
+  s.vcpus = 2;
+  s.mem_mib = 768;
+  s.disks = {{"/run/vm/root.qcow2", DiskFormat::kQcow2, false, "fcvm-root", true},
+             {"/img/app.tar", DiskFormat::kRaw, true, "fcvm-image", false}};
+  s.net = NetSpec{"tap0", "06:00:0a:00:02:0f"};
+  s.console_log = "/run/vm/console.log";
+  return s;
+}
+std::string after(const std::vector<std::string>& argv, const std::string& flag, int nth = 0) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag && nth-- == 0) return argv[i + 1];
+  }
+  return "<missing>";
+}
+}  // namespace
+
+TEST(QemuCommandLine, MicrovmUnderTcgHasTscHint) {
+  auto argv = qemu::build_command_line(sample(), qemu::Accel::kTcg, 2600000);
+  EXPECT_EQ(argv[0], "qemu-system-x86_64");
+  EXPECT_EQ(after(argv, "-machine"), "microvm,pit=on,acpi=on,rtc=on");
+  EXPECT_EQ(after(argv, "-accel"), "tcg");
+  EXPECT_EQ(after(argv, "-smp"), "2");
+  EXPECT_EQ(after(argv, "-m"), "768M");
+  EXPECT_EQ(after(argv, "-append"),
+            "console=ttyS0 reboot=t panic=-1 quiet loglevel=3 fcvm.agent=serial:fcvm.agent "
+            "tsc_early_khz=2600000 fcvm.root=fcvm-root");
+  EXPECT_EQ(after(argv, "-drive", 0),
+            "file=/run/vm/root.qcow2,if=none,id=disk0,format=qcow2,discard=unmap");
+  EXPECT_EQ(after(argv, "-drive", 1), "file=/img/app.tar,if=none,id=disk1,format=raw,readonly=on");
+  EXPECT_EQ(after(argv, "-netdev"), "tap,id=net0,ifname=tap0,script=no,downscript=no");
+  EXPECT_EQ(after(argv, "-qmp"), "unix:/run/vm/qmp.sock,server=on,wait=off");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "-no-reboot"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "virtio-blk-device,drive=disk0,serial=fcvm-root"),
+            argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "virtserialport,chardev=agent,name=fcvm.agent"),
+            argv.end());
+}
+
+TEST(QemuCommandLine, KvmUsesHostCpuAndNoTscHint) {
+  auto argv = qemu::build_command_line(sample(), qemu::Accel::kKvm, 2600000);
+  EXPECT_EQ(after(argv, "-accel"), "kvm");
+  EXPECT_EQ(after(argv, "-cpu"), "host");
+  EXPECT_EQ(after(argv, "-append").find("tsc_early_khz"), std::string::npos);
+}
