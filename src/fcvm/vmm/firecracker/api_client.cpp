@@ -1,10 +1,9 @@
 #include "fcvm/vmm/firecracker/api_client.hpp"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
@@ -83,8 +82,8 @@ Result<ApiResponse> CurlTransport::send(const ApiRequest& request, const ApiTime
   if (rc != CURLE_OK) {
     std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc);
     auto code = rc == CURLE_OPERATION_TIMEDOUT ? ErrorCode::kTimeout : ErrorCode::kSystem;
-    return fail(code, fmt::format("{} {}: {} (API socket {})", request.method, request.path,
-                                  detail, m_socket_path));
+    return fail(code, fmt::format("{} {}: {} (API socket {})", request.method, request.path, detail,
+                                  m_socket_path));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;

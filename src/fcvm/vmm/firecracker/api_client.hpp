@@ -1,24 +1,24 @@
 #pragma once
 // HTTP client for Firecracker's API socket. ApiClient turns calls into requests and any non-2xx
 // answer into an Error that names the call and carries Firecracker's fault_message verbatim:
-//   "PUT /boot-source: 400 The kernel file cannot be opened: No such file or directory (os error 2)"
+//   "PUT /boot-source: 400 The kernel file cannot be opened: No such file or directory (os error
+//   2)"
 // The bytes go through a Transport: CurlTransport speaks HTTP/1.1 over the Unix socket with
 // libcurl (one easy handle, so the connection is kept alive between calls); tests may substitute
 // their own.
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/util/result.hpp"
 
 namespace fcvm::vmm::firecracker {
 
 struct ApiRequest {
-  std::string method;  // GET, PUT, PATCH
-  std::string path;    // "/boot-source"
+  std::string method;                 // GET, PUT, PATCH
+  std::string path;                   // "/boot-source"
   std::optional<std::string> body{};  // JSON text
 };
 

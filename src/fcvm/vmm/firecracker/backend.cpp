@@ -1,14 +1,13 @@
 #include "fcvm/vmm/firecracker/backend.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -19,8 +18,8 @@
 namespace fcvm::vmm::firecracker {
 namespace {
 
-// Creates (or truncates nothing of) a file Firecracker will open but not create: its logger and
-// metrics paths must exist beforehand.
+// Creates path if missing (never truncates). Firecracker opens its logger and metrics files but
+// does not create them.
 Result<> touch(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!fd) return fail_errno(fmt::format("create {}", path));
@@ -44,7 +43,7 @@ FirecrackerBackend::~FirecrackerBackend() {
   if (m_vmm && m_vmm->process.pid() > 0) kill();
 }
 
-Result<> FirecrackerBackend::validate(const VmSpec& spec) const {
+Result<> FirecrackerBackend::validate(const VmSpec& spec, bool booting) const {
   if (!valid_instance_id(spec.id)) {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("VM id \"{}\" is not a valid Firecracker id (letters, digits and '-', "
@@ -52,19 +51,19 @@ Result<> FirecrackerBackend::validate(const VmSpec& spec) const {
                             spec.id));
   }
   if (spec.dir.empty() || !path_exists(spec.dir)) {
-    return fail(ErrorCode::kInvalidInput, fmt::format("VM directory \"{}\" does not exist", spec.dir));
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("VM directory \"{}\" does not exist", spec.dir));
   }
   constexpr size_t k_max_sun_path = sizeof(sockaddr_un{}.sun_path) - 1;
   for (const char* name : {k_api_sock_name, k_vsock_name}) {
     auto p = spec.dir + "/" + name;
     if (p.size() > k_max_sun_path) {
-      return fail(ErrorCode::kInvalidInput,
-                  fmt::format("socket path too long ({} > {} bytes): {}", p.size(),
-                              k_max_sun_path, p));
+      return fail(ErrorCode::kInvalidInput, fmt::format("socket path too long ({} > {} bytes): {}",
+                                                        p.size(), k_max_sun_path, p));
     }
   }
-  if (spec.kernel.empty()) return fail(ErrorCode::kInvalidInput, "no kernel given");
-  if (!is_elf(spec.kernel)) {
+  if (booting && spec.kernel.empty()) return fail(ErrorCode::kInvalidInput, "no kernel given");
+  if (booting && !is_elf(spec.kernel)) {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("kernel {} is not an uncompressed ELF vmlinux (Firecracker cannot "
                             "boot a bzImage)",
@@ -86,6 +85,17 @@ Result<> FirecrackerBackend::validate(const VmSpec& spec) const {
 Result<std::string> FirecrackerBackend::vmm_path(const std::string& host_path) const {
   if (!m_vmm || !m_vmm->jail) return host_path;
   return m_vmm->jail->expose(host_path);
+}
+
+Result<> FirecrackerBackend::link_out(const std::string& inside, const std::string& outside,
+                                      Rollback& rollback) {
+  if (!m_vmm->jail || outside.empty()) return {};
+  ::unlink(outside.c_str());
+  if (::symlink(inside.c_str(), outside.c_str()) != 0) {
+    return fail_errno(fmt::format("symlink {} -> {}", outside, inside));
+  }
+  rollback.add("remove " + outside, [outside] { ::unlink(outside.c_str()); });
+  return {};
 }
 
 Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
@@ -115,7 +125,7 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
   });
 
   // Files Firecracker writes: in spec.dir, or in the jail's root (where the jailed process can
-  // reach them) with links from spec.dir.
+  // reach them) with symlinks from spec.dir.
   auto place = [&](const char* name, std::string& host, std::string& vmm_side) {
     if (m_vmm->jail) {
       host = m_vmm->jail->host_path(std::string("/") + name);
@@ -134,6 +144,8 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
       return fail_errno(fmt::format("chown {}", *file));
     }
   }
+  FCVM_TRY(link_out(m_paths.log_host, spec.dir + "/" + k_log_name, rollback));
+  FCVM_TRY(link_out(m_paths.metrics_host, spec.dir + "/" + k_metrics_name, rollback));
   Logger logger{m_paths.log_vmm, m_options.log_level, true, std::nullopt, std::nullopt};
   FCVM_TRY(api().put(Logger::path(), logger.to_json()));
   FCVM_TRY(api().put(Metrics::path(), Metrics{m_paths.metrics_vmm}.to_json()));
@@ -166,6 +178,7 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
       m_paths.console_host = m_paths.console_vmm = spec.console_log;
     }
     FCVM_TRY(touch(m_paths.console_host));
+    FCVM_TRY(link_out(m_paths.console_host, spec.console_log, rollback));
     FCVM_TRY(api().put(SerialDevice::path(), SerialDevice{m_paths.console_vmm}.to_json()));
   }
 
@@ -206,7 +219,7 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
 
 Result<> FirecrackerBackend::start(const VmSpec& spec) {
   if (m_vmm) return fail(ErrorCode::kInternal, "firecracker backend already started");
-  FCVM_TRY(validate(spec));
+  FCVM_TRY(validate(spec, /*booting=*/true));
   Rollback rollback;
   FCVM_TRY(launch(spec, rollback));
   FCVM_TRY(configure(spec, rollback));

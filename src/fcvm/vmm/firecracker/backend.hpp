@@ -14,16 +14,19 @@
 //   PUT /mmds/config, PUT /mmds    when spec.net and spec.mmds_json are set: mmds_document()
 //   PUT /actions InstanceStart
 // connect_agent() reaches fc-agent on vsock port 1024 through <dir>/vsock.sock.
+// Files in spec.dir: firecracker.sock and vsock.sock (removed once the VMM has ended),
+// firecracker.log and firecracker.metrics (kept for `fcvm logs`). Snapshots: backend_snapshot.cpp.
+// With FirecrackerOptions::jailer (needs real root) Firecracker runs chrooted and its inputs are
+// hard-linked into the jail root, its outputs symlinked from spec.dir (process.hpp).
 //
 // Disk serials: Firecracker has no way to set a virtio-blk serial; the guest reads
 // "<st_dev><st_rdev><st_ino>" of the backing file (decimal, at most 20 bytes) as the serial.
 // guest_disk_serial() computes it, so the caller can pass e.g. fcvm.root=<that> to the guest.
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/vmm/backend.hpp"
 #include "fcvm/vmm/firecracker/api_client.hpp"
@@ -112,11 +115,15 @@ class FirecrackerBackend : public Backend {
     std::string console_host, console_vmm;
   };
 
-  Result<> validate(const VmSpec& spec) const;
+  // booting: the kernel matters (start()); a snapshot load needs none.
+  Result<> validate(const VmSpec& spec, bool booting) const;
   // Spawn + logger + metrics: common to start() and snapshot_load().
   Result<> launch(const VmSpec& spec, Rollback& rollback);
   Result<> configure(const VmSpec& spec, Rollback& rollback);
   Result<std::string> vmm_path(const std::string& host_path) const;
+  // Inside the jail, Firecracker's output files live in the jail root; `outside` (in spec.dir)
+  // becomes a symlink to `inside` so logs are found where they are without a jail.
+  Result<> link_out(const std::string& inside, const std::string& outside, Rollback& rollback);
   ApiClient& api() { return *m_api; }
   bool running();
   void remove_sockets();

@@ -5,14 +5,13 @@
 //         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
 //         socket} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
 //         VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
-//         PATCH /vm Resumed when asked to resume.
+//         PUT /mmds (spec.mmds_json, when there is a network) -> PATCH /vm Resumed if asked.
 // Firecracker opens the disk paths recorded in the snapshot while loading it, so those files must
 // still exist at that moment.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/rollback.hpp"
@@ -63,7 +62,7 @@ Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
 Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string& mem_path,
                                            const std::string& state_path, bool resume_guest) {
   if (m_vmm) return fail(ErrorCode::kInternal, "firecracker backend already started");
-  FCVM_TRY(validate(spec));
+  FCVM_TRY(validate(spec, /*booting=*/false));
   Rollback rollback;
   FCVM_TRY(launch(spec, rollback));
 
@@ -90,6 +89,12 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
     auto path = vmm_path(planned.disk.path);
     if (!path) return fail(path.error().wrap("disk"));
     FCVM_TRY(api().patch("/drives/" + planned.drive_id, partial_drive(planned.drive_id, *path)));
+  }
+  // The MMDS data store is not part of a snapshot: the clone gets its own plan.
+  if (spec.net && !spec.mmds_json.empty()) {
+    auto document = mmds_document(spec.mmds_json);
+    if (!document) return tl::unexpected<Error>(document.error());
+    FCVM_TRY(api().put(mmds_path(), *document));
   }
   if (resume_guest) FCVM_TRY(resume());
   rollback.commit();

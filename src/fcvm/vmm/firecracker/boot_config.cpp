@@ -1,10 +1,9 @@
 // Pure helpers of FirecrackerBackend: kernel command line, MMDS document, drive ids and serials.
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/strings.hpp"
@@ -52,8 +51,8 @@ std::vector<PlannedDrive> plan_drives(const std::vector<DiskSpec>& disks) {
   std::vector<PlannedDrive> planned;
   std::set<std::string> used;
   for (size_t i = 0; i < ordered.size(); ++i) {
-    auto id = ordered[i].serial.empty() ? fmt::format("disk{}", i)
-                                        : to_resource_id(ordered[i].serial);
+    auto id =
+        ordered[i].serial.empty() ? fmt::format("disk{}", i) : to_resource_id(ordered[i].serial);
     if (used.count(id) != 0) id += fmt::format("_{}", i);
     used.insert(id);
     planned.push_back({id, ordered[i]});

@@ -1,8 +1,8 @@
 #include "fcvm/vmm/firecracker/models.hpp"
 
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include <cctype>
 
 namespace fcvm::vmm::firecracker {
 
@@ -56,7 +56,8 @@ Result<MachineConfiguration> MachineConfiguration::from_json(const json& j) {
     m.vcpu_count = j.at("vcpu_count").get<int>();
     m.mem_size_mib = j.at("mem_size_mib").get<int>();
     if (j.contains("smt")) m.smt = j.at("smt").get<bool>();
-    if (j.contains("track_dirty_pages")) m.track_dirty_pages = j.at("track_dirty_pages").get<bool>();
+    if (j.contains("track_dirty_pages"))
+      m.track_dirty_pages = j.at("track_dirty_pages").get<bool>();
     if (j.contains("huge_pages")) m.huge_pages = j.at("huge_pages").get<std::string>();
     return m;
   } catch (const json::exception& e) {
@@ -78,8 +79,8 @@ json SerialDevice::to_json() const {
 }
 
 json Drive::to_json() const {
-  json j = {{"drive_id", drive_id}, {"path_on_host", path_on_host},
-            {"is_root_device", is_root_device}};
+  json j = {
+      {"drive_id", drive_id}, {"path_on_host", path_on_host}, {"is_root_device", is_root_device}};
   put_opt(j, "is_read_only", is_read_only);
   put_opt(j, "partuuid", partuuid);
   put_opt(j, "cache_type", cache_type);

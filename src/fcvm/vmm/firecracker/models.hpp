@@ -4,11 +4,10 @@
 // are std::optional and left out of the JSON when unset, so Firecracker applies its own defaults.
 // Each model also names the endpoint it is sent to (path()).
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/util/result.hpp"
 

@@ -1,13 +1,12 @@
 #include "fcvm/vmm/firecracker/probe.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/child_process.hpp"
 #include "fcvm/util/strings.hpp"
@@ -57,8 +56,8 @@ Result<ProbeResult> firecracker_available(const ProbeOptions& options) {
     auto out = run_capture({*bin, "--version"}, options.version_timeout);
     if (!out) return unavailable(fmt::format("{} --version: {}", *bin, out.error().to_string()));
     if (!out->status.exited || out->status.code != 0) {
-      return unavailable(fmt::format("{} --version failed ({}): {}", *bin,
-                                     out->status.describe(), trim(out->err + out->out)));
+      return unavailable(fmt::format("{} --version failed ({}): {}", *bin, out->status.describe(),
+                                     trim(out->err + out->out)));
     }
     auto lines = split(trim(out->out), '\n');
     result.version = lines.empty() ? "" : std::string(trim(lines.front()));

@@ -1,14 +1,13 @@
 #include "fcvm/vmm/firecracker/process.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
@@ -92,8 +91,8 @@ std::vector<std::string> jailer_argv(const std::string& jailer_bin, const Proces
 
 JailLayout::JailLayout(const JailerOptions& jailer, const std::string& firecracker_bin,
                        const std::string& id)
-    : m_instance_dir(fmt::format("{}/{}/{}", jailer.chroot_base_dir, base_name(firecracker_bin),
-                                 id)),
+    : m_instance_dir(
+          fmt::format("{}/{}/{}", jailer.chroot_base_dir, base_name(firecracker_bin), id)),
       m_root(m_instance_dir + "/root"),
       m_uid(jailer.uid),
       m_gid(jailer.gid) {}
@@ -106,14 +105,16 @@ std::string JailLayout::host_path(const std::string& jailed_path) const {
 Result<std::string> JailLayout::expose(const std::string& host_file) const {
   auto name = base_name(host_file);
   auto target = m_root + "/" + name;
-  struct stat src {}, dst {};
+  struct stat src {};
+  struct stat dst {};
   if (::stat(host_file.c_str(), &src) != 0) return fail_errno(fmt::format("stat {}", host_file));
-  bool same = ::stat(target.c_str(), &dst) == 0 && src.st_ino == dst.st_ino &&
-              src.st_dev == dst.st_dev;
+  bool same =
+      ::stat(target.c_str(), &dst) == 0 && src.st_ino == dst.st_ino && src.st_dev == dst.st_dev;
   if (!same && ::link(host_file.c_str(), target.c_str()) != 0) {
     int e = errno;
     auto hint = e == EXDEV ? " (the jail must be on the same filesystem as the VM's files)" : "";
-    return fail_errno(fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint), e);
+    return fail_errno(fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint),
+                      e);
   }
   if (::lchown(target.c_str(), m_uid, m_gid) != 0) {
     return fail_errno(fmt::format("chown {} to {}:{}", target, m_uid, m_gid));
@@ -138,6 +139,10 @@ std::string log_tail(const std::string& path, size_t max_bytes) {
 Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   SpawnedVmm vmm;
   std::vector<std::string> argv;
+  if (options.jailer && options.jailer->new_pid_ns) {
+    return fail(ErrorCode::kInvalidInput,
+                "jailer --new-pid-ns is not supported: fcvm must hold the Firecracker process");
+  }
   if (options.jailer) {
     auto jailer_bin = resolve_jailer_bin(options.jailer->jailer_bin);
     if (!jailer_bin) return tl::unexpected<Error>(jailer_bin.error());
@@ -170,8 +175,8 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   vmm.process = std::move(*child);
 
   // Wait until the API answers GET /: the socket file appears before Firecracker accepts on it.
-  auto client = ApiClient::for_socket(vmm.api_sock, ApiTimeouts{std::chrono::milliseconds(200),
-                                                                std::chrono::milliseconds(1000)});
+  auto client = ApiClient::for_socket(
+      vmm.api_sock, ApiTimeouts{std::chrono::milliseconds(200), std::chrono::milliseconds(1000)});
   auto deadline = std::chrono::steady_clock::now() + options.ready_timeout;
   std::string last = "no answer";
   for (;;) {

@@ -1,18 +1,21 @@
 #pragma once
 // Starting the Firecracker process, directly or through the jailer.
 //
-// Direct:  firecracker --api-sock <dir>/firecracker.sock --id <id>
-// Jailed:  jailer --id <id> --exec-file <firecracker> --uid U --gid G [--chroot-base-dir B]
-//                 [--parent-cgroup P] [--cgroup-version V] [--cgroup k=v]... [--resource-limit k=v]...
-//                 [--netns PATH] [--new-pid-ns] -- --api-sock /run/firecracker.socket
+//   firecracker --api-sock <dir>/firecracker.sock --id <id>
+//   jailer --id <id> --exec-file <firecracker> --uid U --gid G [--chroot-base-dir B]
+//          [--parent-cgroup P] [--cgroup-version V] [--cgroup k=v]... [--resource-limit k=v]...
+//          [--netns PATH] [--new-pid-ns] -- --api-sock /firecracker.socket
+//
 // The jailer passes --id to Firecracker itself and chroots it into
 // <B>/<basename of exec-file>/<id>/root (JailLayout), so every path given to the API must be
-// inside that root; JailLayout::expose() hard-links host files there. Without --new-pid-ns and
-// --daemonize the jailer execs Firecracker in place, so the pid we hold is Firecracker's.
+// inside that root; JailLayout::expose() hard-links host files there. Without --daemonize and
+// --new-pid-ns the jailer execs Firecracker in place, so the pid we hold is Firecracker's;
+// spawn_firecracker refuses --new-pid-ns (the process we would hold is not the VMM).
+#include <sys/types.h>
+
 #include <chrono>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "fcvm/util/child_process.hpp"
@@ -23,7 +26,8 @@ namespace fcvm::vmm::firecracker {
 inline constexpr const char* k_firecracker_bin_env = "FCVM_FIRECRACKER_BIN";
 inline constexpr const char* k_jailer_bin_env = "FCVM_JAILER_BIN";
 // Where the jailed Firecracker puts its API socket (relative to the jail root).
-inline constexpr const char* k_jailed_api_sock = "/run/firecracker.socket";
+// In the jail root, which the jailer chowns to the jail user (no /run needed there).
+inline constexpr const char* k_jailed_api_sock = "/firecracker.socket";
 
 struct JailerOptions {
   std::string jailer_bin{};  // empty: $FCVM_JAILER_BIN, else "jailer" from PATH
@@ -31,8 +35,8 @@ struct JailerOptions {
   gid_t gid = 0;
   std::string chroot_base_dir = "/srv/jailer";
   std::string parent_cgroup{};
-  int cgroup_version = 0;                     // 0: jailer default (1)
-  std::vector<std::string> cgroups{};         // "cpu.max=50000 100000", one --cgroup each
+  int cgroup_version = 0;                      // 0: jailer default (1)
+  std::vector<std::string> cgroups{};          // "cpu.max=50000 100000", one --cgroup each
   std::vector<std::string> resource_limits{};  // "no-file=1024", one --resource-limit each
   std::string netns{};                         // path of a netns handle (/var/run/netns/x)
   bool new_pid_ns = false;
@@ -43,7 +47,7 @@ struct ProcessOptions {
   std::string id;               // Firecracker instance id (letters, digits, '-')
   std::string api_sock;         // host path of the API socket when not jailed
   std::optional<JailerOptions> jailer{};
-  std::string log_path{};       // receives stdout+stderr; empty: /dev/null
+  std::string log_path{};  // receives stdout+stderr; empty: /dev/null
   pid_t join_namespaces_of = 0;
   std::chrono::milliseconds ready_timeout{5000};
 };
@@ -61,7 +65,8 @@ std::vector<std::string> jailer_argv(const std::string& jailer_bin, const Proces
 // The jail's directory layout for one VM.
 class JailLayout {
  public:
-  JailLayout(const JailerOptions& jailer, const std::string& firecracker_bin, const std::string& id);
+  JailLayout(const JailerOptions& jailer, const std::string& firecracker_bin,
+             const std::string& id);
   // <chroot_base>/<exec name>/<id>: what to remove after the VM is gone.
   const std::string& instance_dir() const { return m_instance_dir; }
   // <instance_dir>/root: "/" as the jailed Firecracker sees it.

@@ -1,5 +1,6 @@
 #include "fcvm/vmm/firecracker/vsock.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
@@ -105,18 +104,20 @@ Result<UniqueFd> vsock_connect(const std::string& uds_path, uint32_t port, milli
     auto attempt = try_once(uds_path, port, deadline, options);
     switch (attempt.kind) {
       case Attempt::Kind::kConnected:
-        FCVM_LOG(kDebug, "vsock", "connected to port {} via {} after {} attempt(s)", port,
-                 uds_path, attempts);
+        FCVM_LOG(kDebug, "vsock", "connected to port {} via {} after {} attempt(s)", port, uds_path,
+                 attempts);
         return std::move(attempt.fd);
       case Attempt::Kind::kFatal:
         return fail(std::move(attempt.error).wrap(fmt::format("vsock {} port {}", uds_path, port)));
       case Attempt::Kind::kRetry:
-        last_reason = attempt.why;
+        // An attempt cut short by the overall deadline says less than the one before it.
+        if (attempts == 1 || left_until(deadline) > milliseconds(0)) last_reason = attempt.why;
         break;
     }
     if (options.still_alive) {
       auto alive = options.still_alive();
-      if (!alive) return fail(std::move(alive.error()).wrap(fmt::format("vsock {} port {}", uds_path, port)));
+      if (!alive)
+        return fail(std::move(alive.error()).wrap(fmt::format("vsock {} port {}", uds_path, port)));
     }
     if (left_until(deadline) <= milliseconds(0)) {
       return fail(ErrorCode::kTimeout,

@@ -1,0 +1,55 @@
+# fcvm — entry points. Everything installs what it needs (Debian packages via
+# scripts/install-deps.sh, guest artifacts via scripts/fcvm-init.sh).
+#   make demo     build everything and run a demo VM serving nginx on http://127.0.0.1:8080
+#   make test     build everything and run all test tiers (unit, integration, e2e)
+PRESET      ?= release
+BUILD       := build/$(PRESET)
+FCVM        := $(BUILD)/fcvm
+AGENT       := $(BUILD)/fc-agent
+IMAGES      := build/images
+CTEST_ARGS  ?=
+DEMO_PORT   ?= 8080
+
+.PHONY: all deps build guest images test test-unit test-integration test-e2e demo bench format lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh all
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD)
+
+guest: build
+	@scripts/fcvm-init.sh --agent $(AGENT)
+
+images: deps
+	@scripts/build-test-images.sh $(IMAGES)
+
+test: build guest images
+	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
+
+test-unit: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L unit $(CTEST_ARGS)
+
+test-integration: build guest images
+	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure -L integration $(CTEST_ARGS)
+
+test-e2e: build guest images
+	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure -L e2e $(CTEST_ARGS)
+
+demo: build guest images
+	@scripts/demo.sh $(FCVM) $(IMAGES)/nginx.oci.tar $(DEMO_PORT)
+
+bench: build guest images
+	@bench/cold_run.sh $(FCVM) $(IMAGES)
+
+format:
+	@find src tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+lint:
+	@find src tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf build

@@ -1,0 +1,45 @@
+#pragma once
+// Pure functions around podman: the exact argv the agent runs for a Plan or an Exec, and parsers
+// of what podman prints or sends. The agent's runtime code only spawns what these return.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/util/result.hpp"
+
+namespace fcvm::agent {
+
+// The VM's one main container.
+inline constexpr const char* k_container_name = "fcvm-main";
+
+// podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
+//   [--entrypoint JSON] [-e K=V]... [-w DIR] IMAGE [COMMAND...]
+// The image is already in local storage when this runs (--pull=never keeps a failure local).
+std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image);
+
+// podman exec -i [-t] [-e K=V]... [-w DIR] [-u USER] fcvm-main ARGV...
+std::vector<std::string> podman_exec_argv(const agent_proto::Exec& exec);
+
+// The argv of an exec that runs in the guest OS (in_vm): ARGV itself, or wrapped in
+// `setpriv --reuid=UID --regid=GID --clear-groups --` when a numeric UID[:GID] user is given.
+// A user name is refused (the static agent cannot resolve names without NSS).
+Result<std::vector<std::string>> in_vm_argv(const agent_proto::Exec& exec);
+
+std::vector<std::string> podman_load_argv(const std::string& path);
+std::vector<std::string> podman_stop_argv(int timeout_s);
+std::vector<std::string> podman_running_argv();  // prints "true" while the container runs
+
+// The image `podman load` reported: "Loaded image: NAME" (podman 4) or "Loaded image(s): A,B"
+// (older); the first name. An unnamed archive is reported by ID ("sha256:HEX" or HEX): the
+// result is then the bare hex ID, which podman run accepts.
+std::optional<std::string> parse_loaded_image(std::string_view output);
+
+// True when an sd_notify datagram ("K=V" lines) contains READY=1.
+bool notify_says_ready(std::string_view datagram);
+
+// The last max_bytes of text, cut at a line start when possible (for error messages).
+std::string tail_lines(std::string_view text, size_t max_bytes);
+
+}  // namespace fcvm::agent

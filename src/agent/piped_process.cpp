@@ -1,0 +1,112 @@
+#include "agent/piped_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/console.hpp"
+
+namespace fcvm::agent {
+namespace {
+// A pipe whose agent-side end is non-blocking; the child's end stays blocking, as programs expect.
+Result<Pipe> make_pipe(bool agent_reads) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno("pipe2");
+  Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  int ours = agent_reads ? p.read.get() : p.write.get();
+  int flags = ::fcntl(ours, F_GETFL);
+  if (flags < 0 || ::fcntl(ours, F_SETFL, flags | O_NONBLOCK) != 0) {
+    return fail_errno("fcntl O_NONBLOCK");
+  }
+  return p;
+}
+}  // namespace
+
+Result<std::unique_ptr<PipedProcess>> PipedProcess::start(SpawnOptions options, bool pipe_stdin) {
+  auto out = make_pipe(true);
+  if (!out) return tl::unexpected<Error>(out.error());
+  auto err = make_pipe(true);
+  if (!err) return tl::unexpected<Error>(err.error());
+  Pipe in;
+  if (pipe_stdin) {
+    auto p = make_pipe(false);
+    if (!p) return tl::unexpected<Error>(p.error());
+    in = std::move(*p);
+  }
+  // The child's ends are borrowed by spawn (dup'ed to 0..2 in the child) and closed here after.
+  options.stdout_fd = out->write.get();
+  options.stderr_fd = err->write.get();
+  options.stdin_fd = pipe_stdin ? in.read.get() : -1;
+  auto child = ChildProcess::spawn(options);
+  if (!child) return tl::unexpected<Error>(child.error());
+  auto proc = std::make_unique<PipedProcess>();
+  proc->m_child = std::move(*child);
+  proc->m_out[0] = std::move(out->read);
+  proc->m_out[1] = std::move(err->read);
+  proc->m_in = std::move(in.write);
+  return proc;
+}
+
+void PipedProcess::reap() {
+  if (m_status) return;
+  auto st = m_child.try_wait();
+  if (!st) {
+    // waitid on our own pidfd cannot fail unless the process was reaped elsewhere: report it as
+    // killed rather than spinning on a pidfd that stays readable.
+    sayf("wait for pid {}: {}", m_child.pid(), st.error().to_string());
+    m_status = ExitStatus{false, SIGKILL};
+    return;
+  }
+  if (*st) m_status = **st;
+}
+
+std::string PipedProcess::read_output(int index, size_t max) {
+  std::string buf(max, '\0');
+  for (;;) {
+    ssize_t n = ::read(m_out[index].get(), buf.data(), buf.size());
+    if (n > 0) {
+      buf.resize(static_cast<size_t>(n));
+      return buf;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return {};
+    m_out[index].reset();  // end of file, or an error that will not go away
+    return {};
+  }
+}
+
+void PipedProcess::close_outputs() {
+  m_out[0].reset();
+  m_out[1].reset();
+}
+
+void PipedProcess::queue_stdin(std::string_view data) {
+  if (!m_in || m_close_in) return;  // stdin closed: the host's late bytes have nowhere to go
+  m_in_queue.append(data);
+}
+
+void PipedProcess::close_stdin() {
+  m_close_in = true;
+  if (m_in_queue.empty()) m_in.reset();
+}
+
+void PipedProcess::write_stdin() {
+  while (m_in && !m_in_queue.empty()) {
+    ssize_t n = ::write(m_in.get(), m_in_queue.data(), m_in_queue.size());
+    if (n > 0) {
+      m_in_queue.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    // EPIPE: the process closed its stdin; what it did not read is dropped (SIGPIPE is ignored).
+    m_in_queue.clear();
+    m_in.reset();
+    return;
+  }
+  if (m_close_in) m_in.reset();
+}
+
+}  // namespace fcvm::agent

@@ -1,0 +1,57 @@
+#pragma once
+// PipedProcess: a child process whose stdout and stderr come back through non-blocking pipes and
+// whose stdin is optionally a pipe fed by the agent. It owns the ChildProcess (killed and reaped
+// on destruction) and the agent's ends of the pipes. The agent's loop polls output_fd(),
+// stdin_fd() and pidfd() and calls the matching methods; nothing here blocks.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "fcvm/util/child_process.hpp"
+#include "fcvm/util/result.hpp"
+#include "fcvm/util/unique_fd.hpp"
+
+namespace fcvm::agent {
+
+class PipedProcess {
+ public:
+  // options.stdout_fd/stderr_fd/stdin_fd are replaced by the pipes (stdin: /dev/null unless
+  // pipe_stdin).
+  static Result<std::unique_ptr<PipedProcess>> start(SpawnOptions options, bool pipe_stdin);
+
+  pid_t pid() const { return m_child.pid(); }
+  // The pidfd while the process runs, -1 once its status is known.
+  int pidfd() const { return m_child.running() ? m_child.pidfd() : -1; }
+  // Reaps the process if it has exited (call when pidfd() is readable).
+  void reap();
+  const std::optional<ExitStatus>& status() const { return m_status; }
+  bool exited() const { return m_status.has_value(); }
+  Result<> signal(int sig) const { return m_child.signal(sig); }
+
+  // 0: stdout, 1: stderr. -1 once the pipe reached end of file.
+  int output_fd(int index) const { return m_out[index].get(); }
+  bool outputs_closed() const { return !m_out[0] && !m_out[1]; }
+  // Reads up to max bytes from an output pipe. Empty when nothing is available now; at end of
+  // file (or on an error) the pipe is closed and output_fd() becomes -1.
+  std::string read_output(int index, size_t max);
+  // Forgets the output pipes (their writers may be grandchildren that outlive the process).
+  void close_outputs();
+
+  // Stdin: data is queued and written when stdin_fd() polls writable; close_stdin() closes it
+  // once the queue has drained. -1 when there is no stdin pipe (any more).
+  int stdin_fd() const { return m_in.get(); }
+  bool stdin_pending() const { return !m_in_queue.empty() || m_close_in; }
+  void queue_stdin(std::string_view data);
+  void close_stdin();
+  void write_stdin();
+
+ private:
+  ChildProcess m_child;
+  std::optional<ExitStatus> m_status;
+  UniqueFd m_out[2];
+  UniqueFd m_in;
+  std::string m_in_queue;
+  bool m_close_in = false;
+};
+
+}  // namespace fcvm::agent

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Bad input to `fcvm run`: one clear error naming the value, exit code 2, nothing created.
+source "$(dirname "$0")/../lib/common.sh"
+export FCVM_DATA_DIR=$TEST_TMP/data
+
+expect_usage_error() { # EXPECTED_TEXT ARGS...
+  local want=$1; shift
+  local out rc=0
+  out=$("$FCVM_BIN" "$@" 2>&1) || rc=$?
+  [ "$rc" -eq 2 ] || fail "fcvm $* exited $rc, want 2 (output: $out)"
+  grep -qF -- "$want" <<<"$out" || fail "fcvm $*: message does not name \"$want\": $out"
+  [ "$(grep -c 'error' <<<"$out")" -eq 1 ] || fail "fcvm $*: want one error line, got: $out"
+  [ ! -e "$FCVM_DATA_DIR/vms" ] || [ -z "$(ls -A "$FCVM_DATA_DIR/vms")" ] || fail "fcvm $* created a VM"
+}
+
+taken=$(free_port)
+python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$taken)); s.listen(); time.sleep(30)" &
+holder=$!
+on_exit "kill $holder"
+sleep 0.3
+
+expect_usage_error '"8080"' run --publish 8080 busybox
+expect_usage_error '"x:80"' run --publish x:80 busybox
+expect_usage_error '"70000"' run --publish 70000:80 busybox
+expect_usage_error '"1.2.3.4.5"' run --publish 1.2.3.4.5:80:80 busybox
+expect_usage_error '"sctp"' run --publish 80:80/sctp busybox
+expect_usage_error 'same host port' run -p 9000:80 -p 9000:81 busybox
+expect_usage_error "already in use" run --publish "$taken:80" busybox
+expect_usage_error '"1BAD=x"' run --env 1BAD=x busybox
+expect_usage_error 'FCVM_SURELY_UNSET_VAR' run --env FCVM_SURELY_UNSET_VAR busybox
+expect_usage_error '/nonexistent/env' run --env-file /nonexistent/env busybox
+expect_usage_error '"lots"' run --mem lots busybox
+expect_usage_error '"64"' run --mem 64 busybox
+expect_usage_error '"0"' run --cpu 0 busybox
+expect_usage_error '"two"' run --cpu two busybox
+expect_usage_error '"-bad"' run --name -bad busybox
+expect_usage_error '"a/b"' run --name a/b busybox
+expect_usage_error '"Upper/Case"' run Upper/Case
+expect_usage_error '"nginx:"' run nginx:
+expect_usage_error '/nonexistent.tar' run oci-archive:/nonexistent.tar
+expect_usage_error '"bogus"' run --vmm bogus busybox
+expect_usage_error '"rel/dir"' run --workdir rel/dir busybox
+expect_usage_error 'missing IMAGE' run
+expect_usage_error 'frobnicate' frobnicate
+
+# --help and --version succeed.
+"$FCVM_BIN" --help | grep -q 'Exit codes' || fail "--help lacks exit codes"
+"$FCVM_BIN" run --help | grep -q -- '--publish' || fail "run --help lacks --publish"
+"$FCVM_BIN" --version | grep -q '^fcvm ' || fail "--version"
+echo "bad input: all rejected with exit 2"

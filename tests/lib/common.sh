@@ -1,0 +1,88 @@
+# Shared helpers of the integration and e2e test scripts (sourced). Tests exit 77 to skip, with
+# the reason printed first.
+set -euo pipefail
+
+: "${FCVM_BIN:?FCVM_BIN must point at the fcvm binary}"
+: "${FCVM_SOURCE_DIR:?FCVM_SOURCE_DIR must point at the source tree}"
+FCVM_TEST_IMAGES=${FCVM_TEST_IMAGES:-$FCVM_SOURCE_DIR/build/images}
+
+TEST_NAME=$(basename "$0" .sh)
+TEST_TMP=$(mktemp -d "/tmp/fcvm-$TEST_NAME.XXXXXX")
+chmod 0755 "$TEST_TMP"
+_cleanups=()
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+on_exit() { _cleanups+=("$1"); }
+_run_cleanups() {
+  local rc=$?
+  for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[$i]}" || true; done
+  rm -rf "$TEST_TMP"
+  exit $rc
+}
+trap _run_cleanups EXIT
+
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root: $*"; }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
+
+# A TCP port nobody listens on right now.
+free_port() {
+  python3 - <<'PY'
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# Guest artifacts must exist (make guest / scripts/fcvm-init.sh); the e2e tier does not skip
+# silently when they are missing: it fails with the fix.
+data_dir() { echo "${FCVM_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/fcvm}"; }
+need_guest() {
+  local g=${FCVM_GUEST_DIR:-$(data_dir)}
+  for f in kernel/vmlinuz kernel/initrd.img images/rootfs.ext4; do
+    [ -e "$g/$f" ] || fail "guest artifact $g/$f missing: run make guest"
+  done
+  command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: run make deps"
+}
+need_image() {
+  [ -f "$FCVM_TEST_IMAGES/$1" ] || fail "test image $FCVM_TEST_IMAGES/$1 missing: run make images"
+  echo "$FCVM_TEST_IMAGES/$1"
+}
+
+# Starts a private registry holding the given archives; sets REGISTRY=127.0.0.1:PORT.
+start_registry() {
+  need_cmd docker-registry
+  need_cmd skopeo
+  local port; port=$(free_port)
+  "$FCVM_SOURCE_DIR/scripts/local-registry.sh" start "$TEST_TMP/registry" "$port" >&2
+  on_exit "'$FCVM_SOURCE_DIR/scripts/local-registry.sh' stop '$TEST_TMP/registry' >&2"
+  REGISTRY=127.0.0.1:$port
+}
+push_image() { # ARCHIVE NAME:TAG
+  "$FCVM_SOURCE_DIR/scripts/local-registry.sh" push "$TEST_TMP/registry" "$1" "$2" >&2
+}
+
+# Polls URL until it answers 200 (prints the body) or the timeout passes.
+wait_http() { # URL TIMEOUT_S
+  local deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    if curl -fsS --max-time 2 "$1" 2>/dev/null; then return 0; fi
+    sleep 0.3
+  done
+  return 1
+}
+
+# Snapshot of what fcvm may leave behind: its processes and VM directories.
+fcvm_leftovers() {
+  local d; d=$(data_dir)
+  {
+    pgrep -a -f 'qemu-system-x86_64 -name fcvm-' || true
+    pgrep -a -x slirp4netns || true
+    ls "$d/vms" 2>/dev/null | sed 's/^/vm dir: /' || true
+  }
+}
+assert_no_leftovers() {
+  local left; left=$(fcvm_leftovers)
+  [ -z "$left" ] || fail "left behind: $left"
+}

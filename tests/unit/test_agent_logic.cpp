@@ -1,0 +1,204 @@
+// fc-agent's pure logic: channel selection from the kernel command line, guest configuration
+// rendering, podman argv construction and the parsers of podman's output.
+#include <gtest/gtest.h>
+
+#include "agent/logic/cmdline.hpp"
+#include "agent/logic/guest_config.hpp"
+#include "agent/logic/podman.hpp"
+
+using namespace fcvm;
+using namespace fcvm::agent;
+using Argv = std::vector<std::string>;
+
+TEST(AgentCmdline, DefaultIsTheSerialPort) {
+  auto spec = channel_from_cmdline("console=ttyS0 reboot=t panic=-1 root=/dev/vda\n");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->transport, Transport::kSerial);
+  EXPECT_EQ(spec->name, "fcvm.agent");
+  EXPECT_EQ(describe(*spec), "serial:fcvm.agent");
+}
+
+TEST(AgentCmdline, SerialVsockUnix) {
+  auto serial = channel_from_cmdline("quiet fcvm.agent=serial:my.port rw");
+  ASSERT_TRUE(serial);
+  EXPECT_EQ(serial->transport, Transport::kSerial);
+  EXPECT_EQ(serial->name, "my.port");
+  auto vsock = channel_from_cmdline("fcvm.agent=vsock:1024\n");
+  ASSERT_TRUE(vsock);
+  EXPECT_EQ(vsock->transport, Transport::kVsock);
+  EXPECT_EQ(vsock->port, 1024u);
+  auto unix_spec = parse_channel_spec("unix:/tmp/a b/agent.sock");
+  ASSERT_TRUE(unix_spec);
+  EXPECT_EQ(unix_spec->transport, Transport::kUnix);
+  EXPECT_EQ(unix_spec->path, "/tmp/a b/agent.sock");
+}
+
+TEST(AgentCmdline, LastOneWinsAndSimilarKeysIgnored) {
+  auto spec = channel_from_cmdline(
+      "fcvm.agent=serial:first xfcvm.agent=vsock:9 fcvm.agentx=vsock:8 fcvm.agent=vsock:5000");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->transport, Transport::kVsock);
+  EXPECT_EQ(spec->port, 5000u);
+}
+
+TEST(AgentCmdline, Errors) {
+  for (const char* bad :
+       {"fcvm.agent=", "fcvm.agent=serial", "fcvm.agent=serial:", "fcvm.agent=vsock:",
+        "fcvm.agent=vsock:0", "fcvm.agent=vsock:-1", "fcvm.agent=vsock:12x",
+        "fcvm.agent=vsock:4294967295", "fcvm.agent=tcp:1.2.3.4", "fcvm.agent=serial:../x"}) {
+    auto spec = channel_from_cmdline(bad);
+    ASSERT_FALSE(spec) << bad;
+    EXPECT_EQ(spec.error().code(), ErrorCode::kInvalidInput);
+  }
+}
+
+TEST(AgentNetwork, IpCommands) {
+  agent_proto::NetworkSpec net;
+  net.interface = "eth0";
+  net.address = "10.0.2.15/24";
+  net.gateway = "10.0.2.2";
+  net.mtu = 65520;
+  EXPECT_EQ(ip_commands(net),
+            (std::vector<Argv>{{"link", "set", "lo", "up"},
+                               {"link", "set", "eth0", "mtu", "65520", "up"},
+                               {"addr", "replace", "10.0.2.15/24", "dev", "eth0"},
+                               {"route", "replace", "default", "via", "10.0.2.2", "dev", "eth0"}}));
+  net.address.clear();
+  net.gateway.clear();
+  EXPECT_EQ(ip_commands(net).size(), 2u);
+}
+
+TEST(AgentNetwork, Files) {
+  EXPECT_EQ(render_resolv_conf({"10.0.2.3", "1.1.1.1"}),
+            "# Written by fc-agent from the VM's plan.\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n");
+  auto hosts = render_hosts("web1", "10.0.2.15/24");
+  EXPECT_NE(hosts.find("127.0.0.1\tlocalhost\n"), std::string::npos);
+  EXPECT_NE(hosts.find("10.0.2.15\tweb1\n"), std::string::npos);
+  EXPECT_NE(render_hosts("web1", "").find("127.0.1.1\tweb1\n"), std::string::npos);
+  EXPECT_EQ(render_hosts("", "10.0.2.15/24").find("10.0.2.15"), std::string::npos);
+  EXPECT_EQ(address_without_prefix("fd00::2/64"), "fd00::2");
+  EXPECT_EQ(address_without_prefix("10.0.0.1"), "10.0.0.1");
+}
+
+TEST(AgentRegistries, MirrorsAndInsecureRegistries) {
+  agent_proto::ImageSpec image;
+  image.ref = "127.0.0.1:5055/app:1";
+  image.mirrors = {{"127.0.0.1:5055", "10.0.2.2:5055", true}};
+  image.insecure_registries = {"registry.lan:5000", "registry.lan:5000"};
+  EXPECT_EQ(render_registries_conf(image),
+            "# Written by fc-agent from the VM's plan.\n\n"
+            "[[registry]]\nprefix = \"127.0.0.1:5055\"\nlocation = \"10.0.2.2:5055\"\n"
+            "insecure = true\n\n"
+            "[[registry]]\nlocation = \"registry.lan:5000\"\ninsecure = true\n\n");
+}
+
+TEST(AgentRegistries, InsecurePrefixFoldsIntoItsMirror) {
+  agent_proto::ImageSpec image;
+  image.mirrors = {{"127.0.0.1:5055", "10.0.2.2:5055", false}};
+  image.insecure_registries = {"127.0.0.1:5055"};
+  auto conf = render_registries_conf(image);
+  EXPECT_EQ(conf.find("[[registry]]"), conf.rfind("[[registry]]")) << conf;  // one entry
+  EXPECT_NE(conf.find("insecure = true"), std::string::npos);
+}
+
+TEST(AgentRegistries, NothingToWriteAndQuoting) {
+  EXPECT_EQ(render_registries_conf({}), "");
+  EXPECT_EQ(toml_quote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+TEST(AgentHex, Decode) {
+  std::string out;
+  ASSERT_TRUE(decode_hex("00ff7A", out));
+  EXPECT_EQ(out, std::string("\x00\xff\x7a", 3));
+  EXPECT_FALSE(decode_hex("abc", out));
+  EXPECT_FALSE(decode_hex("zz", out));
+  ASSERT_TRUE(decode_hex("", out));
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(AgentPodman, RunMinimal) {
+  agent_proto::Plan plan;
+  EXPECT_EQ(podman_run_argv(plan, "docker.io/library/busybox:latest"),
+            (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
+                  "--sdnotify=conmon", "--pull=never", "docker.io/library/busybox:latest"}));
+}
+
+TEST(AgentPodman, RunFull) {
+  agent_proto::Plan plan;
+  plan.entrypoint = {"/bin/sh", "-c"};
+  plan.command = {"echo \"$A\"; exit 3"};
+  plan.env = {"A=1 2", "B="};
+  plan.workdir = "/srv/app";
+  EXPECT_EQ(podman_run_argv(plan, "app"),
+            (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
+                  "--sdnotify=conmon", "--pull=never", "--entrypoint", R"(["/bin/sh","-c"])", "-e",
+                  "A=1 2", "-e", "B=", "-w", "/srv/app", "app", "echo \"$A\"; exit 3"}));
+}
+
+TEST(AgentPodman, Exec) {
+  agent_proto::Exec e;
+  e.stream = 2;
+  e.argv = {"ls", "-l"};
+  EXPECT_EQ(podman_exec_argv(e), (Argv{"podman", "exec", "-i", "fcvm-main", "ls", "-l"}));
+  e.tty = true;
+  e.env = {"X=1"};
+  e.workdir = "/w";
+  e.user = "nobody";
+  EXPECT_EQ(podman_exec_argv(e), (Argv{"podman", "exec", "-i", "-t", "-e", "X=1", "-w", "/w", "-u",
+                                       "nobody", "fcvm-main", "ls", "-l"}));
+}
+
+TEST(AgentPodman, InVmArgv) {
+  agent_proto::Exec e;
+  e.argv = {"id"};
+  EXPECT_EQ(*in_vm_argv(e), Argv{"id"});
+  e.user = "1000";
+  EXPECT_EQ(*in_vm_argv(e),
+            (Argv{"setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--", "id"}));
+  e.user = "1000:50";
+  EXPECT_EQ(*in_vm_argv(e),
+            (Argv{"setpriv", "--reuid=1000", "--regid=50", "--clear-groups", "--", "id"}));
+  for (const char* bad : {"alice", "1000:", "1:2:3", "-1"}) {
+    e.user = bad;
+    EXPECT_FALSE(in_vm_argv(e)) << bad;
+  }
+}
+
+TEST(AgentPodman, OtherCommands) {
+  EXPECT_EQ(podman_load_argv("/dev/vdb"), (Argv{"podman", "load", "-i", "/dev/vdb"}));
+  EXPECT_EQ(podman_stop_argv(10), (Argv{"podman", "stop", "-t", "10", "fcvm-main"}));
+  EXPECT_EQ(podman_stop_argv(-5), (Argv{"podman", "stop", "-t", "0", "fcvm-main"}));
+  EXPECT_EQ(podman_running_argv(), (Argv{"podman", "container", "inspect", "--format",
+                                         "{{.State.Running}}", "fcvm-main"}));
+}
+
+TEST(AgentPodman, ParseLoadedImage) {
+  EXPECT_EQ(parse_loaded_image("Getting image source signatures\nCopying blob 123 done\n"
+                               "Writing manifest to image destination\n"
+                               "Loaded image: localhost/web:1\n"),
+            "localhost/web:1");
+  EXPECT_EQ(parse_loaded_image("Loaded image(s): docker.io/library/a:1,docker.io/library/b:2\n"),
+            "docker.io/library/a:1");
+  EXPECT_EQ(parse_loaded_image("Loaded image: localhost/a:1\nLoaded image: localhost/b:2\n"),
+            "localhost/a:1");
+  std::string id(64, 'c');
+  EXPECT_EQ(parse_loaded_image("Loaded image: sha256:" + id + "\n"), id);
+  EXPECT_EQ(parse_loaded_image("Loaded image: " + id), id);
+  EXPECT_FALSE(parse_loaded_image(""));
+  EXPECT_FALSE(parse_loaded_image("Error: payload does not match any of the supported formats"));
+  EXPECT_FALSE(parse_loaded_image("Loaded image: \n"));
+}
+
+TEST(AgentPodman, NotifyReady) {
+  EXPECT_TRUE(notify_says_ready("MAINPID=1234\nREADY=1"));
+  EXPECT_TRUE(notify_says_ready("READY=1\n"));
+  EXPECT_FALSE(notify_says_ready("MAINPID=1234"));
+  EXPECT_FALSE(notify_says_ready("READY=10"));
+  EXPECT_FALSE(notify_says_ready("NOTREADY=1"));
+}
+
+TEST(AgentPodman, TailLines) {
+  EXPECT_EQ(tail_lines("  short\n", 100), "short");
+  EXPECT_EQ(tail_lines("line one\nline two\nline three", 14), "...line three");
+  EXPECT_EQ(tail_lines(std::string(50, 'x'), 10), "..." + std::string(10, 'x'));
+}

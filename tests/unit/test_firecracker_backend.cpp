@@ -1,0 +1,180 @@
+// FirecrackerBackend end to end against fake-firecracker: boot, agent conversation, stop, pause,
+// snapshots, and the contract: every request the backend sends validates against the spec.
+#include <gtest/gtest.h>
+
+#include "support/firecracker_backend_fixture.hpp"
+
+namespace fcvm::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using vmm::firecracker::FirecrackerBackend;
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+const std::vector<std::string> k_start_calls = {"PUT /logger",
+                                                "PUT /metrics",
+                                                "PUT /machine-config",
+                                                "PUT /boot-source",
+                                                "PUT /serial",
+                                                "PUT /drives/fcvm_root",
+                                                "PUT /drives/fcvm_data",
+                                                "PUT /network-interfaces/eth0",
+                                                "PUT /vsock",
+                                                "PUT /mmds/config",
+                                                "PUT /mmds",
+                                                "PUT /actions"};
+
+TEST_F(FirecrackerBackendTest, BootsTalksToTheAgentAndPowersOff) {
+  set_env("FAKE_FC_EXIT_CODE", "7");
+  FirecrackerBackend backend;
+  auto spec = vm_spec(m_dir.path());
+  ASSERT_TRUE(backend.start(spec)) << backend.start(spec).error().to_string();
+  pid_t pid = backend.pid();
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(checked_calls(record_path()), k_start_calls);
+
+  auto fd = backend.connect_agent(milliseconds(5000));
+  ASSERT_TRUE(fd) << fd.error().to_string();
+  auto c = converse(fd->get(), example_plan(), /*send_stop=*/false);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->events,
+            (std::vector<std::string>{"network_ready", "image_ready", "container_started"}));
+  EXPECT_TRUE(c->ready);
+  EXPECT_EQ(c->out,
+            "fake guest: running docker.io/library/busybox:latest\nfake guest: env GREETING=hi "
+            "A=1\n");
+  EXPECT_EQ(c->exit_code, 7);
+
+  auto status = backend.wait_exit(milliseconds(5000));
+  ASSERT_TRUE(status && *status);
+  EXPECT_TRUE((*status)->exited);
+  EXPECT_EQ((*status)->code, 0);
+  EXPECT_TRUE(pid_gone(pid));
+  EXPECT_EQ(sockets_in(m_dir.path()), std::vector<std::string>{});
+  EXPECT_TRUE(contains(read_file(spec.vmm_log).value_or(""), "fake-firecracker vm-1"));
+}
+
+TEST_F(FirecrackerBackendTest, TheBootSourceCarriesTheKernelArguments) {
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+  for (const auto& line : read_json_lines(record_path())) {
+    if (line["path"] != "/boot-source") continue;
+    EXPECT_EQ(line["body"]["boot_args"],
+              "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:1024 fcvm.root=fcvm-root");
+    EXPECT_EQ(line["body"]["initrd_path"], m_dir.file("initrd.img"));
+  }
+  for (const auto& line : read_json_lines(record_path())) {
+    if (line["path"] == "/drives/fcvm_root") {
+      EXPECT_EQ(line["body"]["is_root_device"], false);
+    }
+    if (line["path"] == "/drives/fcvm_data") {
+      EXPECT_EQ(line["body"]["is_read_only"], true);
+    }
+    if (line["path"] == "/mmds") {
+      EXPECT_EQ(line["body"]["fcvm"]["plan"]["image"]["ref"], "docker.io/library/busybox:latest");
+    }
+  }
+  EXPECT_TRUE(backend.shutdown());
+}
+
+TEST_F(FirecrackerBackendTest, RunsUntilStopped) {
+  set_env("FAKE_FC_RUN_UNTIL_STOP", "1");
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+  auto fd = backend.connect_agent(milliseconds(5000));
+  ASSERT_TRUE(fd) << fd.error().to_string();
+  auto c = converse(fd->get(), example_plan(), /*send_stop=*/true);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->exit_code, 143);
+  auto status = backend.wait_exit(milliseconds(5000));
+  ASSERT_TRUE(status && *status);
+}
+
+TEST_F(FirecrackerBackendTest, RetriesUntilTheAgentListens) {
+  set_env("FAKE_FC_GUEST_DELAY_MS", "600");
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+  auto started = std::chrono::steady_clock::now();
+  auto fd = backend.connect_agent(milliseconds(5000));
+  ASSERT_TRUE(fd) << fd.error().to_string();
+  EXPECT_GE(std::chrono::steady_clock::now() - started, milliseconds(400));
+  EXPECT_TRUE(backend.shutdown());
+}
+
+TEST_F(FirecrackerBackendTest, ShutdownSendsCtrlAltDelAndCleansUp) {
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+  pid_t pid = backend.pid();
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(backend.shutdown());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(2000));
+  EXPECT_TRUE(pid_gone(pid));
+  EXPECT_EQ(checked_calls(record_path()).back(), "PUT /actions");
+  EXPECT_EQ(read_json_lines(record_path()).back()["body"]["action_type"], "SendCtrlAltDel");
+  EXPECT_EQ(sockets_in(m_dir.path()), std::vector<std::string>{});
+}
+
+TEST_F(FirecrackerBackendTest, ConnectAgentFailsFastWhenTheVmmDies) {
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+  ::kill(backend.pid(), SIGKILL);
+  auto started = std::chrono::steady_clock::now();
+  auto fd = backend.connect_agent(milliseconds(10000));
+  ASSERT_FALSE(fd);
+  EXPECT_TRUE(contains(fd.error().message(), "firecracker exited")) << fd.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(3000));
+}
+
+// The contract: start, pause/resume, snapshot create, stop, snapshot load into a second VM; every
+// request is valid per the spec and they come in the expected order.
+TEST_F(FirecrackerBackendTest, EveryRequestOfTheLifecycleMatchesTheSpec) {
+  auto mem = m_dir.file("snap.mem");
+  auto state = m_dir.file("snap.state");
+  {
+    FirecrackerBackend backend;
+    ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
+    ASSERT_TRUE(backend.pause());
+    ASSERT_TRUE(backend.resume());
+    auto created = backend.snapshot_create(mem, state);
+    ASSERT_TRUE(created) << created.error().to_string();
+    ASSERT_TRUE(backend.resume());
+    ASSERT_TRUE(backend.shutdown());
+  }
+  auto calls = checked_calls(record_path());
+  std::vector<std::string> want = k_start_calls;
+  want.insert(want.end(), {"PATCH /vm", "PATCH /vm", "PATCH /vm", "PUT /snapshot/create",
+                           "PATCH /vm", "PUT /actions"});
+  EXPECT_EQ(calls, want);
+  EXPECT_TRUE(path_exists(mem) && path_exists(state));
+
+  // A clone in its own directory, with its own disks and tap.
+  TempDir clone_dir;
+  write_text(clone_dir.file("root.raw"), std::string(1 << 16, '\0'));
+  write_text(clone_dir.file("data.raw"), std::string(1 << 16, '\0'));
+  set_env("FAKE_FC_RECORD", clone_dir.file("record.jsonl"));
+  FirecrackerBackend clone;
+  auto loaded = clone.snapshot_load(vm_spec(clone_dir.path(), "tap1"), mem, state, true);
+  ASSERT_TRUE(loaded) << loaded.error().to_string();
+  EXPECT_EQ(checked_calls(clone_dir.file("record.jsonl")),
+            (std::vector<std::string>{"PUT /logger", "PUT /metrics", "PUT /snapshot/load",
+                                      "PATCH /drives/fcvm_root", "PATCH /drives/fcvm_data",
+                                      "PUT /mmds", "PATCH /vm"}));
+  for (const auto& line : read_json_lines(clone_dir.file("record.jsonl"))) {
+    if (line["path"] != "/snapshot/load") continue;
+    EXPECT_EQ(line["body"]["network_overrides"][0]["host_dev_name"], "tap1");
+    EXPECT_EQ(line["body"]["vsock_override"]["uds_path"], clone.vsock_socket());
+    EXPECT_EQ(line["body"]["resume_vm"], false);
+  }
+  auto fd = clone.connect_agent(milliseconds(5000));
+  ASSERT_TRUE(fd) << fd.error().to_string();
+  auto c = converse(fd->get(), example_plan(), false);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->exit_code, 0);
+  ASSERT_TRUE(clone.wait_exit(milliseconds(5000)));
+}
+
+}  // namespace
+}  // namespace fcvm::testing
