@@ -77,8 +77,8 @@ wait_http() { # URL TIMEOUT_S
 fcvm_leftovers() {
   local d; d=$(data_dir)
   {
-    pgrep -a -f 'qemu-system-x86_64 -name fcvm-' || true
-    pgrep -a -x slirp4netns || true
+    pgrep -r R,S,D -a -f 'qemu-system-x86_64 -name fcvm-' || true
+    pgrep -r R,S,D -a -x slirp4netns || true
     ls "$d/vms" 2>/dev/null | sed 's/^/vm dir: /' || true
   }
 }

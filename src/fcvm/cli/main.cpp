@@ -38,6 +38,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // "A subcommand is required" hides a mistyped command: name it.
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg.empty() || arg[0] == '-') continue;
+      bool known = false;
+      for (const auto* sub : app.get_subcommands({})) known = known || sub->get_name() == arg;
+      if (!known) {
+        report_usage_error(fmt::format("unknown command \"{}\"", arg));
+        return k_exit_usage;
+      }
+      break;
+    }
     report_usage_error(e.what());
     return k_exit_usage;
   }

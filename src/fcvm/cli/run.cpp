@@ -33,7 +33,7 @@ struct RunArgs {
 // Turns the raw arguments into validated options; nothing is created here.
 Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>& rest) {
   vm::RunOptions o;
-  if (rest.empty()) return fail(ErrorCode::kInvalidInput, "run: missing IMAGE");
+  if (rest.empty()) return fail(ErrorCode::kInvalidInput, "missing IMAGE (fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]])");
   if (!a.name.empty()) FCVM_TRY(vm::validate_name(a.name));
   o.name = a.name;
   auto image = storage::parse_image_ref(rest[0]);
@@ -110,16 +110,20 @@ Command add_run(CLI::App& app) {
   cmd->prefix_command();
   cmd->add_option("--name", args->name, "VM name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63)");
   cmd->add_option("-p,--publish", args->publish,
-                  "Publish a port: [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]; IP defaults to 127.0.0.1");
-  cmd->add_option("-e,--env", args->env, "Set a container environment variable K=V (or K)");
-  cmd->add_option("--env-file", args->env_files, "Read K=V lines from a file");
+                  "Publish a port: [IP:]HOSTPORT:GUESTPORT[/tcp|/udp]; IP defaults to 127.0.0.1")
+      ->allow_extra_args(false);
+  cmd->add_option("-e,--env", args->env, "Set a container environment variable K=V (or K)")
+      ->allow_extra_args(false);
+  cmd->add_option("--env-file", args->env_files, "Read K=V lines from a file")
+      ->allow_extra_args(false);
   cmd->add_option("--entrypoint", args->entrypoint, "Override the image's entrypoint");
   cmd->add_option("-w,--workdir", args->workdir, "Working directory inside the container");
   cmd->add_option("--mem", args->mem, "Guest memory in MiB (default 1024)");
   cmd->add_option("--cpu", args->cpu, "Guest vCPUs (default 2)");
   cmd->add_option("--vmm", args->vmm, "auto | qemu | firecracker (default auto)");
   cmd->add_option("--insecure-registry", args->insecure_registries,
-                  "Allow plain HTTP for this registry HOST[:PORT]");
+                  "Allow plain HTTP for this registry HOST[:PORT]")
+      ->allow_extra_args(false);
   cmd->add_option("--stop-timeout", args->stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->timings_file, "Append start-up milestones as JSON lines")

@@ -25,6 +25,8 @@ namespace {
 [[noreturn]] void holder_main(int ready_fd, int wait_fd, pid_t parent, bool user,
                               const char* uid_map, const char* gid_map) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // A forked copy of fcvm: give it its own name in ps/pgrep.
+  ::prctl(PR_SET_NAME, "fcvm-netns");
   int err = 0;
   if (::getppid() != parent) ::_exit(1);
   if (::unshare(CLONE_NEWNET | (user ? CLONE_NEWUSER : 0)) != 0) err = errno;

@@ -1,39 +1,51 @@
 #include "fcvm/vm/backend_select.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "fcvm/util/child_process.hpp"
+#include "fcvm/vmm/firecracker/backend.hpp"
+#include "fcvm/vmm/firecracker/probe.hpp"
 #include "fcvm/vmm/qemu/backend.hpp"
 
 namespace fcvm::vm {
 namespace {
-Result<> firecracker_available() {
-  const char* bin = std::getenv("FCVM_FIRECRACKER_BIN");
-  if (!find_executable(bin ? bin : "firecracker")) {
-    return fail(ErrorCode::kUnavailable, "no firecracker binary in PATH");
+
+// Firecracker needs a KVM that really boots a guest. The proof is the same boot probe the QEMU
+// backend uses (cached per boot); without QEMU on the host, KVM_CREATE_VM has to do.
+Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
+  vmm::firecracker::ProbeOptions options;
+  if (find_executable("qemu-system-x86_64")) {
+    options.boot_probe = [&ctx]() -> Result<> {
+      std::string why;
+      if (vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), why) ==
+          vmm::qemu::Accel::kKvm) {
+        return {};
+      }
+      return fail(ErrorCode::kUnavailable, fmt::format("KVM cannot boot a guest here ({})", why));
+    };
   }
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
-    return fail(ErrorCode::kUnavailable, "/dev/kvm is missing or not accessible");
-  }
-  return fail(ErrorCode::kUnavailable, "the Firecracker backend is not built into this fcvm");
+  return vmm::firecracker::firecracker_available(options);
 }
+
 }  // namespace
 
 Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const std::string& choice,
                                                      std::string& why) {
+  if (choice != "auto" && choice != "qemu" && choice != "firecracker") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", choice));
+  }
   if (choice == "firecracker" || choice == "auto") {
-    auto fc = firecracker_available();
-    if (choice == "firecracker" && !fc) {
+    auto fc = probe_firecracker(ctx);
+    if (fc) {
+      why = fmt::format("firecracker: {} ({})", fc->version, fc->firecracker_bin);
+      return std::unique_ptr<vmm::Backend>(new vmm::firecracker::FirecrackerBackend());
+    }
+    if (choice == "firecracker") {
       return fail(ErrorCode::kUnavailable,
                   fmt::format("--vmm firecracker: not available: {}", fc.error().message()));
     }
-    if (choice == "auto") why = fmt::format("firecracker not available ({}); ", fc.error().message());
-  }
-  if (choice != "auto" && choice != "qemu") {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", choice));
+    why = fmt::format("firecracker not available ({}); ", fc.error().message());
   }
   if (!find_executable("qemu-system-x86_64")) {
     return fail(ErrorCode::kUnavailable,

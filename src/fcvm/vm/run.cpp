@@ -105,26 +105,34 @@ Result<int> run_foreground(Context& ctx, const RunOptions& options) {
   if (!network) return tl::unexpected<Error>(std::move(network.error()).wrap("network"));
   timings.mark("network_ready_host");
 
-  // 5. The VMM, inside the VM's namespaces.
+  // 5. The VMM, inside the VM's namespaces. The guest finds its disks by serial, and the serial
+  //    a disk shows is the backend's business (Firecracker derives it from the file).
   vmm::VmSpec spec;
   spec.id = id;
   spec.name = name;
   spec.dir = dir;
   spec.kernel = (*backend)->wants_uncompressed_kernel() ? ctx.paths.vmlinux() : ctx.paths.kernel();
   spec.initrd = ctx.paths.initrd();
-  spec.kernel_args = {fmt::format("fcvm.root={}", k_root_serial),
-                      fmt::format("fcvm.hostname={}", name)};
   spec.vcpus = options.vcpus;
   spec.mem_mib = options.mem_mib;
   spec.disks.push_back(root);
   if (options.image.source != storage::ImageSource::kRegistry) {
     spec.disks.push_back({options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
   }
+  auto root_serial = (*backend)->guest_disk_serial(spec.disks[0]);
+  if (!root_serial) return tl::unexpected<Error>(root_serial.error());
+  spec.kernel_args = {fmt::format("fcvm.root={}", *root_serial),
+                      fmt::format("fcvm.hostname={}", name)};
   spec.net = vmm::NetSpec{(*network)->tap(), (*network)->guest().mac};
   spec.console_log = dir + "/console.log";
   spec.vmm_log = dir + "/vmm.log";
   spec.netns_holder = (*network)->holder_pid();
   auto plan = make_plan(options, id, name, (*network)->guest());
+  if (spec.disks.size() > 1) {
+    auto image_serial = (*backend)->guest_disk_serial(spec.disks[1]);
+    if (!image_serial) return tl::unexpected<Error>(image_serial.error());
+    plan.image.archive_serial = *image_serial;
+  }
   spec.mmds_json = agent_proto::to_json(plan).dump();
   timings.mark("vmm_starting");
   FCVM_TRY_CTX((*backend)->start(spec), fmt::format("start {}", (*backend)->name()));
