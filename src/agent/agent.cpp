@@ -163,6 +163,10 @@ void Agent::on_control(const std::string& payload) {
     send_hello();
   } else if (type == agent_proto::k_exec) {
     start_exec(*message);
+  } else if (type == agent_proto::k_resize) {
+    resize_exec(*message);
+  } else if (type == agent_proto::k_signal) {
+    signal_exec(*message);
   } else {
     // Newer hosts may send messages this agent does not know: say so, do not fail.
     send_log(fmt::format("fc-agent {} ignores message type '{}'", FCVM_VERSION, type));

@@ -70,6 +70,8 @@ class Agent {
     std::string err_tail;  // last bytes of stderr, for error messages (main stream)
     int64_t last_activity_ms = 0;
     int64_t exited_ms = 0;
+    bool in_vm = false;  // an exec in the guest OS (not `podman exec`)
+    std::string mark{};  // container exec: the k_exec_mark_variable value of its conmon
   };
 
   // agent.cpp: loop, channel, handshake, dispatch, end of the plan.
@@ -101,8 +103,13 @@ class Agent {
   void pump_stream(uint32_t id, int which);
   void reap_streams();
   void on_stream_exit(uint32_t id, const Stream& stream, ExitStatus status);
+
+  // Exec sessions: start, refuse, resize, signal (exec.cpp).
   void start_exec(const nlohmann::json& message);
   void refuse_exec(uint32_t stream, int code, const std::string& why);
+  std::string exec_unavailable() const;  // why a container exec cannot run now ("" if it can)
+  void resize_exec(const nlohmann::json& message);
+  void signal_exec(const nlohmann::json& message);
 
   // Plan stages (network.cpp, image.cpp, container.cpp).
   void start_plan();
@@ -129,6 +136,7 @@ class Agent {
   std::map<uint64_t, Helper> m_helpers;
   uint64_t m_next_helper_id = 1;
   std::map<uint32_t, Stream> m_streams;
+  uint64_t m_exec_serial = 0;  // makes every container exec's mark unique
 
   UniqueFd m_signal_fd;
   UniqueFd m_notify_fd;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,6 +50,40 @@ Result<std::unique_ptr<PipedProcess>> PipedProcess::start(SpawnOptions options, 
   return proc;
 }
 
+Result<std::unique_ptr<PipedProcess>> PipedProcess::start_on_terminal(const SpawnOptions& options,
+                                                                      TerminalSize size) {
+  auto terminal = open_terminal(size);
+  if (!terminal) return tl::unexpected<Error>(terminal.error());
+  // Three fds of the one master, so that each role closes on its own: output (closed at EIO,
+  // when the session's last process closed the slave), stdin (closed after end of file is typed)
+  // and the ioctls (resize, foreground group) for as long as the process lives.
+  int master = terminal->master.get();
+  UniqueFd out(::fcntl(master, F_DUPFD_CLOEXEC, 3));
+  UniqueFd in(::fcntl(master, F_DUPFD_CLOEXEC, 3));
+  if (!out || !in) return fail_errno("dup the pty master");
+  auto child = spawn_on_terminal(options, terminal->slave.get());
+  if (!child) return tl::unexpected<Error>(child.error());
+  terminal->slave.reset();  // only the session holds the slave now
+  auto proc = std::make_unique<PipedProcess>();
+  proc->m_child = std::move(*child);
+  proc->m_out[0] = std::move(out);
+  proc->m_in = std::move(in);
+  proc->m_terminal = std::move(terminal->master);
+  return proc;
+}
+
+Result<> PipedProcess::resize(TerminalSize size) const {
+  if (!m_terminal) return fail(ErrorCode::kInvalidInput, "the process has no terminal");
+  return set_terminal_size(m_terminal.get(), size);
+}
+
+pid_t PipedProcess::foreground_group() const {
+  if (!m_terminal) return 0;
+  // On a pty master, tcgetpgrp reports the foreground process group of the slave.
+  pid_t group = ::tcgetpgrp(m_terminal.get());
+  return group > 0 ? group : 0;
+}
+
 void PipedProcess::reap() {
   if (m_status) return;
   auto st = m_child.try_wait();
@@ -85,9 +120,14 @@ void PipedProcess::close_outputs() {
 void PipedProcess::queue_stdin(std::string_view data) {
   if (!m_in || m_close_in) return;  // stdin closed: the host's late bytes have nowhere to go
   m_in_queue.append(data);
+  // A terminal's Enter arrives as \r in raw mode (ICRNL makes it \n on the way in).
+  if (!data.empty()) m_at_line_start = data.back() == '\n' || data.back() == '\r';
 }
 
 void PipedProcess::close_stdin() {
+  if (m_terminal && m_in && !m_close_in) {
+    m_in_queue.append(m_at_line_start ? 1 : 2, terminal_eof_char(m_terminal.get()));
+  }
   m_close_in = true;
   if (m_in_queue.empty()) m_in.reset();
 }

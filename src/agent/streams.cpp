@@ -1,6 +1,7 @@
 // Streams: processes whose stdout/stderr go to the host as frames of one stream id, and whose
 // status ends the stream with `exit`. Stream 0 is the main container's `podman run`; exec
-// sessions (`podman exec`, or a process in the guest OS with in_vm) use the host's ids >= 1.
+// sessions (`podman exec`, or a process in the guest OS with in_vm; exec.cpp) use the host's ids
+// >= 1. A tty exec has one output, the terminal, sent as stdout.
 #include <poll.h>
 
 #include <cerrno>
@@ -94,70 +95,6 @@ void Agent::on_stream_exit(uint32_t id, const Stream& stream, ExitStatus status)
   }
   sayf("exec stream {}: {}", id, status.describe());
   m_channel.send_control(agent_proto::encode_exit({id, status.shell_code()}));
-}
-
-void Agent::refuse_exec(uint32_t stream, int code, const std::string& why) {
-  sayf("exec stream {}: {}", stream, why);
-  m_channel.send(Kind::kStderr, stream, fmt::format("fc-agent: {}\n", why));
-  m_channel.send_control(agent_proto::encode_exit({stream, code}));
-}
-
-void Agent::start_exec(const nlohmann::json& message) {
-  auto exec = agent_proto::exec_from_json(message);
-  if (!exec) {
-    uint32_t stream = 0;
-    if (auto s = message.find("stream"); s != message.end() && s->is_number_unsigned()) {
-      stream = s->get<uint32_t>();
-    }
-    if (stream == agent_proto::k_main_stream) {
-      send_log(exec.error().message());
-    } else {
-      refuse_exec(stream, 125, exec.error().message());
-    }
-    return;
-  }
-  if (m_streams.count(exec->stream) != 0) {
-    // Not refuse_exec: an exit on this id would end the session that already runs there.
-    send_log(fmt::format("exec: stream {} is in use", exec->stream));
-    return;
-  }
-  if (m_phase == Phase::kDone) {
-    refuse_exec(exec->stream, 125, "exec: the VM is powering off");
-    return;
-  }
-  SpawnOptions options;
-  if (exec->in_vm) {
-    auto argv = in_vm_argv(*exec);
-    if (!argv) {
-      refuse_exec(exec->stream, 125, "exec: " + argv.error().message());
-      return;
-    }
-    options.argv = std::move(*argv);
-    options.env = exec->env;
-    options.cwd = exec->workdir;
-  } else {
-    if (m_phase != Phase::kRunning) {
-      refuse_exec(exec->stream, 125, "exec: the container is not running");
-      return;
-    }
-    options.argv = podman_exec_argv(*exec);
-  }
-  // Its own session: a signal meant for the exec's process group never reaches the agent.
-  options.new_session = true;
-  auto proc = PipedProcess::start(std::move(options), true);
-  if (!proc) {
-    // The shell's convention: 127 command not found, 126 found but not startable.
-    bool not_found =
-        proc.error().code() == ErrorCode::kUnavailable || proc.error().sys_errno() == ENOENT;
-    int code = not_found ? 127 : 126;
-    refuse_exec(exec->stream, code, "exec: " + proc.error().to_string());
-    return;
-  }
-  sayf("exec stream {}: pid {}: {}", exec->stream, (*proc)->pid(), join(exec->argv, " "));
-  Stream stream;
-  stream.proc = std::move(*proc);
-  stream.last_activity_ms = uptime_ms();
-  m_streams.emplace(exec->stream, std::move(stream));
 }
 
 }  // namespace fcvm::agent

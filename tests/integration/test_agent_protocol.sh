@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=0
 for scenario in run archive_reconnect_exec_stop pull_fails run_fails stop_early sigterm \
-    bad_version; do
+    bad_version exec_tty exec_signal exec_pipes exec_not_running; do
   echo "== $scenario"
   if ! python3 "$here/agent/fake_host.py" "$scenario" "$agent" "$work"; then
     failed=1

@@ -1,8 +1,10 @@
 // fc-agent's pure logic: channel selection from the kernel command line, guest configuration
-// rendering, podman argv construction and the parsers of podman's output.
+// rendering, podman argv construction, the parsers of podman's output and of the /proc records
+// behind exec signals.
 #include <gtest/gtest.h>
 
 #include "agent/logic/cmdline.hpp"
+#include "agent/logic/exec.hpp"
 #include "agent/logic/guest_config.hpp"
 #include "agent/logic/podman.hpp"
 
@@ -201,4 +203,49 @@ TEST(AgentPodman, TailLines) {
   EXPECT_EQ(tail_lines("  short\n", 100), "short");
   EXPECT_EQ(tail_lines("line one\nline two\nline three", 14), "...line three");
   EXPECT_EQ(tail_lines(std::string(50, 'x'), 10), "..." + std::string(10, 'x'));
+}
+
+TEST(AgentExec, SignalNumber) {
+  EXPECT_EQ(signal_number("TERM"), 15);
+  EXPECT_EQ(signal_number("SIGINT"), 2);
+  EXPECT_EQ(signal_number("kill"), 9);
+  EXPECT_EQ(signal_number("HUP"), 1);
+  EXPECT_EQ(signal_number("WINCH"), 28);
+  EXPECT_EQ(signal_number("15"), 15);
+  EXPECT_EQ(signal_number("64"), 64);
+  for (const char* bad : {"", "0", "65", "-9", "SIG", "TERMX", " TERM"}) {
+    EXPECT_FALSE(signal_number(bad)) << bad;
+  }
+}
+
+TEST(AgentExec, InVmEnvironment) {
+  agent_proto::Exec e;
+  e.argv = {"sh"};
+  e.env = {"A=1"};
+  EXPECT_EQ(in_vm_env(e), Argv{"A=1"});
+  e.tty = true;
+  EXPECT_EQ(in_vm_env(e), (Argv{"TERM=xterm", "A=1"}));
+  e.env = {"TERM=screen"};
+  EXPECT_EQ(in_vm_env(e), Argv{"TERM=screen"});
+}
+
+TEST(AgentExec, ProcRecords) {
+  using namespace std::string_literals;
+  auto environ = "PATH=/bin\0LC_FCVM_EXEC=1.2\0HOME=/root\0"s;
+  EXPECT_TRUE(environ_has(environ, "LC_FCVM_EXEC=1.2"));
+  EXPECT_FALSE(environ_has(environ, "LC_FCVM_EXEC=1.20"));
+  EXPECT_FALSE(environ_has(environ, "LC_FCVM_EXEC=1"));
+  EXPECT_FALSE(environ_has("", "A=1"));
+
+  auto cmdline = "/usr/bin/conmon\0--api-version\0001\0-c\0abc\0-p\0/run/x/exec_pid\0-n\0fcvm-main\0"s;
+  EXPECT_EQ(cmdline_option(cmdline, "-p"), "/run/x/exec_pid");
+  EXPECT_EQ(cmdline_option(cmdline, "-n"), "fcvm-main");
+  EXPECT_EQ(cmdline_option("conmon\0--pid-file=/a\0"s, "--pid-file"), "/a");
+  EXPECT_FALSE(cmdline_option(cmdline, "-P"));
+  EXPECT_FALSE(cmdline_option("conmon\0-p\0"s, "-p"));  // no value
+
+  EXPECT_EQ(stat_parent("1234 (sleep) S 77 1234 1234 0 -1 4194560 ..."), 77);
+  EXPECT_EQ(stat_parent("99 (a) b (c) R 5 99 99"), 5);  // comm with spaces and parentheses
+  EXPECT_FALSE(stat_parent("garbage"));
+  EXPECT_FALSE(stat_parent("1 (x) S"));
 }

@@ -299,3 +299,78 @@ TEST(AgentMessages, ExecRoundTripAndErrors) {
     EXPECT_EQ(r.error().code(), ErrorCode::kProtocol);
   }
 }
+
+TEST(AgentMessages, ExecTerminalSize) {
+  Exec e;
+  e.stream = 1;
+  e.argv = {"sh"};
+  auto plain = parse_control(encode_exec(e));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->contains("rows"));  // optional: absent unless given
+  e.tty = true;
+  e.rows = 50;
+  e.cols = 132;
+  auto back = exec_from_json(*parse_control(encode_exec(e)));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->rows, 50);
+  EXPECT_EQ(back->cols, 132);
+  auto old = exec_from_json(nlohmann::json::parse(R"({"type":"exec","stream":1,"argv":["sh"]})"));
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->rows, 0);
+  EXPECT_EQ(old->cols, 0);
+  EXPECT_FALSE(exec_from_json(
+      nlohmann::json::parse(R"({"type":"exec","stream":1,"argv":["sh"],"rows":70000})")));
+}
+
+TEST(AgentMessages, ExecErrorRoundTrip) {
+  auto m = parse_control(encode_exec_error({3, "the container is not running"}));
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)["type"], "exec_error");
+  auto back = exec_error_from_json(*m);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->stream, 3u);
+  EXPECT_EQ(back->message, "the container is not running");
+  EXPECT_FALSE(exec_error_from_json(nlohmann::json::parse(R"({"type":"exec_error"})")));
+}
+
+TEST(AgentMessages, ResizeRoundTripAndErrors) {
+  auto m = parse_control(encode_resize({2, 40, 120}));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->dump(), R"({"cols":120,"rows":40,"stream":2,"type":"resize"})");
+  auto back = resize_from_json(*m);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->stream, 2u);
+  EXPECT_EQ(back->rows, 40);
+  EXPECT_EQ(back->cols, 120);
+  for (const char* text : {R"({"type":"resize","stream":0,"rows":1,"cols":1})",
+                           R"({"type":"resize","stream":1,"rows":1})",
+                           R"({"type":"resize","stream":1,"rows":-1,"cols":1})",
+                           R"({"type":"resize","stream":1,"rows":65536,"cols":1})",
+                           R"({"type":"resize","stream":1,"rows":"24","cols":80})"}) {
+    auto r = resize_from_json(nlohmann::json::parse(text));
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kProtocol);
+  }
+}
+
+TEST(AgentMessages, SignalByNameOrNumber) {
+  auto name = parse_control(encode_signal({5, "TERM"}));
+  ASSERT_TRUE(name);
+  EXPECT_EQ(name->dump(), R"({"signal":"TERM","stream":5,"type":"signal"})");
+  auto number = parse_control(encode_signal({5, "9"}));
+  ASSERT_TRUE(number);
+  EXPECT_EQ((*number)["signal"], 9);  // a number on the wire
+  auto back = signal_from_json(*number);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->stream, 5u);
+  EXPECT_EQ(back->signal, "9");
+  EXPECT_EQ(signal_from_json(*name)->signal, "TERM");
+  for (const char* text :
+       {R"({"type":"signal","stream":0,"signal":"INT"})", R"({"type":"signal","stream":1})",
+        R"({"type":"signal","stream":1,"signal":""})",
+        R"({"type":"signal","stream":1,"signal":-2})"}) {
+    auto r = signal_from_json(nlohmann::json::parse(text));
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kProtocol);
+  }
+}

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "fcvm/util/strings.hpp"
+
 namespace fcvm::agent_proto {
 
 using nlohmann::json;
@@ -129,14 +131,11 @@ std::string encode_log(const std::string& message) {
 }
 
 std::string encode_exec(const Exec& e) {
-  return dump(json{{"type", k_exec},
-                   {"stream", e.stream},
-                   {"argv", e.argv},
-                   {"env", e.env},
-                   {"workdir", e.workdir},
-                   {"user", e.user},
-                   {"tty", e.tty},
-                   {"in_vm", e.in_vm}});
+  json j = {{"type", k_exec},   {"stream", e.stream}, {"argv", e.argv}, {"env", e.env},
+            {"workdir", e.workdir}, {"user", e.user},     {"tty", e.tty},   {"in_vm", e.in_vm}};
+  if (e.rows > 0) j["rows"] = e.rows;
+  if (e.cols > 0) j["cols"] = e.cols;
+  return dump(j);
 }
 
 Result<Exec> exec_from_json(const json& j) {
@@ -149,6 +148,8 @@ Result<Exec> exec_from_json(const json& j) {
     e.user = j.value("user", "");
     e.tty = j.value("tty", false);
     e.in_vm = j.value("in_vm", false);
+    e.rows = j.value("rows", uint16_t{0});
+    e.cols = j.value("cols", uint16_t{0});
     if (e.stream == k_main_stream) {
       return fail(ErrorCode::kProtocol, "bad exec: stream 0 is the main container's");
     }
@@ -156,6 +157,62 @@ Result<Exec> exec_from_json(const json& j) {
     return e;
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad exec: {}", e.what()));
+  }
+}
+
+std::string encode_exec_error(const ExecError& e) {
+  return dump(json{{"type", k_exec_error}, {"stream", e.stream}, {"message", e.message}});
+}
+
+Result<ExecError> exec_error_from_json(const json& j) {
+  try {
+    return ExecError{j.at("stream").get<uint32_t>(), j.value("message", "")};
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad exec_error: {}", e.what()));
+  }
+}
+
+std::string encode_resize(const Resize& r) {
+  return dump(json{{"type", k_resize}, {"stream", r.stream}, {"rows", r.rows}, {"cols", r.cols}});
+}
+
+Result<Resize> resize_from_json(const json& j) {
+  try {
+    // get<uint16_t> throws for a value out of range: a size is never silently truncated.
+    Resize r{j.at("stream").get<uint32_t>(), j.at("rows").get<uint16_t>(),
+             j.at("cols").get<uint16_t>()};
+    if (r.stream == k_main_stream) {
+      return fail(ErrorCode::kProtocol, "bad resize: stream 0 has no terminal");
+    }
+    return r;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad resize: {}", e.what()));
+  }
+}
+
+std::string encode_signal(const Signal& s) {
+  json j = {{"type", k_signal}, {"stream", s.stream}, {"signal", s.signal}};
+  if (auto number = parse_int(s.signal, 0, INT32_MAX)) j["signal"] = *number;
+  return dump(j);
+}
+
+Result<Signal> signal_from_json(const json& j) {
+  try {
+    Signal s;
+    s.stream = j.at("stream").get<uint32_t>();
+    const auto& sig = j.at("signal");
+    if (sig.is_number_unsigned()) {
+      s.signal = std::to_string(sig.get<uint32_t>());
+    } else {
+      s.signal = sig.get<std::string>();
+    }
+    if (s.stream == k_main_stream) {
+      return fail(ErrorCode::kProtocol, "bad signal: stream 0 is stopped with `stop`");
+    }
+    if (s.signal.empty()) return fail(ErrorCode::kProtocol, "bad signal: empty signal");
+    return s;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad signal: {}", e.what()));
   }
 }
 

@@ -70,6 +70,9 @@ inline constexpr const char* k_error = "error";      // guest -> host, plan fail
 inline constexpr const char* k_stop = "stop";        // host -> guest, stop the container
 inline constexpr const char* k_log = "log";          // guest -> host, agent diagnostics
 inline constexpr const char* k_exec = "exec";        // host -> guest, start a process on a stream
+inline constexpr const char* k_exec_error = "exec_error";  // guest -> host, an exec was refused
+inline constexpr const char* k_resize = "resize";    // host -> guest, an exec's terminal size
+inline constexpr const char* k_signal = "signal";    // host -> guest, signal an exec's process
 
 // Agent states reported in hello (after a reconnect the host learns where the agent is).
 inline constexpr const char* k_state_waiting_plan = "waiting_plan";
@@ -109,6 +112,28 @@ struct Exec {
   std::string user{};               // container: podman's --user; in_vm: UID[:GID]
   bool tty = false;
   bool in_vm = false;
+  // Initial terminal size of a tty exec; 0: not given (the kernel's default, 0x0).
+  uint16_t rows = 0;
+  uint16_t cols = 0;
+};
+// Why an exec did not start (the container is not running, bad message, command not found).
+// Sent just before the stream's `exit` (125, 126 or 127); nothing else arrives on that stream.
+struct ExecError {
+  uint32_t stream = 0;
+  std::string message;
+};
+// The new window size of a tty exec's terminal (TIOCSWINSZ; the foreground process gets
+// SIGWINCH).
+struct Resize {
+  uint32_t stream = 0;
+  uint16_t rows = 0;
+  uint16_t cols = 0;
+};
+// A signal for an exec's process. On the wire `signal` is a name without "SIG" ("TERM", "INT",
+// "KILL", "HUP", ...) or a number; here a number is kept as its decimal text.
+struct Signal {
+  uint32_t stream = 0;
+  std::string signal;
 };
 
 nlohmann::json to_json(const Plan& p);
@@ -124,6 +149,12 @@ std::string encode_stop(const Stop& s);
 std::string encode_log(const std::string& message);
 std::string encode_exec(const Exec& e);
 Result<Exec> exec_from_json(const nlohmann::json& j);
+std::string encode_exec_error(const ExecError& e);
+Result<ExecError> exec_error_from_json(const nlohmann::json& j);
+std::string encode_resize(const Resize& r);
+Result<Resize> resize_from_json(const nlohmann::json& j);
+std::string encode_signal(const Signal& s);
+Result<Signal> signal_from_json(const nlohmann::json& j);
 // Parses a hello (either direction).
 Result<Hello> hello_from_json(const nlohmann::json& j);
 

@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
         return log::parse_level(v, l) ? std::string() : "expected trace|debug|info|warn|error|off";
       });
   std::vector<Command> commands;
-  commands.push_back(add_run(app));
+  for (auto add : {add_run, add_ls, add_inspect, add_logs, add_exec, add_stop, add_start, add_rm,
+                   add_monitor, add_names}) {
+    commands.push_back(add(app));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -17,5 +17,14 @@ struct Command {
   std::function<int()> run;
 };
 Command add_run(CLI::App& app);
+Command add_ls(CLI::App& app);
+Command add_inspect(CLI::App& app);
+Command add_logs(CLI::App& app);
+Command add_exec(CLI::App& app);
+Command add_stop(CLI::App& app);
+Command add_start(CLI::App& app);
+Command add_rm(CLI::App& app);
+Command add_monitor(CLI::App& app);
+Command add_names(CLI::App& app);
 
 }  // namespace fcvm::cli

@@ -10,7 +10,14 @@ namespace fcvm::cli {
 
 int report_error(const Error& error) {
   fmt::print(stderr, "fcvm: error: {}\n", error.to_string());
-  return error.code() == ErrorCode::kInvalidInput ? k_exit_usage : k_exit_failure;
+  switch (error.code()) {
+    case ErrorCode::kInvalidInput:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kAlreadyExists:
+      return k_exit_usage;
+    default:
+      return k_exit_failure;
+  }
 }
 
 void report_usage_error(std::string_view message) {

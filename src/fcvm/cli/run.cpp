@@ -1,4 +1,5 @@
 // fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,7 +11,9 @@
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/strings.hpp"
-#include "fcvm/vm/run.hpp"
+#include "fcvm/cli/common.hpp"
+#include "fcvm/vm/attach.hpp"
+#include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
 namespace {
@@ -28,6 +31,9 @@ struct RunArgs {
   std::string vmm = "auto";
   std::string stop_timeout = "10";
   std::string timings_file;
+  bool detach = false;
+  bool rm = false;
+  bool keep = false;
 };
 
 // Turns the raw arguments into validated options; nothing is created here.
@@ -128,17 +134,40 @@ Command add_run(CLI::App& app) {
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->timings_file, "Append start-up milestones as JSON lines")
       ->group("");
+  cmd->add_flag("-d,--detach", args->detach,
+                "Run in the background: print the VM id once the container runs");
+  cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");
+  cmd->add_flag("--keep", args->keep,
+                "In the foreground: keep the VM (disk, logs) after it ends; by default a "
+                "foreground VM is removed when it ends");
   return {cmd, [args, cmd]() -> int {
             auto options = validate(*args, cmd->remaining());
             if (!options) return report_error(options.error().wrap("run"));
-            auto paths = vm::default_paths();
-            if (!paths) return report_error(paths.error());
-            vm::Context ctx{*paths, sys::default_runner()};
-            auto code = vm::run_foreground(ctx, *options);
-            if (!code) {
-              auto who = options->name.empty() ? std::string("run") : "run " + options->name;
-              return report_error(code.error().wrap(who));
+            if (args->rm && args->keep) {
+              return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
             }
+            Session s;
+            if (auto r = open_session(s); !r) return report_error(r.error());
+            if (!args->timings_file.empty()) ::setenv("FCVM_TIMINGS", args->timings_file.c_str(), 1);
+            bool auto_remove = args->detach ? args->rm : !args->keep;
+            auto who = options->name.empty() ? std::string("run") : "run " + options->name;
+            // 1. The record and its directory (a taken name fails here, with nothing created).
+            auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
+            if (!rec) return report_error(rec.error().wrap(who));
+            // 2. The monitor boots and owns the VM from here on.
+            auto ready = vm::spawn_monitor(*s.ctx, *rec, true);
+            if (!ready) {
+              (void)vm::remove_vm(*s.store, *rec, true);
+              return report_error(ready.error().wrap(who));
+            }
+            if (args->detach) {
+              auto ok = vm::wait_ready(ready->get(), *rec);
+              if (!ok) return report_error(ok.error().wrap("run " + rec->name));
+              fmt::print("{}\n", rec->id);
+              return k_exit_ok;
+            }
+            auto code = vm::attach_foreground(*rec, ready->get());
+            if (!code) return report_error(code.error().wrap("run " + rec->name));
             return *code;
           }};
 }

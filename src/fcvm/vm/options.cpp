@@ -4,6 +4,7 @@
 #include <regex>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
@@ -67,6 +68,55 @@ Result<> validate_registry(const std::string& host_port) {
                 fmt::format("invalid --insecure-registry \"{}\": expected HOST[:PORT]", host_port));
   }
   return {};
+}
+
+std::string options_to_json(const RunOptions& o) {
+  std::vector<std::string> ports;
+  for (const auto& p : o.ports) ports.push_back(p.to_string());
+  nlohmann::json j = {{"name", o.name},
+                      {"image", o.image.original},
+                      {"command", o.command},
+                      {"entrypoint", o.entrypoint},
+                      {"env", o.env},
+                      {"workdir", o.workdir},
+                      {"ports", ports},
+                      {"insecure_registries", o.insecure_registries},
+                      {"mem_mib", o.mem_mib},
+                      {"vcpus", o.vcpus},
+                      {"vmm", o.vmm},
+                      {"stop_timeout_s", o.stop_timeout_s}};
+  return j.dump();
+}
+
+Result<RunOptions> options_from_json(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return fail(ErrorCode::kInternal, "the VM's stored options are not valid JSON");
+  }
+  try {
+    RunOptions o;
+    o.name = j.value("name", "");
+    auto image = storage::parse_image_ref(j.at("image").get<std::string>());
+    if (!image) return tl::unexpected<Error>(image.error());
+    o.image = *image;
+    o.command = j.value("command", std::vector<std::string>{});
+    o.entrypoint = j.value("entrypoint", std::vector<std::string>{});
+    o.env = j.value("env", std::vector<std::string>{});
+    o.workdir = j.value("workdir", "");
+    for (const auto& p : j.value("ports", std::vector<std::string>{})) {
+      auto m = net::parse_publish(p);
+      if (!m) return tl::unexpected<Error>(m.error());
+      o.ports.push_back(*m);
+    }
+    o.insecure_registries = j.value("insecure_registries", std::vector<std::string>{});
+    o.mem_mib = j.value("mem_mib", 1024);
+    o.vcpus = j.value("vcpus", 2);
+    o.vmm = j.value("vmm", "auto");
+    o.stop_timeout_s = j.value("stop_timeout_s", 10);
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(ErrorCode::kInternal, fmt::format("the VM's stored options: {}", e.what()));
+  }
 }
 
 }  // namespace fcvm::vm

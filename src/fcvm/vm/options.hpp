@@ -25,6 +25,11 @@ struct RunOptions {
   std::string timings_file{};  // JSON lines of start-up milestones (benchmarks)
 };
 
+// Serialised into the VM's record so that `fcvm start` boots it again with the same options.
+std::string options_to_json(const RunOptions& options);
+// Re-validates what it reads (an archive may have gone since).
+Result<RunOptions> options_from_json(const std::string& text);
+
 // Validators shared by the CLI and tests. Each error is kInvalidInput and names the value.
 Result<> validate_name(const std::string& name);
 // "K=V" is kept; a bare "K" takes the value from the environment (error when unset).

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "fcvm/util/log.hpp"
@@ -9,15 +11,26 @@
 
 namespace fcvm::vm {
 namespace {
-std::chrono::steady_clock::time_point g_start = std::chrono::steady_clock::now();
-}
-
-void mark_process_start() { g_start = std::chrono::steady_clock::now(); }
-
-double ms_since_process_start() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - g_start)
+int64_t realtime_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+// Wall clock, not monotonic: the zero is shared with the monitor process through FCVM_T0_NS.
+int64_t g_start_ns = realtime_ns();
+}  // namespace
+
+void mark_process_start() {
+  g_start_ns = realtime_ns();
+  if (const char* t0 = std::getenv("FCVM_T0_NS")) {
+    int64_t v = std::strtoll(t0, nullptr, 10);
+    if (v > 0) g_start_ns = v;
+  }
+}
+
+int64_t process_start_ns() { return g_start_ns; }
+
+double ms_since_process_start() { return static_cast<double>(realtime_ns() - g_start_ns) / 1e6; }
 
 Timings::Timings(const std::string& path) {
   if (!path.empty()) {

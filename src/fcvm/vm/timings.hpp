@@ -2,14 +2,17 @@
 // Start-up milestones of one run, as JSON lines {"event":..., "ms":...} (ms since the fcvm
 // process started), written to a file when asked for (benchmarks) and to the debug log.
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "fcvm/util/unique_fd.hpp"
 
 namespace fcvm::vm {
 
-// Call first thing in main(): the zero of every timing.
+// Call first thing in main(): the zero of every timing. A monitor inherits the zero of the command
+// that started it through the environment variable FCVM_T0_NS.
 void mark_process_start();
+int64_t process_start_ns();
 double ms_since_process_start();
 
 class Timings {

@@ -1,92 +1,16 @@
 #!/usr/bin/env python3
 """Plays the host side of the agent protocol (docs/agent-protocol.md) against a real fc-agent
 binary that runs on this machine with --channel unix:SOCKET --root DIR --no-system and fake
-podman/ip commands first in PATH. One scenario per invocation; exit status 0 = passed."""
-import json
+podman/ip/conmon commands first in PATH. One scenario per invocation (here or in
+exec_scenarios.py); exit status 0 = passed."""
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
-import time
 
-CONTROL, STDOUT, STDERR, STDIN, STDIN_EOF = 1, 2, 3, 4, 5
-
-
-class Host:
-    def __init__(self, listener):
-        self.listener = listener
-        self.conn = None
-        self.buf = b""
-        self.output = {}  # (stream, kind) -> bytes
-
-    def accept(self, timeout=10):
-        self.listener.settimeout(timeout)
-        self.conn, _ = self.listener.accept()
-        self.conn.settimeout(timeout)
-        self.buf = b""
-
-    def send(self, kind, stream, payload):
-        self.conn.sendall(struct.pack(">IBI", 5 + len(payload), kind, stream) + payload)
-
-    def control(self, msg):
-        self.send(CONTROL, 0, json.dumps(msg).encode())
-
-    def frame(self):
-        while True:
-            if len(self.buf) >= 9:
-                length, kind, stream = struct.unpack(">IBI", self.buf[:9])
-                if len(self.buf) >= 4 + length:
-                    payload = self.buf[9:4 + length]
-                    self.buf = self.buf[4 + length:]
-                    return kind, stream, payload
-            data = self.conn.recv(65536)
-            if not data:
-                raise EOFError("agent closed the connection")
-            self.buf += data
-
-    def message(self):
-        """Next control message; output frames are collected on the way."""
-        while True:
-            kind, stream, payload = self.frame()
-            if kind == CONTROL:
-                msg = json.loads(payload)
-                print("  <-", json.dumps(msg)[:300])
-                return msg
-            self.output[(stream, kind)] = self.output.get((stream, kind), b"") + payload
-
-    def expect(self, mtype, **fields):
-        """The next message of mtype, which must have these fields; events and logs that do not
-        match are skipped, any other message is a failure."""
-        while True:
-            msg = self.message()
-            if msg["type"] == mtype and all(msg.get(k) == v for k, v in fields.items()):
-                return msg
-            if msg["type"] in ("event", "log"):
-                continue
-            raise AssertionError(f"expected {mtype} {fields}, got {msg}")
-
-
-def plan(**overrides):
-    p = {
-        "version": 1, "vm_id": "test0001", "name": "web1", "hostname": "web1",
-        "image": {"ref": "127.0.0.1:5055/app:1", "insecure_registries": ["registry.lan:5000"],
-                  "mirrors": [{"prefix": "127.0.0.1:5055", "location": "10.0.2.2:5055",
-                               "insecure": True}]},
-        "command": ["serve", "--port", "80"], "entrypoint": [], "env": ["A=1"], "workdir": "",
-        "network": {"interface": "eth0", "address": "10.0.2.15/24", "gateway": "10.0.2.2",
-                    "dns": ["10.0.2.3"], "mtu": 1500},
-        "time_unix_ns": time.time_ns(), "stop_timeout_s": 2,
-    }
-    p.update(overrides)
-    return {"type": "plan", "plan": p}
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
+import exec_scenarios
+from agent_host import STDERR, STDIN, STDIN_EOF, STDOUT, Host, check, plan
 
 def main():
     scenario, agent_bin, work = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -98,7 +22,7 @@ def main():
     bindir = os.path.join(work, "bin")
     os.makedirs(bindir, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
-    for tool, name in (("fake-podman", "podman"), ("fake-ip", "ip")):
+    for tool, name in (("fake-podman", "podman"), ("fake-ip", "ip"), ("fake-conmon", "conmon")):
         dst = os.path.join(bindir, name)
         if not os.path.exists(dst):
             os.symlink(os.path.join(here, tool), dst)
@@ -115,7 +39,9 @@ def main():
     host = Host(listener)
     host.agent = agent
     try:
-        globals()["scenario_" + scenario](host, fake, root)
+        name = "scenario_" + scenario
+        run = globals().get(name) or getattr(exec_scenarios, name)
+        run(host, fake, root)
         rc = agent.wait(timeout=20)
         check(rc == 0, f"agent exit status {rc}")
     finally:
@@ -202,8 +128,10 @@ def scenario_archive_reconnect_exec_stop(host, fake, root):
     host.expect("exit", stream=2, code=4)
     check(host.output.get((2, STDOUT)) == b"in-ctr\n", host.output)
     host.control({"type": "exec", "stream": 3, "argv": ["/nonexistent/cmd"], "in_vm": True})
+    err = host.expect("exec_error", stream=3)
+    check("/nonexistent/cmd" in err["message"], err)
     host.expect("exit", stream=3, code=127)
-    check(b"fc-agent:" in host.output.get((3, STDERR), b""), host.output)
+    check((3, STDERR) not in host.output, host.output)
     host.control({"type": "stop", "timeout_s": 1})
     host.expect("exit", stream=0, code=143)
     podman = open(os.path.join(fake, "podman.log")).read()

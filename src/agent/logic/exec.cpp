@@ -1,0 +1,81 @@
+#include "agent/logic/exec.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "fcvm/util/strings.hpp"
+
+namespace fcvm::agent {
+namespace {
+
+struct SignalName {
+  const char* name;
+  int number;
+};
+constexpr SignalName k_signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},
+    {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+    {"WINCH", SIGWINCH},
+};
+
+std::vector<std::string_view> nul_fields(std::string_view text) {
+  auto fields = split(text, '\0');
+  if (!fields.empty() && fields.back().empty()) fields.pop_back();  // the final NUL
+  return fields;
+}
+
+}  // namespace
+
+std::optional<int> signal_number(std::string_view name) {
+  if (auto number = parse_int(name, 1, 64)) return static_cast<int>(*number);
+  std::string upper(name);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::string_view bare = upper;
+  if (bare.substr(0, 3) == "SIG") bare.remove_prefix(3);
+  for (const auto& s : k_signals) {
+    if (bare == s.name) return s.number;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> in_vm_env(const agent_proto::Exec& exec) {
+  auto env = exec.env;
+  bool has_term = std::any_of(env.begin(), env.end(),
+                              [](const std::string& kv) { return kv.rfind("TERM=", 0) == 0; });
+  if (exec.tty && !has_term) env.insert(env.begin(), "TERM=xterm");
+  return env;
+}
+
+bool environ_has(std::string_view environ, std::string_view entry) {
+  auto fields = nul_fields(environ);
+  return std::find(fields.begin(), fields.end(), entry) != fields.end();
+}
+
+std::optional<std::string> cmdline_option(std::string_view cmdline, std::string_view option) {
+  auto args = nul_fields(cmdline);
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == option && i + 1 < args.size()) return std::string(args[i + 1]);
+    if (args[i].size() > option.size() && args[i].substr(0, option.size()) == option &&
+        args[i][option.size()] == '=') {
+      return std::string(args[i].substr(option.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<pid_t> stat_parent(std::string_view stat) {
+  auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  auto fields = split(trim(stat.substr(close + 1)), ' ');
+  // fields[0] is the state, fields[1] the parent pid.
+  if (fields.size() < 2) return std::nullopt;
+  auto ppid = parse_int(fields[1], 0, INT32_MAX);
+  if (!ppid) return std::nullopt;
+  return static_cast<pid_t>(*ppid);
+}
+
+}  // namespace fcvm::agent

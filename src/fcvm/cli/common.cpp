@@ -1,0 +1,38 @@
+#include "fcvm/cli/common.hpp"
+
+#include <fmt/format.h>
+
+#include "fcvm/sys/command_runner.hpp"
+#include "fcvm/vm/lifecycle.hpp"
+
+namespace fcvm::cli {
+
+Result<> open_session(Session& s) {
+  auto paths = vm::default_paths();
+  if (!paths) return tl::unexpected<Error>(paths.error());
+  s.paths = *paths;
+  s.ctx.emplace(vm::Context{s.paths, sys::default_runner()});
+  auto store = vm::open_store(*s.ctx);
+  if (!store) return tl::unexpected<Error>(store.error());
+  s.store.emplace(std::move(*store));
+  return {};
+}
+
+Result<state::VmRecord> resolve(Session& s, const std::string& ref) {
+  auto rec = s.store->find(ref);
+  if (!rec) return tl::unexpected<Error>(rec.error());
+  auto current = vm::reconcile(*s.store, *rec);
+  if (!current) return tl::unexpected<Error>(current.error());
+  if (!*current) return fail(ErrorCode::kNotFound, fmt::format("no VM named \"{}\"", ref));
+  return **current;
+}
+
+std::string human_duration(int64_t ms) {
+  int64_t s = ms / 1000;
+  if (s < 60) return fmt::format("{} second{}", s, s == 1 ? "" : "s");
+  if (s < 3600) return fmt::format("{} minute{}", s / 60, s / 60 == 1 ? "" : "s");
+  if (s < 86400) return fmt::format("{} hour{}", s / 3600, s / 3600 == 1 ? "" : "s");
+  return fmt::format("{} day{}", s / 86400, s / 86400 == 1 ? "" : "s");
+}
+
+}  // namespace fcvm::cli

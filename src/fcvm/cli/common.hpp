@@ -1,0 +1,25 @@
+#pragma once
+// What the subcommands share: the context and the store, and name resolution.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fcvm/state/vm_store.hpp"
+#include "fcvm/vm/context.hpp"
+
+namespace fcvm::cli {
+
+struct Session {
+  vm::Paths paths;
+  std::optional<vm::Context> ctx;
+  std::optional<state::VmStore> store;
+};
+
+// Opens the context and the store (creating the data directory on first use).
+Result<> open_session(Session& s);
+// A VM by name, id or unique id prefix, reconciled (a dead monitor's leftovers cleaned first).
+Result<state::VmRecord> resolve(Session& s, const std::string& ref);
+// "3 minutes", "2 hours", ...
+std::string human_duration(int64_t ms);
+
+}  // namespace fcvm::cli

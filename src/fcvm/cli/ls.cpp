@@ -1,0 +1,79 @@
+// fcvm ls [-a] [--json] [-q]
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "fcvm/cli/common.hpp"
+#include "fcvm/cli/inspect_json.hpp"
+#include "fcvm/cli/main.hpp"
+#include "fcvm/cli/report.hpp"
+#include "fcvm/vm/lifecycle.hpp"
+
+namespace fcvm::cli {
+namespace {
+
+std::string status_text(const state::VmRecord& r, int64_t now) {
+  switch (r.status) {
+    case state::VmStatus::kExited: {
+      std::string code = r.exit_code ? fmt::format("({})", *r.exit_code) : std::string("(error)");
+      return fmt::format("exited {} {} ago", code, human_duration(now - r.finished_ms.value_or(now)));
+    }
+    case state::VmStatus::kRunning:
+      return fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
+    default:
+      return std::string(state::status_name(r.status));
+  }
+}
+
+}  // namespace
+
+Command add_ls(CLI::App& app) {
+  struct Args {
+    bool all = false;
+    bool json = false;
+    bool quiet = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("ls", "List VMs (running ones; -a for all)");
+  cmd->alias("ps");
+  cmd->add_flag("-a,--all", args->all, "Show all VMs, not only running ones");
+  cmd->add_flag("--json", args->json, "Print JSON (an array of the same objects as inspect)");
+  cmd->add_flag("-q,--quiet", args->quiet, "Print ids only");
+  return {cmd, [args]() -> int {
+            Session s;
+            if (auto r = open_session(s); !r) return report_error(r.error().wrap("ls"));
+            auto vms = vm::list_vms(*s.store);
+            if (!vms) return report_error(vms.error().wrap("ls"));
+            auto now = state::now_ms();
+            std::vector<const state::VmRecord*> shown;
+            for (const auto& r : *vms) {
+              if (args->all || vm::is_active(r)) shown.push_back(&r);
+            }
+            if (args->json) {
+              auto arr = nlohmann::json::array();
+              for (const auto* r : shown) arr.push_back(inspect_json(*r));
+              fmt::print("{}\n", arr.dump(2));
+              return k_exit_ok;
+            }
+            if (args->quiet) {
+              std::string out;
+              for (const auto* r : shown) out += r->id.substr(0, 12) + "\n";
+              fmt::print("{}", out);
+              return k_exit_ok;
+            }
+            std::string out = fmt::format("{:<20} {:<12} {:<32} {:<24} {:<12} {:<11} {}\n", "NAME", "ID",
+                                          "IMAGE", "STATUS", "CREATED", "BACKEND", "PORTS");
+            for (const auto* r : shown) {
+              auto image = r->image.size() > 32 ? "..." + r->image.substr(r->image.size() - 29) : r->image;
+              out += fmt::format("{:<20} {:<12} {:<32} {:<24} {:<12} {:<11} {}\n", r->name,
+                                 r->id.substr(0, 12), image, status_text(*r, now),
+                                 human_duration(now - r->created_ms) + " ago",
+                                 r->backend.empty() ? "-" : r->backend, r->ports);
+            }
+            fmt::print("{}", out);
+            return k_exit_ok;
+          }};
+}
+
+}  // namespace fcvm::cli

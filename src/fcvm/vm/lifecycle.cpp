@@ -1,0 +1,220 @@
+#include "fcvm/vm/lifecycle.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "fcvm/sys/host.hpp"
+#include "fcvm/util/fs.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/util/unix_socket.hpp"
+#include "fcvm/vm/timings.hpp"
+
+namespace fcvm::vm {
+
+using namespace std::chrono_literals;
+
+Result<state::VmStore> open_store(Context& ctx) {
+  FCVM_TRY(make_dirs(ctx.paths.data_dir, 0700));
+  FCVM_TRY(make_dirs(ctx.paths.vms_dir(), 0700));
+  return state::VmStore::open(ctx.paths.data_dir + "/state.db");
+}
+
+bool is_active(const state::VmRecord& rec) {
+  return rec.status == state::VmStatus::kStarting || rec.status == state::VmStatus::kRunning ||
+         rec.status == state::VmStatus::kStopping;
+}
+
+Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
+                                  bool auto_remove) {
+  state::VmRecord rec;
+  rec.id = sys::random_hex(32);
+  rec.name = options.name.empty() ? "vm-" + rec.id.substr(0, 8) : options.name;
+  rec.image = options.image.original;
+  rec.vcpus = options.vcpus;
+  rec.mem_mib = options.mem_mib;
+  std::vector<std::string> ports;
+  for (const auto& p : options.ports) ports.push_back(p.to_string());
+  rec.ports = join(ports, ",");
+  rec.options_json = options_to_json(options);
+  rec.dir = ctx.paths.vms_dir() + "/" + rec.id;
+  rec.auto_remove = auto_remove;
+  rec.created_ms = state::now_ms();
+  if (::mkdir(rec.dir.c_str(), 0700) != 0) return fail_errno(fmt::format("create {}", rec.dir));
+  auto inserted = store.insert(rec);
+  if (!inserted) {
+    (void)remove_all(rec.dir);
+    return tl::unexpected<Error>(inserted.error());
+  }
+  return rec;
+}
+
+Result<UniqueFd> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh) {
+  (void)ctx;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe2");
+  UniqueFd ready_r(p[0]), ready_w(p[1]);
+  auto log_path = rec.dir + "/monitor.log";
+  UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log_fd) return fail_errno(fmt::format("open {}", log_path));
+  SpawnOptions opts;
+  opts.argv = {"/proc/self/exe", "__monitor", rec.id, "--ready-fd", std::to_string(ready_w.get())};
+  if (fresh) opts.argv.push_back("--fresh");
+  opts.keep_fds = {ready_w.get()};
+  opts.stdout_fd = log_fd.get();
+  opts.stderr_fd = log_fd.get();
+  opts.new_session = true;      // Ctrl-C in the user's terminal does not reach it
+  opts.die_with_parent = false;  // it outlives the command that started it
+  opts.env = {fmt::format("FCVM_T0_NS={}", process_start_ns())};
+  if (!std::getenv("FCVM_LOG")) opts.env.push_back("FCVM_LOG=info");
+  auto child = ChildProcess::spawn(opts);
+  if (!child) return tl::unexpected<Error>(std::move(child.error()).wrap("start the VM monitor"));
+  // The monitor is its own session leader now; it is reaped by init when it ends. (We are
+  // usually gone long before; a foreground run waits on the control socket, not on the pid.)
+  child->detach();
+  return ready_r;
+}
+
+Result<> wait_ready(int ready_fd, const state::VmRecord& rec) {
+  std::string line;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(ready_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+    if (line.find('\n') != std::string::npos) break;
+  }
+  auto text = std::string(trim(line));
+  if (text == "ok") return {};
+  if (text.rfind("error: ", 0) == 0) return fail(ErrorCode::kSystem, text.substr(7));
+  return fail(ErrorCode::kSystem,
+              fmt::format("the VM monitor ended without a word (see {}/monitor.log)", rec.dir));
+}
+
+Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::VmRecord rec) {
+  if (!is_active(rec) || rec.monitor.alive()) return std::optional<state::VmRecord>(rec);
+  FCVM_LOG(kInfo, "reconcile", "VM {}: its monitor is gone; cleaning up", rec.name);
+  rec.vmm.kill_if_alive();
+  rec.helper.kill_if_alive();
+  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
+                           "firecracker.sock", "vsock.sock"}) {
+    ::unlink((rec.dir + "/" + sock).c_str());
+  }
+  if (rec.auto_remove) {
+    (void)remove_all(rec.dir);
+    FCVM_TRY(store.remove(rec.id));
+    return std::optional<state::VmRecord>{};
+  }
+  rec.status = state::VmStatus::kExited;
+  if (!rec.finished_ms) rec.finished_ms = state::now_ms();
+  if (rec.error.empty() && !rec.exit_code) rec.error = "the VM's monitor ended unexpectedly";
+  rec.monitor = rec.vmm = rec.helper = {};
+  FCVM_TRY(store.update(rec));
+  return std::optional<state::VmRecord>(rec);
+}
+
+Result<std::vector<state::VmRecord>> list_vms(state::VmStore& store) {
+  auto all = store.list();
+  if (!all) return tl::unexpected<Error>(all.error());
+  std::vector<state::VmRecord> out;
+  for (auto& rec : *all) {
+    auto r = reconcile(store, std::move(rec));
+    if (!r) return tl::unexpected<Error>(r.error());
+    if (*r) out.push_back(std::move(**r));
+  }
+  return out;
+}
+
+namespace {
+// Waits for the monitor to end; SIGKILL it after the timeout (its children die with it).
+void wait_monitor_gone(const state::VmRecord& rec, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (rec.monitor.alive()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      FCVM_LOG(kWarn, "stop", "VM {}: the monitor did not end in time: killing it", rec.name);
+      rec.monitor.kill_if_alive();
+      std::this_thread::sleep_for(100ms);
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+}  // namespace
+
+Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_s) {
+  auto current = reconcile(store, rec);
+  if (!current) return tl::unexpected<Error>(current.error());
+  if (!*current || !is_active(**current)) return {};
+  auto client = ControlClient::connect(**current, 2s);
+  if (client) {
+    (void)client->send({{"type", "stop"}, {"timeout_s", timeout_s}});
+  } else {
+    // No control socket yet (still booting) or a stuck monitor: the monitor's SIGTERM path.
+    (**current).monitor.signal_if_alive(SIGTERM);
+  }
+  wait_monitor_gone(**current, std::chrono::seconds(timeout_s) + 40s);
+  auto after = store.get(rec.id);
+  if (after && *after) (void)reconcile(store, **after);
+  return {};
+}
+
+Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec) {
+  auto current = reconcile(store, rec);
+  if (!current) return tl::unexpected<Error>(current.error());
+  if (!*current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  if (is_active(**current)) {
+    return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is already running", rec.name));
+  }
+  auto ready = spawn_monitor(ctx, **current, false);
+  if (!ready) return tl::unexpected<Error>(ready.error());
+  return wait_ready(ready->get(), **current);
+}
+
+Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force) {
+  auto current = reconcile(store, rec);
+  if (!current) return tl::unexpected<Error>(current.error());
+  if (!*current) return {};
+  if (is_active(**current)) {
+    if (!force) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("VM {} is running: stop it first, or use rm -f", rec.name));
+    }
+    auto client = ControlClient::connect(**current, 1s);
+    if (client) (void)client->send({{"type", "kill"}});
+    (**current).monitor.signal_if_alive(SIGTERM);
+    wait_monitor_gone(**current, 10s);
+    (**current).vmm.kill_if_alive();
+    (**current).helper.kill_if_alive();
+  }
+  FCVM_TRY(remove_all(rec.dir));
+  return store.remove(rec.id);
+}
+
+Result<ControlClient> ControlClient::connect(const state::VmRecord& rec,
+                                             std::chrono::milliseconds timeout) {
+  auto fd = unix_connect(rec.dir + "/control.sock", timeout);
+  if (!fd) return tl::unexpected<Error>(std::move(fd.error()).wrap(fmt::format("VM {}", rec.name)));
+  ControlClient c;
+  c.m_fd = std::move(*fd);
+  return c;
+}
+
+Result<> ControlClient::send(const nlohmann::json& msg) {
+  return agent_proto::write_frame(m_fd.get(), agent_proto::Kind::kControl, 0, msg.dump());
+}
+
+Result<> ControlClient::send_frame(agent_proto::Kind kind, uint32_t stream, std::string_view payload) {
+  return agent_proto::write_frame(m_fd.get(), kind, stream, payload);
+}
+
+Result<agent_proto::Frame> ControlClient::read() { return agent_proto::read_frame(m_fd.get()); }
+
+}  // namespace fcvm::vm

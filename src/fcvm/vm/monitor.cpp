@@ -1,0 +1,474 @@
+#include "fcvm/vm/monitor.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <list>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "fcvm/agent_proto/frame.hpp"
+#include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/net/rootless.hpp"
+#include "fcvm/state/vm_store.hpp"
+#include "fcvm/util/fs.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/util/unix_socket.hpp"
+#include "fcvm/vm/container_log.hpp"
+#include "fcvm/vm/lifecycle.hpp"
+#include "fcvm/vm/plan.hpp"
+#include "fcvm/vm/setup.hpp"
+#include "fcvm/vm/timings.hpp"
+
+namespace fcvm::vm {
+namespace {
+
+using namespace std::chrono_literals;
+namespace proto = agent_proto;
+using Clock = std::chrono::steady_clock;
+
+// A connection on the control socket: an attached `run`, an `exec` session, or a one-shot request.
+struct Client {
+  UniqueFd fd;
+  proto::Decoder decoder;
+  bool attach = false;
+  uint32_t guest_stream = 0;  // the exec stream in the guest this client drives (0: none)
+  bool closed = false;
+};
+
+class Monitor {
+ public:
+  Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, int ready_fd, bool fresh)
+      : m_ctx(ctx), m_store(store), m_rec(std::move(record)), m_ready_fd(ready_fd), m_fresh(fresh),
+        m_timings(std::getenv("FCVM_TIMINGS") ? std::getenv("FCVM_TIMINGS") : "") {}
+  int run();
+
+ private:
+  void loop();
+  void teardown();
+  void save();
+  void report_ready(const std::string& line);
+  void begin_stop(int timeout_s);
+  void on_signal();
+  Result<> on_agent_bytes();
+  Result<> on_agent_frame(const proto::Frame& frame);
+  Result<> on_agent_control(const nlohmann::json& msg);
+  void on_client_bytes(Client& c);
+  void on_client_frame(Client& c, const proto::Frame& frame);
+  void on_client_control(Client& c, nlohmann::json msg);
+  void send_agent(const std::string& control);
+  void send_client(Client& c, proto::Kind kind, uint32_t stream, std::string_view payload);
+  Client* client_for_stream(uint32_t stream);
+  std::string console_tail() const;
+
+  Context& m_ctx;
+  state::VmStore& m_store;
+  state::VmRecord m_rec;
+  int m_ready_fd;
+  bool m_fresh;
+  Timings m_timings;
+  std::unique_ptr<VmResources> m_vm;
+  UniqueFd m_listen;
+  UniqueFd m_log_fd;
+  std::unique_ptr<ContainerLogWriter> m_log;
+  std::list<Client> m_clients;
+  proto::Decoder m_agent_decoder;
+  bool m_channel_open = false;
+  bool m_hello = false;
+  bool m_ready = false;
+  bool m_stop_sent = false;
+  uint32_t m_next_stream = 1;
+  std::optional<Clock::time_point> m_stop_deadline;
+  std::optional<Clock::time_point> m_poweroff_deadline;
+  std::optional<int> m_exit_code;
+  std::optional<Error> m_error;
+};
+
+std::string Monitor::console_tail() const {
+  auto text = read_file(m_rec.dir + "/console.log");
+  if (!text) return {};
+  auto lines = split(trim(*text), '\n');
+  std::string out;
+  size_t first = lines.size() > 8 ? lines.size() - 8 : 0;
+  for (size_t i = first; i < lines.size(); ++i) out += fmt::format("\n  {}", lines[i]);
+  return out.empty() ? out : fmt::format("\nlast console lines ({}/console.log):{}", m_rec.dir, out);
+}
+
+void Monitor::save() {
+  if (auto r = m_store.update(m_rec); !r) FCVM_LOG(kError, "monitor", "save state: {}", r.error().to_string());
+}
+
+void Monitor::report_ready(const std::string& line) {
+  if (m_ready_fd < 0) return;
+  (void)write_all(m_ready_fd, line + "\n");
+  ::close(m_ready_fd);
+  m_ready_fd = -1;
+}
+
+void Monitor::send_agent(const std::string& control) {
+  if (!m_channel_open) return;
+  auto r = proto::write_frame(m_vm->channel.get(), proto::Kind::kControl, proto::k_main_stream, control);
+  if (!r) FCVM_LOG(kWarn, "monitor", "send to agent: {}", r.error().to_string());
+}
+
+void Monitor::send_client(Client& c, proto::Kind kind, uint32_t stream, std::string_view payload) {
+  if (c.closed) return;
+  if (!proto::write_frame(c.fd.get(), kind, stream, payload)) c.closed = true;
+}
+
+Client* Monitor::client_for_stream(uint32_t stream) {
+  for (auto& c : m_clients) {
+    if (!c.closed && c.guest_stream == stream) return &c;
+  }
+  return nullptr;
+}
+
+void Monitor::begin_stop(int timeout_s) {
+  if (m_stop_deadline) return;
+  FCVM_LOG(kInfo, "monitor", "stopping (timeout {} s)", timeout_s);
+  m_rec.status = state::VmStatus::kStopping;
+  save();
+  if (m_hello && m_channel_open) {
+    m_stop_sent = true;
+    send_agent(proto::encode_stop({timeout_s}));
+    // The container gets SIGTERM, SIGKILL after timeout_s; then the guest powers off.
+    m_stop_deadline = Clock::now() + std::chrono::seconds(timeout_s) + 20s;
+  } else {
+    // Still booting: there is no container to stop yet.
+    m_vm->backend->kill();
+    m_stop_deadline = Clock::now();
+  }
+}
+
+void Monitor::on_signal() {
+  signalfd_siginfo info{};
+  if (::read(m_vm->signals.fd(), &info, sizeof info) != sizeof info) return;
+  FCVM_LOG(kInfo, "monitor", "signal {}", info.ssi_signo);
+  if (m_stop_deadline) {
+    m_vm->backend->kill();  // a second request: no more waiting
+  } else {
+    begin_stop(m_vm->options.stop_timeout_s);
+  }
+}
+
+Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
+  auto type = msg["type"].get<std::string>();
+  if (type == proto::k_hello) {
+    auto version = msg.value("version", 0u);
+    if (version != proto::k_protocol_version) {
+      return fail(ErrorCode::kProtocol,
+                  fmt::format("guest agent speaks protocol version {}, this fcvm speaks {}: rebuild "
+                              "the guest image with scripts/fcvm-init.sh",
+                              version, proto::k_protocol_version));
+    }
+    m_timings.mark_guest("agent_hello", msg.value("uptime_ms", 0LL));
+    if (!m_hello) {
+      m_hello = true;
+      send_agent(proto::encode_plan(m_vm->plan));
+    }
+  } else if (type == proto::k_event) {
+    m_timings.mark_guest(msg.value("name", "event"), msg.value("uptime_ms", 0LL));
+  } else if (type == proto::k_ready) {
+    m_timings.mark("container_running");
+    m_ready = true;
+    m_rec.status = m_stop_deadline ? state::VmStatus::kStopping : state::VmStatus::kRunning;
+    save();
+    report_ready("ok");
+  } else if (type == proto::k_exit) {
+    auto stream = msg.value("stream", 0u);
+    if (stream == proto::k_main_stream) {
+      m_exit_code = msg.value("code", 1);
+      m_timings.mark("container_exited", std::to_string(*m_exit_code));
+      if (m_log) m_log->flush();
+      report_ready("ok");  // it ran: a short-lived container may exit before `ready`
+    } else if (auto* c = client_for_stream(stream)) {
+      send_client(*c, proto::Kind::kControl, stream, msg.dump());
+      c->guest_stream = 0;
+    }
+  } else if (type == proto::k_error) {
+    m_error = Error(ErrorCode::kSystem, fmt::format("guest: {}: {}", msg.value("stage", "?"),
+                                                    msg.value("message", "?")));
+  } else if (type == "exec_error") {
+    if (auto* c = client_for_stream(msg.value("stream", 0u))) {
+      send_client(*c, proto::Kind::kControl, c->guest_stream, msg.dump());
+      c->guest_stream = 0;
+    }
+  } else if (type == proto::k_log) {
+    FCVM_LOG(kInfo, "agent", "{}", msg.value("message", ""));
+  }
+  return {};
+}
+
+Result<> Monitor::on_agent_frame(const proto::Frame& frame) {
+  if (frame.kind == proto::Kind::kControl) {
+    auto msg = proto::parse_control(frame.payload);
+    if (!msg) return tl::unexpected<Error>(msg.error());
+    return on_agent_control(*msg);
+  }
+  if (frame.kind != proto::Kind::kStdout && frame.kind != proto::Kind::kStderr) {
+    return fail(ErrorCode::kProtocol, "unexpected frame kind from the guest");
+  }
+  if (frame.stream == proto::k_main_stream) {
+    if (m_log) {
+      m_log->write(frame.kind == proto::Kind::kStdout ? LogStream::kStdout : LogStream::kStderr,
+                   frame.payload);
+    }
+    for (auto& c : m_clients) {
+      if (c.attach) send_client(c, frame.kind, 0, frame.payload);
+    }
+  } else if (auto* c = client_for_stream(frame.stream)) {
+    send_client(*c, frame.kind, frame.stream, frame.payload);
+  }
+  return {};
+}
+
+Result<> Monitor::on_agent_bytes() {
+  char buf[65536];
+  ssize_t n = ::read(m_vm->channel.get(), buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return {};
+  if (n <= 0) {
+    m_channel_open = false;  // the VMM is going away; its exit status tells how
+    return {};
+  }
+  m_agent_decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
+  for (;;) {
+    auto frame = m_agent_decoder.next();
+    if (!frame) return tl::unexpected<Error>(std::move(frame.error()).wrap("guest agent"));
+    if (!*frame) return {};
+    FCVM_TRY(on_agent_frame(**frame));
+  }
+}
+
+void Monitor::on_client_control(Client& c, nlohmann::json msg) {
+  auto type = msg["type"].get<std::string>();
+  auto reply = [&](const nlohmann::json& j) { send_client(c, proto::Kind::kControl, 0, j.dump()); };
+  if (type == "attach") {
+    c.attach = true;
+    reply({{"type", "ok"}, {"id", m_rec.id}});
+  } else if (type == "stop") {
+    begin_stop(msg.value("timeout_s", m_vm->options.stop_timeout_s));
+    reply({{"type", "ok"}});
+  } else if (type == "kill") {
+    m_vm->backend->kill();
+    reply({{"type", "ok"}});
+  } else if (type == "exec") {
+    if (!m_ready || m_exit_code || m_stop_deadline || !m_channel_open) {
+      reply({{"type", "exec_error"},
+             {"message", fmt::format("VM {} is not running a container", m_rec.name)}});
+      return;
+    }
+    c.guest_stream = m_next_stream++;
+    msg["stream"] = c.guest_stream;
+    send_agent(msg.dump());
+  } else if (type == "resize" || type == "signal") {
+    if (c.guest_stream == 0) return;
+    msg["stream"] = c.guest_stream;
+    send_agent(msg.dump());
+  } else {
+    reply({{"type", "error"}, {"message", fmt::format("unknown request \"{}\"", type)}});
+  }
+}
+
+void Monitor::on_client_frame(Client& c, const proto::Frame& frame) {
+  switch (frame.kind) {
+    case proto::Kind::kControl: {
+      auto msg = proto::parse_control(frame.payload);
+      if (!msg) {
+        c.closed = true;
+        return;
+      }
+      on_client_control(c, std::move(*msg));
+      return;
+    }
+    case proto::Kind::kStdin:
+    case proto::Kind::kStdinEof:
+      if (c.guest_stream != 0 && m_channel_open) {
+        (void)proto::write_frame(m_vm->channel.get(), frame.kind, c.guest_stream, frame.payload);
+      }
+      return;
+    default:
+      c.closed = true;
+  }
+}
+
+void Monitor::on_client_bytes(Client& c) {
+  char buf[65536];
+  ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    c.closed = true;
+    return;
+  }
+  c.decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
+  for (;;) {
+    auto frame = c.decoder.next();
+    if (!frame || !*frame) {
+      if (!frame) c.closed = true;
+      return;
+    }
+    on_client_frame(c, **frame);
+  }
+}
+
+void Monitor::loop() {
+  auto boot_deadline = Clock::now() + 180s;
+  for (;;) {
+    // Clients that went away: an exec loses its process, an attached foreground run its VM.
+    for (auto it = m_clients.begin(); it != m_clients.end();) {
+      if (!it->closed) {
+        ++it;
+        continue;
+      }
+      if (it->guest_stream != 0) {
+        send_agent(nlohmann::json{{"type", "signal"}, {"stream", it->guest_stream}, {"signal", "KILL"}}.dump());
+      }
+      bool was_attach = it->attach;
+      it = m_clients.erase(it);
+      bool attached_left = false;
+      for (auto& c : m_clients) attached_left = attached_left || c.attach;
+      if (was_attach && !attached_left && m_rec.auto_remove && !m_exit_code) {
+        FCVM_LOG(kInfo, "monitor", "the attached client left: stopping the VM");
+        begin_stop(m_vm->options.stop_timeout_s);
+      }
+    }
+    auto status = m_vm->backend->wait_exit(0ms);
+    if (!status || *status) {
+      if (!m_exit_code && !m_error && !m_stop_deadline) {
+        m_error = Error(ErrorCode::kSystem,
+                        fmt::format("the VM stopped before its container finished ({} {}){}",
+                                    m_vm->backend->name(),
+                                    status ? (*status)->describe() : status.error().to_string(),
+                                    console_tail()));
+      }
+      return;
+    }
+    auto now = Clock::now();
+    if (!m_hello && now > boot_deadline) {
+      m_error = Error(ErrorCode::kTimeout,
+                      fmt::format("the guest agent did not answer within 180 s{}", console_tail()));
+      m_vm->backend->kill();
+      continue;
+    }
+    if ((m_exit_code || m_error) && !m_poweroff_deadline) m_poweroff_deadline = now + 15s;
+    if ((m_poweroff_deadline && now > *m_poweroff_deadline) ||
+        (m_stop_deadline && now > *m_stop_deadline)) {
+      FCVM_LOG(kWarn, "monitor", "the guest did not power off in time: stopping the VMM");
+      (void)m_vm->backend->shutdown();
+      continue;
+    }
+    std::vector<pollfd> fds;
+    fds.push_back({m_channel_open ? m_vm->channel.get() : -1, POLLIN, 0});
+    fds.push_back({m_vm->signals.fd(), POLLIN, 0});
+    fds.push_back({m_listen.get(), POLLIN, 0});
+    for (auto& c : m_clients) fds.push_back({c.fd.get(), POLLIN, 0});
+    int r = ::poll(fds.data(), fds.size(), 100);
+    if (r <= 0) continue;
+    if (fds[0].revents) {
+      if (auto e = on_agent_bytes(); !e) {
+        m_error = e.error();
+        m_vm->backend->kill();
+      }
+    }
+    if (fds[1].revents & POLLIN) on_signal();
+    if (fds[2].revents & POLLIN) {
+      UniqueFd conn(::accept4(m_listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (conn) m_clients.push_back(Client{std::move(conn), {}, false, 0, false});
+    }
+    size_t i = 3;
+    for (auto& c : m_clients) {
+      if (i >= fds.size()) break;
+      if (fds[i++].revents) on_client_bytes(c);
+    }
+  }
+}
+
+void Monitor::teardown() {
+  if (m_vm) {
+    m_vm->backend->kill();
+    m_vm->network.reset();
+  }
+  if (m_log) m_log->flush();
+  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
+                           "firecracker.sock", "vsock.sock"}) {
+    ::unlink((m_rec.dir + "/" + sock).c_str());
+  }
+  m_rec.status = state::VmStatus::kExited;
+  m_rec.finished_ms = state::now_ms();
+  m_rec.exit_code = m_exit_code ? std::optional<int64_t>(*m_exit_code) : std::nullopt;
+  m_rec.error = m_error ? m_error->to_string() : std::string();
+  m_rec.monitor = {};
+  m_rec.vmm = {};
+  m_rec.helper = {};
+  // Attached clients learn the end before the record may disappear.
+  for (auto& c : m_clients) {
+    if (!c.attach) continue;
+    if (m_exit_code) {
+      send_client(c, proto::Kind::kControl, 0, proto::encode_exit({0, *m_exit_code}));
+    } else {
+      send_client(c, proto::Kind::kControl, 0,
+                  proto::encode_error({"vm", m_error ? m_error->to_string() : "stopped"}));
+    }
+  }
+  bool never_ran = !m_exit_code && !m_ready;
+  if (never_ran) report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
+  // A VM that never got to run its container on its first start leaves nothing behind; one that
+  // asked to be removed when it ends goes too.
+  if (m_rec.auto_remove || (m_fresh && never_ran)) {
+    (void)remove_all(m_rec.dir);
+    (void)m_store.remove(m_rec.id);
+  } else {
+    ::unlink((m_rec.dir + "/control.sock").c_str());
+    save();
+  }
+  m_clients.clear();
+}
+
+int Monitor::run() {
+  // The control socket comes first: a foreground `run` attaches while the VM boots.
+  auto listen = unix_listen(m_rec.dir + "/control.sock");
+  if (!listen) {
+    m_error = listen.error();
+  } else {
+    m_listen = std::move(*listen);
+    m_log_fd.reset(::open((m_rec.dir + "/container.log").c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    m_log = std::make_unique<ContainerLogWriter>(m_log_fd.get());
+    auto setup = setup_vm(m_ctx, m_rec, m_timings, [this] { save(); });
+    if (!setup) {
+      m_error = setup.error();
+    } else {
+      m_vm = std::move(*setup);
+      m_channel_open = true;
+      loop();
+    }
+  }
+  m_timings.mark("vm_ended");
+  teardown();
+  return 0;
+}
+
+}  // namespace
+
+int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh) {
+  auto store = open_store(ctx);
+  if (!store) {
+    if (ready_fd >= 0) (void)write_all(ready_fd, "error: " + store.error().to_string() + "\n");
+    return 1;
+  }
+  auto rec = store->get(id);
+  if (!rec || !*rec) {
+    if (ready_fd >= 0) (void)write_all(ready_fd, fmt::format("error: no VM with id {}\n", id));
+    return 1;
+  }
+  Monitor monitor(ctx, *store, std::move(**rec), ready_fd, fresh);
+  return monitor.run();
+}
+
+}  // namespace fcvm::vm

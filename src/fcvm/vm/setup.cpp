@@ -1,0 +1,156 @@
+#include "fcvm/vm/setup.hpp"
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "fcvm/storage/disk.hpp"
+#include "fcvm/sys/process_identity.hpp"
+#include "fcvm/util/fs.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/vm/backend_select.hpp"
+#include "fcvm/vm/plan.hpp"
+
+namespace fcvm::vm {
+
+using namespace std::chrono_literals;
+
+StopSignals::StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &set, &m_old);
+  m_fd.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+}
+
+StopSignals::~StopSignals() { ::pthread_sigmask(SIG_SETMASK, &m_old, nullptr); }
+
+namespace {
+Result<> check_artifacts(const Paths& paths, bool uncompressed_kernel) {
+  std::string kernel = uncompressed_kernel ? paths.vmlinux() : paths.kernel();
+  for (const auto& f : {kernel, paths.initrd(), paths.rootfs()}) {
+    if (!path_exists(f)) {
+      return fail(ErrorCode::kUnavailable,
+                  fmt::format("guest artifact {} is missing: run scripts/fcvm-init.sh (or set "
+                              "FCVM_GUEST_DIR to where it put them)",
+                              f));
+    }
+  }
+  return {};
+}
+}  // namespace
+
+Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
+                                              const std::function<void()>& save) {
+  auto vm = std::make_unique<VmResources>();
+  rec.monitor = sys::ProcessIdentity::of(::getpid());
+  rec.status = state::VmStatus::kStarting;
+  rec.started_ms = state::now_ms();
+  rec.finished_ms.reset();
+  rec.exit_code.reset();
+  rec.error.clear();
+  save();
+
+  // 1. The options the VM was created with (an archive may have disappeared since).
+  auto options = options_from_json(rec.options_json);
+  if (!options) return tl::unexpected<Error>(options.error());
+  vm->options = *options;
+
+  // 2. Backend and artifacts. A VM keeps the backend of its first start: its disk is in that
+  //    backend's format.
+  std::string why;
+  auto backend = select_backend(ctx, rec.backend.empty() ? vm->options.vmm : rec.backend, why);
+  if (!backend) return tl::unexpected<Error>(backend.error());
+  vm->backend = std::move(*backend);
+  FCVM_LOG(kInfo, "monitor", "vmm: {}", why);
+  FCVM_TRY(check_artifacts(ctx.paths, vm->backend->wants_uncompressed_kernel()));
+  rec.backend = std::string(vm->backend->name());
+
+  // 3. Copy-on-write root disk over the read-only base image (kept across stop/start).
+  vmm::DiskSpec root;
+  root.serial = k_root_serial;
+  root.root = true;
+  root.format = vm->backend->root_disk_format();
+  if (root.format == vmm::DiskFormat::kQcow2) {
+    root.path = rec.dir + "/root.qcow2";
+    if (!path_exists(root.path)) {
+      FCVM_TRY(storage::create_qcow2_overlay(ctx.runner, ctx.paths.rootfs(), root.path));
+    }
+  } else {
+    root.path = rec.dir + "/root.ext4";
+    if (!path_exists(root.path)) {
+      FCVM_TRY_CTX(storage::clone_file(ctx.paths.rootfs(), root.path), "create root disk");
+    }
+  }
+  timings.mark("disk_ready");
+
+  // 4. Network: namespaces, tap and bridge, slirp4netns with the published ports.
+  net::RootlessConfig net_config;
+  net_config.dir = rec.dir;
+  net_config.ports = vm->options.ports;
+  net_config.allow_host_loopback = needs_host_loopback(vm->options);
+  auto network = net::RootlessNetwork::create(net_config, ctx.runner);
+  if (!network) return tl::unexpected<Error>(std::move(network.error()).wrap("network"));
+  vm->network = std::move(*network);
+  rec.helper = sys::ProcessIdentity::of(vm->network->helper_pid());
+  const auto& guest = vm->network->guest();
+  rec.network_json = nlohmann::json{{"mode", "rootless"},
+                                    {"guest_address", guest.address},
+                                    {"gateway", guest.gateway},
+                                    {"dns", guest.dns},
+                                    {"mac", guest.mac},
+                                    {"host_loopback", net_config.allow_host_loopback}}
+                         .dump();
+  timings.mark("network_ready_host");
+
+  // 5. The VMM, inside the VM's namespaces. The guest finds its disks by serial; the serial a
+  //    disk shows is the backend's business (Firecracker derives it from the file).
+  vmm::VmSpec spec;
+  spec.id = rec.id;
+  spec.name = rec.name;
+  spec.dir = rec.dir;
+  bool vmlinux = vm->backend->wants_uncompressed_kernel();
+  spec.kernel = vmlinux ? ctx.paths.vmlinux() : ctx.paths.kernel();
+  spec.initrd = ctx.paths.initrd();
+  spec.vcpus = vm->options.vcpus;
+  spec.mem_mib = vm->options.mem_mib;
+  spec.disks.push_back(root);
+  if (vm->options.image.source != storage::ImageSource::kRegistry) {
+    spec.disks.push_back({vm->options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
+  }
+  auto root_serial = vm->backend->guest_disk_serial(spec.disks[0]);
+  if (!root_serial) return tl::unexpected<Error>(root_serial.error());
+  spec.kernel_args = {fmt::format("fcvm.root={}", *root_serial),
+                      fmt::format("fcvm.hostname={}", rec.name)};
+  spec.net = vmm::NetSpec{vm->network->tap(), guest.mac};
+  spec.console_log = rec.dir + "/console.log";
+  spec.vmm_log = rec.dir + "/vmm.log";
+  spec.netns_holder = vm->network->holder_pid();
+  vm->plan = make_plan(vm->options, rec.id, rec.name, guest);
+  if (spec.disks.size() > 1) {
+    auto image_serial = vm->backend->guest_disk_serial(spec.disks[1]);
+    if (!image_serial) return tl::unexpected<Error>(image_serial.error());
+    vm->plan.image.archive_serial = *image_serial;
+  }
+  spec.mmds_json = agent_proto::to_json(vm->plan).dump();
+  timings.mark("vmm_starting");
+  FCVM_TRY_CTX(vm->backend->start(spec), fmt::format("start {}", vm->backend->name()));
+  timings.mark("vmm_started");
+  rec.vmm = sys::ProcessIdentity::of(vm->backend->pid());
+  save();
+
+  // 6. The agent channel (the guest's hello arrives on it once it has booted).
+  auto channel = vm->backend->connect_agent(10s);
+  if (!channel) {
+    vm->backend->kill();
+    return tl::unexpected<Error>(std::move(channel.error()).wrap("connect to the guest agent"));
+  }
+  vm->channel = std::move(*channel);
+  return vm;
+}
+
+}  // namespace fcvm::vm

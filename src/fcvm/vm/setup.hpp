@@ -1,0 +1,49 @@
+#pragma once
+// The start-up steps of a VM, as the monitor runs them (numbered in setup.cpp). On failure every
+// step already done is undone; on success the caller owns everything in VmResources.
+#include <functional>
+#include <memory>
+
+#include <signal.h>
+
+#include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/net/rootless.hpp"
+#include "fcvm/state/vm_store.hpp"
+#include "fcvm/util/unique_fd.hpp"
+#include "fcvm/vm/context.hpp"
+#include "fcvm/vm/options.hpp"
+#include "fcvm/vm/timings.hpp"
+#include "fcvm/vmm/backend.hpp"
+
+namespace fcvm::vm {
+
+// Blocks SIGINT/SIGTERM/SIGHUP for this thread and delivers them through a signalfd; restores the
+// old mask when destroyed. Children start with an empty mask (ChildProcess).
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  int fd() const { return m_fd.get(); }
+
+ private:
+  sigset_t m_old{};
+  UniqueFd m_fd;
+};
+
+struct VmResources {
+  StopSignals signals;  // first: signals that arrive during start-up wait in the signalfd
+  RunOptions options;
+  agent_proto::Plan plan;
+  std::unique_ptr<vmm::Backend> backend;
+  std::unique_ptr<net::RootlessNetwork> network;
+  UniqueFd channel;  // to fc-agent
+};
+
+// Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a connected
+// agent channel.
+Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
+                                              const std::function<void()>& save);
+
+}  // namespace fcvm::vm
