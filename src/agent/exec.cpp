@@ -42,8 +42,8 @@ std::optional<pid_t> find_exec_process(const std::string& mark) {
     auto base = fmt::format("/proc/{}/", *conmon);
     auto comm = read_file(base + "comm");
     if (!comm || trim(*comm) != "conmon") continue;
-    auto environ = read_file(base + "environ");
-    if (!environ || !environ_has(*environ, entry)) continue;
+    auto env_text = read_file(base + "environ");
+    if (!env_text || !environ_has(*env_text, entry)) continue;
     auto cmdline = read_file(base + "cmdline");
     auto pid_file = cmdline ? cmdline_option(*cmdline, "-p") : std::nullopt;
     auto pid_text = pid_file ? read_file(*pid_file) : fail(ErrorCode::kNotFound, "no -p");

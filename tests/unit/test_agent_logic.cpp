@@ -231,13 +231,13 @@ TEST(AgentExec, InVmEnvironment) {
 
 TEST(AgentExec, ProcRecords) {
   using namespace std::string_literals;
-  auto environ = "PATH=/bin\0LC_FCVM_EXEC=1.2\0HOME=/root\0"s;
-  EXPECT_TRUE(environ_has(environ, "LC_FCVM_EXEC=1.2"));
-  EXPECT_FALSE(environ_has(environ, "LC_FCVM_EXEC=1.20"));
-  EXPECT_FALSE(environ_has(environ, "LC_FCVM_EXEC=1"));
+  auto env_text = "PATH=/bin\0LC_FCVM_EXEC=1.2\0HOME=/root\0"s;
+  EXPECT_TRUE(environ_has(env_text, "LC_FCVM_EXEC=1.2"));
+  EXPECT_FALSE(environ_has(env_text, "LC_FCVM_EXEC=1.20"));
+  EXPECT_FALSE(environ_has(env_text, "LC_FCVM_EXEC=1"));
   EXPECT_FALSE(environ_has("", "A=1"));
 
-  auto cmdline = "/usr/bin/conmon\0--api-version\0001\0-c\0abc\0-p\0/run/x/exec_pid\0-n\0fcvm-main\0"s;
+  auto cmdline = "/usr/bin/conmon\0-c\0abc\0-p\0/run/x/exec_pid\0-n\0fcvm-main\0--exec\0"s;
   EXPECT_EQ(cmdline_option(cmdline, "-p"), "/run/x/exec_pid");
   EXPECT_EQ(cmdline_option(cmdline, "-n"), "fcvm-main");
   EXPECT_EQ(cmdline_option("conmon\0--pid-file=/a\0"s, "--pid-file"), "/a");

@@ -155,18 +155,23 @@ Command add_run(CLI::App& app) {
             auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
             if (!rec) return report_error(rec.error().wrap(who));
             // 2. The monitor boots and owns the VM from here on.
-            auto ready = vm::spawn_monitor(*s.ctx, *rec, true);
-            if (!ready) {
+            auto monitor = vm::spawn_monitor(*s.ctx, *rec, true);
+            if (!monitor) {
               (void)vm::remove_vm(*s.store, *rec, true);
-              return report_error(ready.error().wrap(who));
+              return report_error(monitor.error().wrap(who));
             }
             if (args->detach) {
-              auto ok = vm::wait_ready(ready->get(), *rec);
+              monitor->process.detach();
+              auto ok = vm::wait_ready(monitor->ready.get(), *rec);
               if (!ok) return report_error(ok.error().wrap("run " + rec->name));
               fmt::print("{}\n", rec->id);
               return k_exit_ok;
             }
-            auto code = vm::attach_foreground(*rec, ready->get());
+            auto code = vm::attach_foreground(*rec, monitor->ready.get());
+            // The monitor finishes its clean-up after it reported the exit: wait for it, so that
+            // nothing of the VM is left when we return.
+            (void)monitor->process.wait_for(std::chrono::seconds(30));
+            monitor->process.detach();
             if (!code) return report_error(code.error().wrap("run " + rec->name));
             return *code;
           }};

@@ -56,7 +56,7 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
   return rec;
 }
 
-Result<UniqueFd> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh) {
+Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh) {
   (void)ctx;
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe2");
@@ -76,10 +76,7 @@ Result<UniqueFd> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fr
   if (!std::getenv("FCVM_LOG")) opts.env.push_back("FCVM_LOG=info");
   auto child = ChildProcess::spawn(opts);
   if (!child) return tl::unexpected<Error>(std::move(child.error()).wrap("start the VM monitor"));
-  // The monitor is its own session leader now; it is reaped by init when it ends. (We are
-  // usually gone long before; a foreground run waits on the control socket, not on the pid.)
-  child->detach();
-  return ready_r;
+  return MonitorProcess{std::move(*child), std::move(ready_r)};
 }
 
 Result<> wait_ready(int ready_fd, const state::VmRecord& rec) {
@@ -173,9 +170,10 @@ Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& re
   if (is_active(**current)) {
     return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is already running", rec.name));
   }
-  auto ready = spawn_monitor(ctx, **current, false);
-  if (!ready) return tl::unexpected<Error>(ready.error());
-  return wait_ready(ready->get(), **current);
+  auto monitor = spawn_monitor(ctx, **current, false);
+  if (!monitor) return tl::unexpected<Error>(monitor.error());
+  monitor->process.detach();
+  return wait_ready(monitor->ready.get(), **current);
 }
 
 Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force) {

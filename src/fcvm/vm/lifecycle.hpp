@@ -24,9 +24,14 @@ Result<state::VmStore> open_store(Context& ctx);
 Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
                                   bool auto_remove);
 
-// Starts the monitor for a record (detached, its own session). `fresh`: the VM's first start (a
-// failure then removes it entirely). The returned fd yields the monitor's ready line.
-Result<UniqueFd> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh);
+// Starts the monitor for a record (in its own session). `fresh`: the VM's first start (a failure
+// then removes it entirely). `ready` yields the monitor's ready line. The caller either waits for
+// the process (foreground run) or detach()es it: the monitor outlives the command.
+struct MonitorProcess {
+  ChildProcess process;
+  UniqueFd ready;
+};
+Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh);
 // Reads the ready line: ok, or the monitor's error.
 Result<> wait_ready(int ready_fd, const state::VmRecord& rec);
 

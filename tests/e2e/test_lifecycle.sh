@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The VM lifecycle across separate fcvm commands: run -d -> ls (text, --json, -q) -> logs and
+# logs -f -> exec (exit code, stdin, env, workdir, --vm) -> inspect -> stop -> exec refused ->
+# start -> rm refused while running -> rm -f; then nothing remains. Bad input on the way.
+source "$(dirname "$0")/../lib/common.sh"
+need_root "the e2e tier runs as root in CI"
+need_guest
+busybox=$(need_image busybox.oci.tar)
+export FCVM_DATA_DIR=$TEST_TMP/data
+export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-$(FCVM_DATA_DIR= data_dir)}
+fcvm() { "$FCVM_BIN" "$@"; }
+on_exit "'$FCVM_BIN' rm -f life >/dev/null 2>&1"
+
+expect_rc() { # RC CMD...
+  local want=$1; shift
+  local rc=0
+  "$@" >"$TEST_TMP/last.out" 2>"$TEST_TMP/last.err" || rc=$?
+  [ "$rc" -eq "$want" ] || fail "$* exited $rc, want $want: $(cat "$TEST_TMP/last.err")"
+}
+
+# 1. run -d returns the id once the container runs.
+id=$(fcvm run -d --name life --stop-timeout 1 "oci-archive:$busybox" \
+  sh -c 'echo first; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done')
+[[ "$id" =~ ^[0-9a-f]{32}$ ]] || fail "run -d printed '$id', want an id"
+log "run -d: $id"
+
+# 2. ls in its three forms.
+grep -E "^life +${id:0:12} .* up " <<<"$(fcvm ls)" >/dev/null || fail "ls does not show life running: $(fcvm ls)"
+fcvm ls --json | python3 -c '
+import json, sys
+vms = json.load(sys.stdin)
+assert [v["name"] for v in vms] == ["life"], vms
+assert vms[0]["state"]["status"] == "running", vms[0]["state"]
+assert vms[0]["processes"]["vmm"]["pid"] > 0
+' || fail "ls --json"
+[ "$(fcvm ls -q)" = "${id:0:12}" ] || fail "ls -q: $(fcvm ls -q)"
+fcvm ls -q "${id:0:6}" >/dev/null 2>&1 && fail "ls takes no arguments"
+
+# 3. logs; logs -f sees output written after it started.
+# (Output travels asynchronously from the guest: give it a moment.)
+# (grep reads whole outputs here: with pipefail, grep -q closing the pipe early would fail it.)
+for _ in $(seq 50); do grep -qx 'tick 1' <<<"$(fcvm logs life)" && break; sleep 0.2; done
+grep -qx first <<<"$(fcvm logs life)" || fail "logs lacks the first line: $(fcvm logs life 2>&1)"
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z tick [0-9]+$' <<<"$(fcvm logs --timestamps --tail 1 life)" ||
+  fail "logs --timestamps --tail 1: $(fcvm logs --timestamps --tail 1 life)"
+last=$(fcvm logs --tail 1 life | awk '{print $2}')
+fcvm logs -f life >"$TEST_TMP/follow" 2>&1 &
+follower=$!
+on_exit "kill $follower 2>/dev/null"
+sleep 3
+grep -q "^tick $((last + 2))$" "$TEST_TMP/follow" || fail "logs -f missed new output (last was $last): $(tail -3 "$TEST_TMP/follow")"
+
+# 4. exec: exit code, stdin, env, workdir, the guest OS.
+expect_rc 7 fcvm exec life -- sh -c 'exit 7'
+[ "$(echo hello-stdin | fcvm exec -i life -- cat)" = hello-stdin ] || fail "exec -i does not forward stdin"
+[ "$(fcvm exec -e FOO=bar life -- sh -c 'echo $FOO')" = bar ] || fail "exec -e"
+[ "$(fcvm exec -w /tmp life -- pwd)" = /tmp ] || fail "exec -w"
+[ "$(fcvm exec --vm life -- cat /proc/sys/kernel/hostname)" = life ] || fail "exec --vm: $(fcvm exec --vm life -- cat /proc/sys/kernel/hostname 2>&1)"
+expect_rc 127 fcvm exec life -- /no/such/command
+expect_rc 2 fcvm exec nosuchvm -- true
+grep -q 'no VM named "nosuchvm"' "$TEST_TMP/last.err" || fail "unknown name message: $(cat "$TEST_TMP/last.err")"
+
+# 5. inspect.
+fcvm inspect life | python3 -c '
+import json, sys
+v = json.load(sys.stdin)[0]
+assert v["name"] == "life" and v["backend"] == "qemu", v
+assert v["network"]["guest_address"] == "10.0.2.15/24", v["network"]
+' || fail "inspect"
+
+# 6. Duplicate and invalid names: refused, nothing created.
+expect_rc 2 fcvm run -d --name life "oci-archive:$busybox" true
+grep -q 'already in use' "$TEST_TMP/last.err" || fail "duplicate name message: $(cat "$TEST_TMP/last.err")"
+expect_rc 2 fcvm run -d --name 'bad name' "oci-archive:$busybox" true
+[ "$(ls "$FCVM_DATA_DIR/vms" | wc -l)" -eq 1 ] || fail "a refused run created a VM directory"
+
+# 7. stop: sh as PID 1 ignores SIGTERM, so SIGKILL after the 1 s timeout.
+fcvm stop -t 1 life >/dev/null
+wait "$follower" || true  # logs -f ends with the VM
+grep -E '^life .* exited \(137\)' <<<"$(fcvm ls -a)" >/dev/null || fail "ls -a after stop: $(fcvm ls -a)"
+[ -z "$(fcvm ls -q)" ] || fail "ls (running only) still lists life"
+pgrep -r R,S,D -f "qemu-system-x86_64 -name fcvm-life" && fail "qemu survived stop"
+expect_rc 2 fcvm exec life -- true
+grep -q 'not running' "$TEST_TMP/last.err" || fail "exec on stopped VM: $(cat "$TEST_TMP/last.err")"
+
+# 8. start: the same disk, a new boot.
+fcvm start life >/dev/null
+grep -q '^life ' <<<"$(fcvm ls)" || fail "start: life not running"
+for _ in $(seq 50); do [ "$(grep -c '^first$' <<<"$(fcvm logs life)")" -eq 2 ] && break; sleep 0.2; done
+[ "$(grep -c '^first$' <<<"$(fcvm logs life)")" -eq 2 ] || fail "start: container did not run again: $(fcvm logs life)"
+
+# 9. rm refuses a running VM, rm -f removes it all.
+expect_rc 2 fcvm rm life
+fcvm rm -f life >/dev/null
+[ -z "$(fcvm ls -a -q)" ] || fail "rm -f left a record"
+[ -z "$(ls -A "$FCVM_DATA_DIR/vms")" ] || fail "rm -f left files: $(ls -A "$FCVM_DATA_DIR/vms")"
+expect_rc 2 fcvm rm life
+assert_no_leftovers
+echo "lifecycle: ok"
