@@ -12,6 +12,20 @@ namespace {
 // Never throws: strings that are not valid UTF-8 (a helper's stderr, container output quoted in
 // an error) are encoded with U+FFFD instead of making dump() throw.
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A terminal dimension (rows or cols): an integer in 0..65535, never silently truncated (json's
+// get<uint16_t> would wrap). Absent: fallback, or an error when fallback is nullopt.
+Result<uint16_t> dimension(const json& j, const char* key, std::optional<uint16_t> fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (fallback) return *fallback;
+    return fail(ErrorCode::kProtocol, fmt::format("missing '{}'", key));
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > UINT16_MAX) {
+    return fail(ErrorCode::kProtocol, fmt::format("'{}' must be an integer in 0..65535", key));
+  }
+  return static_cast<uint16_t>(it->get<int64_t>());
+}
 }  // namespace
 
 nlohmann::json to_json(const Plan& p) {
@@ -148,8 +162,13 @@ Result<Exec> exec_from_json(const json& j) {
     e.user = j.value("user", "");
     e.tty = j.value("tty", false);
     e.in_vm = j.value("in_vm", false);
-    e.rows = j.value("rows", uint16_t{0});
-    e.cols = j.value("cols", uint16_t{0});
+    auto rows = dimension(j, "rows", 0);
+    auto cols = dimension(j, "cols", 0);
+    if (!rows || !cols) {
+      return fail(ErrorCode::kProtocol, "bad exec: " + (rows ? cols : rows).error().message());
+    }
+    e.rows = *rows;
+    e.cols = *cols;
     if (e.stream == k_main_stream) {
       return fail(ErrorCode::kProtocol, "bad exec: stream 0 is the main container's");
     }
@@ -178,9 +197,15 @@ std::string encode_resize(const Resize& r) {
 
 Result<Resize> resize_from_json(const json& j) {
   try {
-    // get<uint16_t> throws for a value out of range: a size is never silently truncated.
-    Resize r{j.at("stream").get<uint32_t>(), j.at("rows").get<uint16_t>(),
-             j.at("cols").get<uint16_t>()};
+    Resize r;
+    r.stream = j.at("stream").get<uint32_t>();
+    auto rows = dimension(j, "rows", std::nullopt);
+    auto cols = dimension(j, "cols", std::nullopt);
+    if (!rows || !cols) {
+      return fail(ErrorCode::kProtocol, "bad resize: " + (rows ? cols : rows).error().message());
+    }
+    r.rows = *rows;
+    r.cols = *cols;
     if (r.stream == k_main_stream) {
       return fail(ErrorCode::kProtocol, "bad resize: stream 0 has no terminal");
     }

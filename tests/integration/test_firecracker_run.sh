@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# `fcvm run --vmm firecracker` through the real CLI, monitor, disk clone and rootless network, with
+# fake-firecracker standing in for Firecracker: it checks every API call against Firecracker's
+# official spec and plays the guest's fc-agent behind the hybrid vsock socket. Covers
+#   a. a run: the container's exit code and output, and the API calls fcvm made, in order;
+#   b. SIGTERM to fcvm run: the container is stopped, exit 143;
+#   c. a failure injected at each configuration call: exit 1, one error line naming the call and
+#      Firecracker's fault_message, nothing left behind;
+#   d. --vmm firecracker without a binary: exit 1, a clear message, nothing created.
+# FCVM_ACCEL=kvm trusts KVM without the boot probe (this host's KVM may not boot a guest); the
+# probe still opens /dev/kvm and creates a VM, so the test needs /dev/kvm.
+source "$(dirname "$0")/../lib/common.sh"
+need_root "the network helper and the VM directory checks run as root in CI"
+shared=${FCVM_SHARED_DIR:-$FCVM_SOURCE_DIR/../shared}
+spec=$shared/firecracker-api/firecracker.yaml
+[ -f "$spec" ] || skip "Firecracker's API spec $spec is absent (fake-firecracker checks every call against it; set FCVM_SHARED_DIR)"
+fake=${FCVM_FAKE_FIRECRACKER:-${FCVM_BUILD_DIR:-/nonexistent}/tests/fake-firecracker}
+[ -x "$fake" ] || skip "fake-firecracker is not built (set FCVM_FAKE_FIRECRACKER)"
+guest_dir=${FCVM_GUEST_DIR:-$(data_dir)}
+for f in kernel/vmlinux kernel/initrd.img images/rootfs.ext4; do
+  [ -e "$guest_dir/$f" ] || skip "guest artifact $guest_dir/$f is missing (scripts/fcvm-init.sh)"
+done
+[ -c /dev/kvm ] || skip "no /dev/kvm: the Firecracker probe opens it and creates a VM"
+need_cmd slirp4netns
+need_cmd python3
+
+export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
+export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
+unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP FAKE_FC_RECORD
+# The fake guest never reads the archive; any regular file will do when the test images are not
+# built.
+archive=$FCVM_TEST_IMAGES/busybox.oci.tar
+[ -f "$archive" ] || { archive=$TEST_TMP/busybox.oci.tar; echo placeholder >"$archive"; }
+
+# What a run may leave behind, scoped to this test (other fcvm tests may run at the same time):
+# live fake-firecracker, slirp4netns and monitor processes, VM directories, sockets.
+leftovers() {
+  pgrep -r R,S,D -a -f "fake-firecracker.*$TEST_TMP" || true
+  pgrep -r R,S,D -a -f "slirp4netns.*$TEST_TMP" || true
+  local pid
+  for pid in $(pgrep -r R,S,D -f '__monitor' || true); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "FCVM_DATA_DIR=$FCVM_DATA_DIR"; then
+      echo "monitor $pid"
+    fi
+  done
+  ls -A "$FCVM_DATA_DIR/vms" 2>/dev/null | sed 's/^/vm dir: /' || true
+  find "$TEST_TMP" -type s | sed 's/^/socket: /'
+}
+assert_clean() { # WHAT
+  local left d; left=$(leftovers)
+  [ -n "$left" ] || return 0
+  for d in "$FCVM_DATA_DIR"/vms/*/; do
+    [ -f "$d/monitor.log" ] && { echo "--- $d/monitor.log"; tail -n 20 "$d/monitor.log"; } >&2
+  done
+  fail "$1 left behind: $left"
+}
+run_fc() { "$FCVM_BIN" run --vmm firecracker "$@"; }
+
+# a. A run: exit code, output, and the API calls in order.
+rec=$TEST_TMP/calls.jsonl
+rc=0
+FAKE_FC_RECORD=$rec FAKE_FC_EXIT_CODE=5 run_fc --cpu 1 --mem 256 --env GREETING=hi \
+  "oci-archive:$archive" echo hello >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" -eq 5 ] || fail "run exited $rc, want the fake guest's 5: $(cat "$TEST_TMP/err")"
+grep -qx "fake guest: running oci-archive:$archive" "$TEST_TMP/out" ||
+  fail "no guest output: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+grep -qx "fake guest: env GREETING=hi" "$TEST_TMP/out" || fail "--env did not reach the guest"
+python3 - "$rec" "$guest_dir" "$FCVM_DATA_DIR" "$archive" <<'PY' || fail "API calls (above)"
+import json, re, sys
+rec, guest, data, archive = sys.argv[1:]
+calls = [json.loads(l) for l in open(rec)]
+errors = []
+def check(ok, what):
+    if not ok: errors.append(what)
+for c in calls:
+    check(c["status"] < 300, f'{c["method"]} {c["path"]} answered {c["status"]}: {c.get("fault_message")}')
+want = ["PUT /machine-config", "PUT /boot-source", "PUT /drives/", "PUT /network-interfaces/eth0",
+        "PUT /vsock", "PUT /mmds/config", "PUT /mmds", "PUT /actions"]
+seen = [f'{c["method"]} {c["path"]}' for c in calls]
+i = 0
+for s in seen:
+    if i < len(want) and (s == want[i] or (want[i].endswith("/") and s.startswith(want[i]))):
+        i += 1
+check(i == len(want), f"calls out of order or missing: want {want} in order, got {seen}")
+body = {f'{c["method"]} {c["path"]}': c["body"] for c in calls}
+m = body.get("PUT /machine-config", {})
+check(m.get("vcpu_count") == 1 and m.get("mem_size_mib") == 256, f"machine-config {m}")
+b = body.get("PUT /boot-source", {})
+args = b.get("boot_args", "").split()
+check(re.fullmatch(r"fcvm\.root=\d{1,20}", next((a for a in args if a.startswith("fcvm.root=")), "")),
+      f"boot_args without fcvm.root=<serial>: {args}")
+for a in ("fcvm.agent=vsock:1024", "reboot=k", "console=ttyS0"):
+    check(a in args, f"boot_args without {a}: {args}")
+check(b.get("kernel_image_path", "").startswith(guest + "/kernel/vmlinux"), f"kernel {b}")
+check(b.get("initrd_path") == guest + "/kernel/initrd.img", f"initrd {b}")
+drives = [c["body"] for c in calls if c["path"].startswith("/drives/")]
+check(len(drives) == 2, f"want root and image drives: {drives}")
+if len(drives) == 2:
+    root, image = drives
+    check(root["path_on_host"].startswith(data + "/vms/") and root["path_on_host"].endswith("/root.ext4")
+          and not root["is_read_only"], f"root drive {root}")
+    check(image["path_on_host"] == archive and image["is_read_only"], f"image drive {image}")
+n = body.get("PUT /network-interfaces/eth0", {})
+check(n.get("host_dev_name") == "tap0" and n.get("guest_mac"), f"network {n}")
+v = body.get("PUT /vsock", {})
+check(v.get("uds_path", "").endswith("/vsock.sock") and v.get("guest_cid") == 3, f"vsock {v}")
+plan = body.get("PUT /mmds", {}).get("fcvm", {}).get("plan", {})
+check(plan.get("command") == ["echo", "hello"], f"mmds plan {plan}")
+check(body.get("PUT /actions") == {"action_type": "InstanceStart"}, "no InstanceStart")
+for e in errors: print("  " + e)
+sys.exit(1 if errors else 0)
+PY
+assert_clean "a run"
+log "a. run: exit 5, output and $(wc -l <"$rec") API calls as expected"
+
+# b. SIGTERM while the container runs: a clean stop, exit 143.
+FAKE_FC_RUN_UNTIL_STOP=1 run_fc "oci-archive:$archive" >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
+pid=$!
+on_exit "kill -9 $pid 2>/dev/null"
+deadline=$((SECONDS + 20))
+until grep -q 'fake guest: running' "$TEST_TMP/out"; do
+  [ $SECONDS -lt $deadline ] || fail "the guest never ran: $(cat "$TEST_TMP/err")"
+  kill -0 "$pid" 2>/dev/null || fail "fcvm exited early: $(cat "$TEST_TMP/err")"
+  sleep 0.1
+done
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 143 ] || fail "exit $rc after SIGTERM, want 143: $(cat "$TEST_TMP/err")"
+assert_clean "a stopped run"
+log "b. SIGTERM: exit 143, clean"
+
+# c. A failure at each configuration call.
+for call in "PUT /logger" "PUT /metrics" "PUT /machine-config" "PUT /boot-source" "PUT /serial" \
+  "PUT /drives/*" "PUT /network-interfaces/*" "PUT /vsock" "PUT /mmds/config" "PUT /mmds" \
+  "PUT /actions"; do
+  message="fake fault at ${call#PUT }"
+  rc=0
+  FAKE_FC_FAIL=$call FAKE_FC_FAIL_MESSAGE=$message run_fc "oci-archive:$archive" \
+    >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+  err=$(cat "$TEST_TMP/err")
+  [ "$rc" -eq 1 ] || fail "$call failing: exit $rc, want 1: $err"
+  [ "$(wc -l <"$TEST_TMP/err")" -eq 1 ] || fail "$call failing: want one error line, got: $err"
+  named=${call%\*}
+  [ "$named" != "$call" ] || named="$call:"
+  grep -q "^fcvm: error: .*$named.*$message" <<<"$err" ||
+    fail "$call failing: the error does not name the call and the fault: $err"
+  assert_clean "a failure at $call"
+done
+log "c. a failure at each of 11 calls: exit 1, named, clean"
+
+# d. No Firecracker: exit 1 at once, a clear message, nothing created.
+rc=0
+FCVM_FIRECRACKER_BIN=/nonexistent run_fc "oci-archive:$archive" >"$TEST_TMP/out" 2>"$TEST_TMP/err" ||
+  rc=$?
+err=$(cat "$TEST_TMP/err")
+[ "$rc" -eq 1 ] || fail "no firecracker: exit $rc, want 1: $err"
+grep -q "^fcvm: error: .*--vmm firecracker: not available: .*/nonexistent" <<<"$err" ||
+  fail "no firecracker: unclear message: $err"
+[ -z "$("$FCVM_BIN" ls -a -q)" ] || fail "no firecracker: a VM was recorded: $("$FCVM_BIN" ls -a)"
+assert_clean "--vmm firecracker without a binary"
+log "d. no binary: exit 1: $err"
+echo "firecracker run via fake-firecracker: all scenarios passed"
