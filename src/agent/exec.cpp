@@ -14,6 +14,8 @@
 // option names the file where the OCI runtime wrote the process's pid. When that fails (the
 // process has not started yet, another podman), podman exec itself is signalled and the process
 // may outlive it in the container.
+#include "agent/logic/exec.hpp"
+
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -23,7 +25,6 @@
 
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
-#include "agent/logic/exec.hpp"
 #include "agent/logic/podman.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
@@ -187,9 +188,10 @@ void Agent::signal_exec(const nlohmann::json& message) {
     target = ::getpgid(*pid) == *pid ? -*pid : *pid;
   }
   if (target == 0) {
-    send_log(fmt::format("signal {}: the process of exec stream {} was not found: signalling "
-                         "podman exec, which does not forward it",
-                         request->signal, request->stream));
+    send_log(
+        fmt::format("signal {}: the process of exec stream {} was not found: signalling "
+                    "podman exec, which does not forward it",
+                    request->signal, request->stream));
     (void)stream.proc->signal(*number);
     return;
   }

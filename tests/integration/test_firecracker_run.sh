@@ -33,25 +33,31 @@ archive=$FCVM_TEST_IMAGES/busybox.oci.tar
 [ -f "$archive" ] || { archive=$TEST_TMP/busybox.oci.tar; echo placeholder >"$archive"; }
 
 # What a run may leave behind, scoped to this test (other fcvm tests may run at the same time):
-# live fake-firecracker, slirp4netns and monitor processes, VM directories, sockets.
+# live fcvm, monitor, fake-firecracker and slirp4netns processes of this data directory (zombies
+# do not count), VM directories, sockets.
 leftovers() {
-  pgrep -r R,S,D -a -f "fake-firecracker.*$TEST_TMP" || true
-  pgrep -r R,S,D -a -f "slirp4netns.*$TEST_TMP" || true
   local pid
-  for pid in $(pgrep -r R,S,D -f '__monitor' || true); do
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "FCVM_DATA_DIR=$FCVM_DATA_DIR"; then
-      echo "monitor $pid"
+  for pid in $(pgrep -r R,S,D -f "$FCVM_BIN|__monitor|fake-firecracker|slirp4netns" || true); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "FCVM_DATA_DIR=$FCVM_DATA_DIR" ||
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TEST_TMP"; then
+      echo "process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
     fi
   done
   ls -A "$FCVM_DATA_DIR/vms" 2>/dev/null | sed 's/^/vm dir: /' || true
   find "$TEST_TMP" -type s | sed 's/^/socket: /'
 }
-assert_clean() { # WHAT
-  local left d; left=$(leftovers)
-  [ -n "$left" ] || return 0
-  for d in "$FCVM_DATA_DIR"/vms/*/; do
-    [ -f "$d/monitor.log" ] && { echo "--- $d/monitor.log"; tail -n 20 "$d/monitor.log"; } >&2
+# The logs of the VMs that still exist, for a failure's diagnosis.
+show_vm_logs() {
+  local f
+  for f in "$FCVM_DATA_DIR"/vms/*/{monitor,vmm}.log; do
+    [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; } >&2
   done
+  return 0
+}
+assert_clean() { # WHAT
+  local left; left=$(leftovers)
+  [ -n "$left" ] || return 0
+  show_vm_logs
   fail "$1 left behind: $left"
 }
 run_fc() { "$FCVM_BIN" run --vmm firecracker "$@"; }
@@ -114,12 +120,14 @@ assert_clean "a run"
 log "a. run: exit 5, output and $(wc -l <"$rec") API calls as expected"
 
 # b. SIGTERM while the container runs: a clean stop, exit 143.
-FAKE_FC_RUN_UNTIL_STOP=1 run_fc "oci-archive:$archive" >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
+# fcvm itself in the background (not a function: $! must be fcvm's pid).
+FAKE_FC_RUN_UNTIL_STOP=1 "$FCVM_BIN" run --vmm firecracker "oci-archive:$archive" \
+  >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
 pid=$!
 on_exit "kill -9 $pid 2>/dev/null"
 deadline=$((SECONDS + 20))
 until grep -q 'fake guest: running' "$TEST_TMP/out"; do
-  [ $SECONDS -lt $deadline ] || fail "the guest never ran: $(cat "$TEST_TMP/err")"
+  [ $SECONDS -lt $deadline ] || { show_vm_logs; fail "the guest never ran: $(cat "$TEST_TMP/err")"; }
   kill -0 "$pid" 2>/dev/null || fail "fcvm exited early: $(cat "$TEST_TMP/err")"
   sleep 0.1
 done

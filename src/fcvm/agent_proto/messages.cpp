@@ -41,22 +41,22 @@ nlohmann::json to_json(const Plan& p) {
     if (p.image.archive_size > 0) image["archive"]["size"] = p.image.archive_size;
   }
   json out = {{"version", p.version},
-          {"vm_id", p.vm_id},
-          {"name", p.name},
-          {"hostname", p.hostname},
-          {"image", image},
-          {"command", p.command},
-          {"entrypoint", p.entrypoint},
-          {"env", p.env},
-          {"workdir", p.workdir},
-          {"network",
-           {{"interface", p.network.interface},
-            {"address", p.network.address},
-            {"gateway", p.network.gateway},
-            {"dns", p.network.dns},
-            {"mtu", p.network.mtu}}},
-          {"time_unix_ns", p.time_unix_ns},
-          {"stop_timeout_s", p.stop_timeout_s}};
+              {"vm_id", p.vm_id},
+              {"name", p.name},
+              {"hostname", p.hostname},
+              {"image", image},
+              {"command", p.command},
+              {"entrypoint", p.entrypoint},
+              {"env", p.env},
+              {"workdir", p.workdir},
+              {"network",
+               {{"interface", p.network.interface},
+                {"address", p.network.address},
+                {"gateway", p.network.gateway},
+                {"dns", p.network.dns},
+                {"mtu", p.network.mtu}}},
+              {"time_unix_ns", p.time_unix_ns},
+              {"stop_timeout_s", p.stop_timeout_s}};
   if (!p.rng_seed_hex.empty()) out["rng_seed"] = p.rng_seed_hex;
   return out;
 }
@@ -70,12 +70,12 @@ Result<Plan> plan_from_json(const json& j) {
     p.hostname = j.value("hostname", "");
     const auto& image = j.at("image");
     p.image.ref = image.at("ref").get<std::string>();
-    p.image.insecure_registries =
-        image.value("insecure_registries", std::vector<std::string>{});
+    p.image.insecure_registries = image.value("insecure_registries", std::vector<std::string>{});
     if (image.contains("mirrors")) {
       for (const auto& m : image.at("mirrors")) {
         p.image.mirrors.push_back({m.at("prefix").get<std::string>(),
-                                   m.at("location").get<std::string>(), m.value("insecure", false)});
+                                   m.at("location").get<std::string>(),
+                                   m.value("insecure", false)});
       }
     }
     if (image.contains("archive")) {
@@ -105,8 +105,8 @@ Result<Plan> plan_from_json(const json& j) {
 }
 
 std::string encode_hello(const Hello& h) {
-  json j = {{"type", k_hello}, {"version", h.version}, {"agent", h.agent},
-            {"uptime_ms", h.uptime_ms}};
+  json j = {
+      {"type", k_hello}, {"version", h.version}, {"agent", h.agent}, {"uptime_ms", h.uptime_ms}};
   if (!h.state.empty()) j["state"] = h.state;
   return dump(j);
 }
@@ -127,8 +127,8 @@ std::string encode_plan(const Plan& p) {
   return dump(json{{"type", k_plan}, {"plan", to_json(p)}});
 }
 std::string encode_event(const Event& e) {
-  return dump(json{{"type", k_event}, {"name", e.name}, {"uptime_ms", e.uptime_ms},
-                   {"detail", e.detail}});
+  return dump(
+      json{{"type", k_event}, {"name", e.name}, {"uptime_ms", e.uptime_ms}, {"detail", e.detail}});
 }
 std::string encode_ready() { return dump(json{{"type", k_ready}}); }
 std::string encode_exit(const Exit& e) {
@@ -145,7 +145,7 @@ std::string encode_log(const std::string& message) {
 }
 
 std::string encode_exec(const Exec& e) {
-  json j = {{"type", k_exec},   {"stream", e.stream}, {"argv", e.argv}, {"env", e.env},
+  json j = {{"type", k_exec},       {"stream", e.stream}, {"argv", e.argv}, {"env", e.env},
             {"workdir", e.workdir}, {"user", e.user},     {"tty", e.tty},   {"in_vm", e.in_vm}};
   if (e.rows > 0) j["rows"] = e.rows;
   if (e.cols > 0) j["cols"] = e.cols;

@@ -2,11 +2,10 @@
 // Control messages of the agent protocol (payload of Kind::kControl frames): JSON objects with a
 // "type" member. docs/agent-protocol.md is the normative description; keep both in sync.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/agent_proto/frame.hpp"
 #include "fcvm/util/result.hpp"
@@ -61,18 +60,22 @@ struct Plan {
 };
 
 // Message type names.
-inline constexpr const char* k_hello = "hello";      // guest -> host, first message
-inline constexpr const char* k_plan = "plan";        // host -> guest, answer to hello
-inline constexpr const char* k_event = "event";      // guest -> host, progress milestone
-inline constexpr const char* k_ready = "ready";      // guest -> host, container running
-inline constexpr const char* k_exit = "exit";        // guest -> host, a stream's process ended
-inline constexpr const char* k_error = "error";      // guest -> host, plan failed (fatal)
-inline constexpr const char* k_stop = "stop";        // host -> guest, stop the container
-inline constexpr const char* k_log = "log";          // guest -> host, agent diagnostics
-inline constexpr const char* k_exec = "exec";        // host -> guest, start a process on a stream
-inline constexpr const char* k_exec_error = "exec_error";  // guest -> host, an exec was refused
-inline constexpr const char* k_resize = "resize";    // host -> guest, an exec's terminal size
-inline constexpr const char* k_signal = "signal";    // host -> guest, signal an exec's process
+inline constexpr const char* k_hello = "hello";  // guest -> host, first message
+inline constexpr const char* k_plan = "plan";    // host -> guest, answer to hello
+inline constexpr const char* k_event = "event";  // guest -> host, progress milestone
+inline constexpr const char* k_ready = "ready";  // guest -> host, container running
+inline constexpr const char* k_exit = "exit";    // guest -> host, a stream's process ended
+inline constexpr const char* k_error = "error";  // guest -> host, plan failed (fatal)
+inline constexpr const char* k_stop = "stop";    // host -> guest, stop the container
+inline constexpr const char* k_log = "log";      // guest -> host, agent diagnostics
+inline constexpr const char* k_exec = "exec";    // host -> guest, start a process on a stream
+// Exec sessions, besides exec and exit.
+// guest -> host: an exec did not start (its `exit` follows).
+inline constexpr const char* k_exec_error = "exec_error";
+// host -> guest: a tty exec's new window size.
+inline constexpr const char* k_resize = "resize";
+// host -> guest: a signal for an exec's process.
+inline constexpr const char* k_signal = "signal";
 
 // Agent states reported in hello (after a reconnect the host learns where the agent is).
 inline constexpr const char* k_state_waiting_plan = "waiting_plan";
@@ -82,34 +85,34 @@ inline constexpr const char* k_state_stopping = "stopping";
 
 struct Hello {
   uint32_t version = 0;
-  std::string agent;        // e.g. "fc-agent 0.1.0"
-  int64_t uptime_ms = 0;    // guest uptime when hello was sent
-  std::string state{};      // k_state_*; empty from a host (host -> guest hello asks for a hello)
+  std::string agent;      // e.g. "fc-agent 0.1.0"
+  int64_t uptime_ms = 0;  // guest uptime when hello was sent
+  std::string state{};    // k_state_*; empty from a host (host -> guest hello asks for a hello)
 };
 struct Event {
-  std::string name;         // network_ready, image_ready, container_started, ...
+  std::string name;  // network_ready, image_ready, container_started, ...
   int64_t uptime_ms = 0;
   std::string detail{};
 };
 struct Exit {
   uint32_t stream = 0;
-  int code = 0;             // exit code (128+N for a signal)
+  int code = 0;  // exit code (128+N for a signal)
 };
 struct ErrorMsg {
-  std::string stage;        // network, image, container, ...
+  std::string stage;  // network, image, container, ...
   std::string message;
 };
 struct Stop {
-  int timeout_s = 10;       // SIGTERM, then SIGKILL after timeout_s
+  int timeout_s = 10;  // SIGTERM, then SIGKILL after timeout_s
 };
 // A process on its own stream: `podman exec` in the main container, or directly in the guest OS
 // (in_vm). Its output comes back as stdout/stderr frames of `stream`, its status as `exit`.
 struct Exec {
-  uint32_t stream = 0;              // >= 1, chosen by the host, unique among running execs
+  uint32_t stream = 0;  // >= 1, chosen by the host, unique among running execs
   std::vector<std::string> argv{};
-  std::vector<std::string> env{};   // "K=V"
+  std::vector<std::string> env{};  // "K=V"
   std::string workdir{};
-  std::string user{};               // container: podman's --user; in_vm: UID[:GID]
+  std::string user{};  // container: podman's --user; in_vm: UID[:GID]
   bool tty = false;
   bool in_vm = false;
   // Initial terminal size of a tty exec; 0: not given (the kernel's default, 0x0).

@@ -27,6 +27,12 @@ Result<Paths> default_paths() {
     }
     p.data_dir = std::string(home) + "/.local/share/fcvm";
   }
+  if (const char* c = std::getenv("XDG_CACHE_HOME"); c != nullptr && *c != '\0') {
+    p.cache_dir = std::string(c) + "/fcvm";
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    p.cache_dir = std::string(home) + "/.cache/fcvm";
+  }
+  if (p.cache_dir.empty() || !make_dirs(p.cache_dir, 0700)) p.cache_dir.clear();
   if (const char* g = std::getenv("FCVM_GUEST_DIR"); g != nullptr && *g != '\0') {
     p.guest_dir = g;
   } else {

@@ -16,7 +16,10 @@ struct Paths {
   std::string vmlinux() const;  // Firecracker: a built kernel if present, else the extracted one
   std::string initrd() const { return guest_dir + "/kernel/initrd.img"; }
   std::string rootfs() const { return guest_dir + "/images/rootfs.ext4"; }
-  std::string accel_cache() const { return data_dir + "/accel-probe"; }
+  // The KVM probe's verdict, per user and boot: $XDG_CACHE_HOME/fcvm or ~/.cache/fcvm (shared by
+  // every data directory of the user), else the data directory.
+  std::string cache_dir;
+  std::string accel_cache() const { return (cache_dir.empty() ? data_dir : cache_dir) + "/accel-probe"; }
 };
 
 Result<Paths> default_paths();

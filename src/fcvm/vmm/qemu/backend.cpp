@@ -142,7 +142,7 @@ Accel choose_accel(const std::string& kernel, const std::string& cache_file, std
   bool ok = false;
   auto child = ChildProcess::spawn(opts);
   if (child) {
-    auto st = child->wait_for(std::chrono::seconds(8));
+    auto st = child->wait_for(std::chrono::seconds(5));
     auto text = read_file(console);
     ok = st && *st && text &&
          (text->find("Kernel panic") != std::string::npos ||
