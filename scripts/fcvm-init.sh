@@ -132,13 +132,18 @@ step_agent() {
     step_fail "no agent binary: pass --agent PATH (the static binary of the CMake target fc-agent) or set FCVM_AGENT_BIN"
   fi
   { [ -f "$src" ] && [ -x "$src" ]; } || step_fail "agent $src is not an executable file"
-  if [ -f "$dest" ] && cmp -s "$src" "$dest"; then
+  mkdir -p "$data/bin"
+  # The guest gets the agent without debug sections (a debug build is ~10x larger).
+  install -m 0755 "$src" "$dest.tmp.$$" || step_fail "cannot copy $src to $dest"
+  if command -v objcopy >/dev/null 2>&1; then
+    objcopy --strip-debug "$dest.tmp.$$" || step_fail "cannot strip $src"
+  fi
+  if [ -f "$dest" ] && cmp -s "$dest.tmp.$$" "$dest"; then
+    rm -f "$dest.tmp.$$"
     step_end "up to date"
     return
   fi
-  mkdir -p "$data/bin"
-  { install -m 0755 "$src" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"; } ||
-    step_fail "cannot copy $src to $dest"
+  mv -f "$dest.tmp.$$" "$dest" || step_fail "cannot install $dest"
   step_end "done" built
 }
 

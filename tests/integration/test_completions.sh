@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The bash completion offers commands, options and VM names.
+source "$(dirname "$0")/../lib/common.sh"
+export FCVM_DATA_DIR=$TEST_TMP/data
+bin_dir=$TEST_TMP/bin
+mkdir -p "$bin_dir"
+ln -s "$FCVM_BIN" "$bin_dir/fcvm"
+export PATH=$bin_dir:$PATH
+source "$FCVM_SOURCE_DIR/completions/fcvm.bash"
+complete_line() { # WORDS...
+  COMP_WORDS=("$@")
+  COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+  COMPREPLY=()
+  _fcvm
+  echo "${COMPREPLY[*]}"
+}
+[[ " $(complete_line fcvm '') " == *" exec "* ]] || fail "commands: $(complete_line fcvm '')"
+[[ " $(complete_line fcvm logs --f) " == *" --follow "* ]] || fail "logs options"
+[[ " $(complete_line fcvm run --vmm '') " == *" firecracker "* ]] || fail "--vmm values"
+# VM names come from the store.
+sqlite_ok=$("$FCVM_BIN" ls -a -q; echo ok)
+[ "${sqlite_ok##*$'\n'}" = ok ] || [ "$sqlite_ok" = ok ] || fail "ls"
+[ -z "$(complete_line fcvm stop '')" ] || fail "names offered with no VMs"
+need_cmd sqlite3
+sqlite3 "$FCVM_DATA_DIR/state.db" "INSERT INTO vms (id, name, image, status, vcpus, mem_mib, options_json, dir, created_ms) VALUES ('0123456789abcdef0123456789abcdef', 'web1', 'x', 'exited', 1, 128, '{}', '$FCVM_DATA_DIR/vms/x', 0)"
+[ "$(complete_line fcvm stop w)" = web1 ] || fail "VM names: '$(complete_line fcvm stop w)'"
+zsh_file=$FCVM_SOURCE_DIR/completions/_fcvm
+head -1 "$zsh_file" | grep -q '^#compdef fcvm' || fail "zsh completion header"
+if command -v zsh >/dev/null; then zsh -n "$zsh_file" || fail "zsh syntax"; fi
+echo "completions: ok"
