@@ -104,7 +104,7 @@ class Agent {
   void reap_streams();
   void on_stream_exit(uint32_t id, const Stream& stream, ExitStatus status);
 
-  // Exec sessions: start, refuse, resize, signal (exec.cpp).
+  // Exec sessions: start, refuse, resize, signal (exec_sessions.cpp).
   void start_exec(const nlohmann::json& message);
   void refuse_exec(uint32_t stream, int code, const std::string& why);
   std::string exec_unavailable() const;  // why a container exec cannot run now ("" if it can)

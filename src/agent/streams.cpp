@@ -1,15 +1,13 @@
 // Streams: processes whose stdout/stderr go to the host as frames of one stream id, and whose
 // status ends the stream with `exit`. Stream 0 is the main container's `podman run`; exec
-// sessions (`podman exec`, or a process in the guest OS with in_vm; exec.cpp) use the host's ids
-// >= 1. A tty exec has one output, the terminal, sent as stdout.
+// sessions (`podman exec`, or a process in the guest OS with in_vm; exec_sessions.cpp) use the
+// host's ids >= 1. A tty exec has one output, the terminal, sent as stdout.
 #include <poll.h>
 
 #include <cerrno>
 
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
-#include "agent/logic/podman.hpp"
-#include "fcvm/util/strings.hpp"
 
 namespace fcvm::agent {
 

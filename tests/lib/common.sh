@@ -73,12 +73,12 @@ wait_http() { # URL TIMEOUT_S
   return 1
 }
 
-# Snapshot of what fcvm may leave behind: its processes and VM directories.
+# Snapshot of what fcvm may leave behind under this test's data dir: processes whose command line
+# names a VM directory there (QEMU, slirp4netns, fake firecracker) and VM directories.
 fcvm_leftovers() {
   local d; d=$(data_dir)
   {
-    pgrep -r R,S,D -a -f 'qemu-system-x86_64 -name fcvm-' || true
-    pgrep -r R,S,D -a -x slirp4netns || true
+    pgrep -r R,S,D -a -f "$d/vms/" || true
     ls "$d/vms" 2>/dev/null | sed 's/^/vm dir: /' || true
   }
 }

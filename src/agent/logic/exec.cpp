@@ -77,4 +77,17 @@ std::optional<pid_t> stat_parent(std::string_view stat) {
   return static_cast<pid_t>(*ppid);
 }
 
+std::vector<pid_t> process_tree(pid_t root, const std::vector<std::pair<pid_t, pid_t>>& parents) {
+  std::vector<pid_t> tree = {root};
+  // Breadth first; a pid is taken once, so a cycle (pids reused during the scan) cannot loop.
+  for (size_t i = 0; i < tree.size(); ++i) {
+    for (const auto& [pid, parent] : parents) {
+      if (parent == tree[i] && std::find(tree.begin(), tree.end(), pid) == tree.end()) {
+        tree.push_back(pid);
+      }
+    }
+  }
+  return tree;
+}
+
 }  // namespace fcvm::agent

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fcvm/agent_proto/messages.hpp"
@@ -35,5 +36,8 @@ std::optional<std::string> cmdline_option(std::string_view cmdline, std::string_
 // The parent pid in /proc/PID/stat ("pid (comm) state ppid ..."; comm may contain spaces and
 // parentheses, so the fields are counted from the last ')').
 std::optional<pid_t> stat_parent(std::string_view stat);
+
+// A process and its descendants (parents before children), given every process's (pid, parent).
+std::vector<pid_t> process_tree(pid_t root, const std::vector<std::pair<pid_t, pid_t>>& parents);
 
 }  // namespace fcvm::agent

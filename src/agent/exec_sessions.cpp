@@ -11,11 +11,11 @@
 // `podman exec` started (podman issue 19486: killing podman exec leaves the process running), so
 // the agent finds that process itself: `podman exec` runs with LC_FCVM_EXEC=<mark> in its
 // environment, podman hands LC_* variables to the exec session's conmon only, and conmon's -p
-// option names the file where the OCI runtime wrote the process's pid. When that fails (the
-// process has not started yet, another podman), podman exec itself is signalled and the process
-// may outlive it in the container.
-#include "agent/logic/exec.hpp"
-
+// option names the file where the OCI runtime wrote the process's pid. The process does not lead
+// a process group (the OCI runtime leaves it in conmon's), so the signal goes to it and to its
+// descendants, the job a ^C would reach: a shell killed alone would leave its children holding
+// the session's output open. When the process is not found (it has not started yet, another
+// podman), podman exec itself is signalled and the process may outlive it in the container.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -25,6 +25,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
+#include "agent/logic/exec.hpp"
 #include "agent/logic/podman.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
@@ -32,15 +33,26 @@
 namespace fcvm::agent {
 namespace {
 
+std::vector<pid_t> list_processes() {
+  std::vector<pid_t> pids;
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/proc"), ::closedir);
+  if (!dir) return pids;
+  while (dirent* d = ::readdir(dir.get())) {
+    if (auto pid = parse_int(d->d_name, 1, INT32_MAX)) pids.push_back(static_cast<pid_t>(*pid));
+  }
+  return pids;
+}
+
+std::optional<pid_t> parent_of(pid_t pid) {
+  auto stat = read_file(fmt::format("/proc/{}/stat", pid));
+  return stat ? stat_parent(*stat) : std::nullopt;
+}
+
 // The pid of the process a container exec started (see the top of this file), if it runs.
 std::optional<pid_t> find_exec_process(const std::string& mark) {
   const std::string entry = fmt::format("{}={}", k_exec_mark_variable, mark);
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/proc"), ::closedir);
-  if (!dir) return std::nullopt;
-  while (dirent* d = ::readdir(dir.get())) {
-    auto conmon = parse_int(d->d_name, 1, INT32_MAX);
-    if (!conmon) continue;
-    auto base = fmt::format("/proc/{}/", *conmon);
+  for (pid_t conmon : list_processes()) {
+    auto base = fmt::format("/proc/{}/", conmon);
     auto comm = read_file(base + "comm");
     if (!comm || trim(*comm) != "conmon") continue;
     auto env_text = read_file(base + "environ");
@@ -51,12 +63,19 @@ std::optional<pid_t> find_exec_process(const std::string& mark) {
     auto pid = pid_text ? parse_int(trim(*pid_text), 1, INT32_MAX) : std::nullopt;
     if (!pid) return std::nullopt;  // conmon found, the runtime has not written the pid yet
     // conmon is a subreaper: its exec'd process stays its child. A pid that is not is stale.
-    auto stat = read_file(fmt::format("/proc/{}/stat", *pid));
-    auto parent = stat ? stat_parent(*stat) : std::nullopt;
-    if (parent != static_cast<pid_t>(*conmon)) return std::nullopt;
+    if (parent_of(static_cast<pid_t>(*pid)) != conmon) return std::nullopt;
     return static_cast<pid_t>(*pid);
   }
   return std::nullopt;
+}
+
+// The process and its descendants as they are now (children started later are missed).
+std::vector<pid_t> with_descendants(pid_t pid) {
+  std::vector<std::pair<pid_t, pid_t>> parents;
+  for (pid_t p : list_processes()) {
+    if (auto parent = parent_of(p)) parents.emplace_back(p, *parent);
+  }
+  return process_tree(pid, parents);
 }
 
 }  // namespace
@@ -178,16 +197,19 @@ void Agent::signal_exec(const nlohmann::json& message) {
   auto it = m_streams.find(request->stream);
   if (it == m_streams.end() || it->second.proc->exited()) return;  // ended: the signal is late
   const Stream& stream = it->second;
-  pid_t target = 0;  // > 0: a process; < 0: a process group
   if (stream.in_vm) {
     // The exec leads a session; while it is not reaped its pid (and group id) cannot be reused.
     pid_t foreground = stream.proc->foreground_group();
-    target = -(foreground > 0 ? foreground : stream.proc->pid());
-  } else if (auto pid = find_exec_process(stream.mark)) {
-    // A process that leads its group (a session of its own) takes its group along.
-    target = ::getpgid(*pid) == *pid ? -*pid : *pid;
+    pid_t group = foreground > 0 ? foreground : stream.proc->pid();
+    sayf("exec stream {}: signal {} to process group {}", request->stream, *number, group);
+    if (::kill(-group, *number) != 0 && errno != ESRCH) {
+      send_log(fmt::format("signal {} to exec stream {}: {}", request->signal, request->stream,
+                           std::strerror(errno)));
+    }
+    return;
   }
-  if (target == 0) {
+  auto pid = find_exec_process(stream.mark);
+  if (!pid) {
     send_log(
         fmt::format("signal {}: the process of exec stream {} was not found: signalling "
                     "podman exec, which does not forward it",
@@ -195,11 +217,16 @@ void Agent::signal_exec(const nlohmann::json& message) {
     (void)stream.proc->signal(*number);
     return;
   }
-  sayf("exec stream {}: signal {} to {} {}", request->stream, *number,
-       target < 0 ? "process group" : "pid", target < 0 ? -target : target);
-  if (::kill(target, *number) != 0 && errno != ESRCH) {
-    send_log(fmt::format("signal {} to exec stream {}: {}", request->signal, request->stream,
-                         std::strerror(errno)));
+  auto tree = with_descendants(*pid);
+  sayf("exec stream {}: signal {} to pid {} and {} descendants", request->stream, *number, *pid,
+       tree.size() - 1);
+  // Pids from /proc may be reused by the time they are signalled; the window is the few
+  // microseconds of this loop, and every one of them belonged to the session just now.
+  for (pid_t p : tree) {
+    if (::kill(p, *number) != 0 && errno != ESRCH) {
+      send_log(fmt::format("signal {} to pid {} of exec stream {}: {}", request->signal, p,
+                           request->stream, std::strerror(errno)));
+    }
   }
 }
 
