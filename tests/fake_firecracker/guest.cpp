@@ -95,6 +95,11 @@ bool FakeGuest::wait_running() {
   return !m_stopping;
 }
 
+bool FakeGuest::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(m_mutex);
+  return !m_cv.wait_for(lock, d, [this] { return m_stopping; });
+}
+
 int64_t FakeGuest::uptime_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                m_boot_time)
@@ -142,6 +147,7 @@ bool FakeGuest::session(int fd) {
     send_control(fd, proto::encode_error({"plan", plan.error().message()}));
     return false;
   }
+  if (m_options.start_delay.count() > 0 && !sleep_for(m_options.start_delay)) return false;
   for (const char* name : {"network_ready", "image_ready", "container_started"}) {
     if (!wait_running()) return false;
     if (!send_control(fd, proto::encode_event({name, uptime_ms(), ""}))) return false;

@@ -7,7 +7,7 @@
 //   --spec PATH | FAKE_FC_SPEC       the spec file (required)
 //   --record FILE | FAKE_FC_RECORD   append one JSON line per API call
 //   FAKE_FC_FAIL, FAKE_FC_FAIL_MESSAGE, FAKE_FC_EXIT_CODE, FAKE_FC_RUN_UNTIL_STOP,
-//   FAKE_FC_GUEST_DELAY_MS
+//   FAKE_FC_GUEST_DELAY_MS, FAKE_FC_START_DELAY_MS
 //
 // Exits 0 when the VM powers off (the guest finished, or SendCtrlAltDel).
 #include <poll.h>
@@ -92,6 +92,8 @@ fake_fc::VmmOptions vmm_options(const Args& args) {
   o.guest.run_until_stop = env_or("FAKE_FC_RUN_UNTIL_STOP", "") == "1";
   o.guest.boot_delay = std::chrono::milliseconds(
       fcvm::parse_int(env_or("FAKE_FC_GUEST_DELAY_MS", "0"), 0, 600000).value_or(0));
+  o.guest.start_delay = std::chrono::milliseconds(
+      fcvm::parse_int(env_or("FAKE_FC_START_DELAY_MS", "0"), 0, 600000).value_or(0));
   return o;
 }
 

@@ -27,9 +27,10 @@ need_cmd python3
 export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
 export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
 # Like a real guest, the fake agent listens only after a while (fcvm retries the vsock CONNECT
-# meanwhile), so that `fcvm run` has attached to the VM's monitor before the container's output.
-export FAKE_FC_GUEST_DELAY_MS=300
-unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP FAKE_FC_RECORD
+# meanwhile) and its container takes a while to start after the plan: `fcvm run` has attached to
+# the VM's monitor before the container's first output, as it has with a booting guest.
+export FAKE_FC_GUEST_DELAY_MS=200 FAKE_FC_START_DELAY_MS=500
+unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_FAIL_MESSAGE FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP FAKE_FC_RECORD
 # The fake guest never reads the archive; any regular file will do when the test images are not
 # built.
 archive=$FCVM_TEST_IMAGES/busybox.oci.tar

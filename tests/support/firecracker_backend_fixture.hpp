@@ -80,8 +80,9 @@ class FirecrackerBackendTest : public ::testing::Test {
     set_env("FCVM_FIRECRACKER_BIN", FAKE_FIRECRACKER_BIN);
     set_env("FAKE_FC_SPEC", *spec_path);
     set_env("FAKE_FC_RECORD", record_path());
-    for (const char* name : {"FAKE_FC_FAIL", "FAKE_FC_FAIL_MESSAGE", "FAKE_FC_EXIT_CODE",
-                             "FAKE_FC_RUN_UNTIL_STOP", "FAKE_FC_GUEST_DELAY_MS"}) {
+    for (const char* name :
+         {"FAKE_FC_FAIL", "FAKE_FC_FAIL_MESSAGE", "FAKE_FC_EXIT_CODE", "FAKE_FC_RUN_UNTIL_STOP",
+          "FAKE_FC_GUEST_DELAY_MS", "FAKE_FC_START_DELAY_MS"}) {
       set_env(name, std::nullopt);
     }
     write_dummy_kernel(m_dir.file("vmlinux"));

@@ -251,9 +251,9 @@ TEST(AgentExec, ProcRecords) {
 }
 
 TEST(AgentExec, ProcessTree) {
-  // (pid, parent): 10 -> 11 -> 13, 10 -> 12; 20 elsewhere; a reused pid pointing back at 11.
-  std::vector<std::pair<pid_t, pid_t>> parents = {
-      {1, 0}, {10, 1}, {11, 10}, {12, 10}, {13, 11}, {20, 1}, {10, 13}};
+  // (pid, parent): 10 -> 11 -> 13, 10 -> 12; 20 elsewhere; a stale entry makes 10 a child of 13.
+  std::vector<std::pair<pid_t, pid_t>> parents = {{1, 0},   {10, 1}, {11, 10}, {12, 10},
+                                                  {13, 11}, {20, 1}, {10, 13}};
   EXPECT_EQ(process_tree(10, parents), (std::vector<pid_t>{10, 11, 12, 13}));
   EXPECT_EQ(process_tree(12, parents), (std::vector<pid_t>{12}));
   EXPECT_EQ(process_tree(99, parents), (std::vector<pid_t>{99}));

@@ -33,6 +33,20 @@ def wait_for_file(pattern, timeout=10):
     raise AssertionError(f"no file {pattern}")
 
 
+def gone(pid, timeout=5):
+    """True once pid has exited (and is not a zombie waiting for its new parent)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def scenario_exec_tty(host, fake, root):
     """tty execs: a pty with the initial size, resize, a controlling terminal, ^D at stdin EOF."""
     start_container(host, fake)
@@ -77,13 +91,17 @@ def scenario_exec_tty(host, fake, root):
 def scenario_exec_signal(host, fake, root):
     """signal: to the process podman exec started (found through its conmon), and in the VM."""
     start_container(host, fake)
-    host.control({"type": "exec", "stream": 1, "argv": ["sh", "-c", "echo started; exec sleep 30"]})
+    host.control({"type": "exec", "stream": 1,
+                  "argv": ["sh", "-c", "sleep 30 & echo sleeper=$!; wait"]})
     pid_file = wait_for_file(os.path.join(fake, "exec-*.pid"))
-    host.wait_output(1, b"started")
+    host.wait_output(1, b"\n")
+    sleeper = int(host.output[(1, STDOUT)].split(b"=")[1])
     host.control({"type": "signal", "stream": 1, "signal": "TERM"})
     host.expect("exit", stream=1, code=143)
-    # The (fake) conmon saw its child killed: the agent signalled the command, not podman exec.
+    # The (fake) conmon saw its child killed: the agent signalled the command, not podman exec,
+    # and the command's child too (else it would hold the session's output open).
     check(open(pid_file + ".status").read().strip() == "143", "conmon's child was not signalled")
+    check(gone(sleeper), f"the command's child {sleeper} survived")
 
     host.control({"type": "exec", "stream": 2, "argv": ["sleep", "30"], "in_vm": True})
     host.control({"type": "signal", "stream": 2, "signal": "INT"})
