@@ -147,6 +147,20 @@ step_agent() {
   step_end "done" built
 }
 
+# Removes older base images that no VM disk in this data directory is made over.
+prune_bases() { # CURRENT
+  local base in_use
+  in_use=$(for d in "$data"/vms/*/root.qcow2; do
+    [ -f "$d" ] && qemu-img info --output=json "$d" 2>/dev/null | sed -n 's/.*"backing-filename": "\(.*\)".*/\1/p'
+  done)
+  for base in "$data"/images/rootfs-*.ext4; do
+    [ -e "$base" ] || continue
+    [ "$(basename "$base")" = "$1" ] && continue
+    grep -qxF "$base" <<<"$in_use" && continue
+    rm -f "$base"
+  done
+}
+
 step_rootfs() {
   step_begin rootfs
   local key stamp=$cache/rootfs.stamp log_file=$logs/rootfs.log out=$data/images/rootfs.ext4
@@ -165,8 +179,14 @@ step_rootfs() {
   mkdir -p "$data/images" "$cache/rootfs"
   local -a opts=(--agent "$data/bin/fc-agent" --cache "$cache/rootfs")
   [ "$force" -eq 0 ] || opts+=(--rebuild-base)
-  run_logged "$log_file" "$here/create-rootfs-debian.sh" "${opts[@]}" "$out" ||
+  # Each build is a new file, and rootfs.ext4 a symlink to the newest: the disks of existing VMs
+  # keep the base they were made over (a base must never change under a VM's overlay).
+  local versioned=rootfs-${key:0:12}.ext4
+  run_logged "$log_file" "$here/create-rootfs-debian.sh" "${opts[@]}" "$data/images/$versioned" ||
     step_fail "create-rootfs-debian.sh failed" "$log_file"
+  ln -sfn "$versioned" "$out.tmp.$$" && mv -fT "$out.tmp.$$" "$out" ||
+    step_fail "cannot point $out at $versioned"
+  prune_bases "$versioned"
   stamp_write "$stamp" "$key"
   local how="done"
   grep -q 'reusing the cached base' "$log_file" && how="done (agent/guest files only; cached base)"

@@ -3,6 +3,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -78,7 +80,12 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   if (root.format == vmm::DiskFormat::kQcow2) {
     root.path = rec.dir + "/root.qcow2";
     if (!path_exists(root.path)) {
-      FCVM_TRY(storage::create_qcow2_overlay(ctx.runner, ctx.paths.rootfs(), root.path));
+      // The overlay names the resolved base: rootfs.ext4 is a symlink that a rebuild moves on,
+      // while this disk stays tied to the base it was made over.
+      std::error_code ec;
+      auto base = std::filesystem::canonical(ctx.paths.rootfs(), ec);
+      if (ec) return fail_errno(fmt::format("resolve {}", ctx.paths.rootfs()), ec.value());
+      FCVM_TRY(storage::create_qcow2_overlay(ctx.runner, base.string(), root.path));
     }
   } else {
     root.path = rec.dir + "/root.ext4";
