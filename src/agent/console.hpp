@@ -3,11 +3,11 @@
 // lands in the VM's console log on the host. The timestamp is the guest's uptime in seconds, like
 // the kernel's own lines around it. Not the protocol: important lines are also sent to the host
 // as `log` messages by the caller.
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string_view>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace fcvm::agent {
 

@@ -56,6 +56,13 @@ expect_rc 7 fcvm exec life -- sh -c 'exit 7'
 [ "$(fcvm exec -e FOO=bar life -- sh -c 'echo $FOO')" = bar ] || fail "exec -e"
 [ "$(fcvm exec -w /tmp life -- pwd)" = /tmp ] || fail "exec -w"
 [ "$(fcvm exec --vm life -- cat /proc/sys/kernel/hostname)" = life ] || fail "exec --vm: $(fcvm exec --vm life -- cat /proc/sys/kernel/hostname 2>&1)"
+# A terminal: the command sees a pty with our window size.
+if command -v script >/dev/null; then
+  tty_out=$(script -qec "stty rows 33 cols 111; '$FCVM_BIN' exec -it life -- sh -c 'tty; stty size'" /dev/null </dev/null | tr -d '\r\0')
+  grep -q '/dev/pts/' <<<"$tty_out" || fail "exec -t: no terminal: $tty_out"
+  grep -qx '33 111' <<<"$tty_out" || fail "exec -t: window size not passed: $tty_out"
+fi
+[ "$(fcvm exec life -- sh -c 'tty || true')" = "not a tty" ] || fail "exec without -t has a terminal"
 expect_rc 127 fcvm exec life -- /no/such/command
 expect_rc 2 fcvm exec nosuchvm -- true
 grep -q 'no VM named "nosuchvm"' "$TEST_TMP/last.err" || fail "unknown name message: $(cat "$TEST_TMP/last.err")"

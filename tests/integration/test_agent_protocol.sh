@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fc-agent against a scripted host over a Unix socket, on this machine: the agent runs with
-# --no-system (no clock, hostname or power changes) and fake podman/ip commands, so this checks
-# the protocol sequence, the exact commands and the files written, without a VM.
+# --no-system (no clock, hostname or power changes) and fake podman/ip/conmon commands, so this
+# checks the protocol sequence, the exact commands and the files written, without a VM. The exec
+# scenarios (agent/exec_scenarios.py) cover tty sessions, resize, stdin EOF, signals and refusals.
 set -euo pipefail
 agent=${FCVM_AGENT_BIN:-}
 if [ -z "$agent" ] || [ ! -x "$agent" ]; then

@@ -1,8 +1,8 @@
 #include "agent/logic/cmdline.hpp"
 
-#include <optional>
-
 #include <fmt/format.h>
+
+#include <optional>
 
 #include "fcvm/util/strings.hpp"
 

@@ -1,8 +1,8 @@
 #include "agent/logic/guest_config.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace fcvm::agent {
 

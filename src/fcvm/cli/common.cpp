@@ -1,5 +1,7 @@
 #include "fcvm/cli/common.hpp"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "fcvm/sys/command_runner.hpp"
@@ -7,10 +9,27 @@
 
 namespace fcvm::cli {
 
+Result<> load_config(Session& s) {
+  auto cfg = config::load();
+  if (!cfg) return tl::unexpected<Error>(cfg.error());
+  s.config = *cfg;
+  s.config_loaded = true;
+  return {};
+}
+
 Result<> open_session(Session& s) {
+  if (!s.config_loaded) FCVM_TRY(load_config(s));
   auto paths = vm::default_paths();
   if (!paths) return tl::unexpected<Error>(paths.error());
   s.paths = *paths;
+  // Environment variables win over the file.
+  bool env_data = std::getenv("FCVM_DATA_DIR") != nullptr && *std::getenv("FCVM_DATA_DIR") != '\0';
+  bool env_guest = std::getenv("FCVM_GUEST_DIR") != nullptr && *std::getenv("FCVM_GUEST_DIR") != '\0';
+  if (!env_data && !s.config.data_dir.empty()) {
+    if (s.paths.guest_dir == s.paths.data_dir) s.paths.guest_dir = s.config.data_dir;
+    s.paths.data_dir = s.config.data_dir;
+  }
+  if (!env_guest && !s.config.guest_dir.empty()) s.paths.guest_dir = s.config.guest_dir;
   s.ctx.emplace(vm::Context{s.paths, sys::default_runner()});
   auto store = vm::open_store(*s.ctx);
   if (!store) return tl::unexpected<Error>(store.error());

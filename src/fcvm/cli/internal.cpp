@@ -18,6 +18,7 @@ Command add_monitor(CLI::App& app) {
     std::string id;
     int ready_fd = -1;
     bool fresh = false;
+    bool wait_attach = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("__monitor", "");
@@ -25,11 +26,12 @@ Command add_monitor(CLI::App& app) {
   cmd->add_option("id", args->id)->required();
   cmd->add_option("--ready-fd", args->ready_fd);
   cmd->add_flag("--fresh", args->fresh);
+  cmd->add_flag("--wait-attach", args->wait_attach);
   return {cmd, [args]() -> int {
             auto paths = vm::default_paths();
             if (!paths) return report_error(paths.error());
             vm::Context ctx{*paths, sys::default_runner()};
-            return vm::monitor_main(ctx, args->id, args->ready_fd, args->fresh);
+            return vm::monitor_main(ctx, args->id, args->ready_fd, args->fresh, args->wait_attach);
           }};
 }
 

@@ -13,6 +13,7 @@
 #include "fcvm/util/strings.hpp"
 #include "fcvm/cli/common.hpp"
 #include "fcvm/vm/attach.hpp"
+#include "fcvm/vm/backend_select.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -141,13 +142,30 @@ Command add_run(CLI::App& app) {
                 "In the foreground: keep the VM (disk, logs) after it ends; by default a "
                 "foreground VM is removed when it ends");
   return {cmd, [args, cmd]() -> int {
+            // The configuration file supplies what the command line leaves out.
+            Session s;
+            if (auto r = load_config(s); !r) return report_error(r.error().wrap("run"));
+            if (cmd->count("--mem") == 0) args->mem = std::to_string(s.config.defaults.mem_mib);
+            if (cmd->count("--cpu") == 0) args->cpu = std::to_string(s.config.defaults.vcpus);
+            if (cmd->count("--stop-timeout") == 0) {
+              args->stop_timeout = std::to_string(s.config.defaults.stop_timeout_s);
+            }
+            if (cmd->count("--vmm") == 0) args->vmm = s.config.vmm;
+            args->insecure_registries.insert(args->insecure_registries.begin(),
+                                             s.config.insecure_registries.begin(),
+                                             s.config.insecure_registries.end());
             auto options = validate(*args, cmd->remaining());
             if (!options) return report_error(options.error().wrap("run"));
             if (args->rm && args->keep) {
               return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
             }
-            Session s;
             if (auto r = open_session(s); !r) return report_error(r.error());
+            // An explicit --vmm firecracker that cannot work fails before anything is created.
+            if (options->vmm == "firecracker") {
+              std::string why;
+              auto backend = vm::select_backend(*s.ctx, options->vmm, why);
+              if (!backend) return report_error(backend.error().wrap("run"));
+            }
             if (!args->timings_file.empty()) ::setenv("FCVM_TIMINGS", args->timings_file.c_str(), 1);
             bool auto_remove = args->detach ? args->rm : !args->keep;
             auto who = options->name.empty() ? std::string("run") : "run " + options->name;
@@ -155,7 +173,7 @@ Command add_run(CLI::App& app) {
             auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
             if (!rec) return report_error(rec.error().wrap(who));
             // 2. The monitor boots and owns the VM from here on.
-            auto monitor = vm::spawn_monitor(*s.ctx, *rec, true);
+            auto monitor = vm::spawn_monitor(*s.ctx, *rec, true, /*wait_attach=*/!args->detach);
             if (!monitor) {
               (void)vm::remove_vm(*s.store, *rec, true);
               return report_error(monitor.error().wrap(who));

@@ -180,15 +180,18 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     return fail_errno("pidfd_open", e);
   }
   // The error pipe closes on successful exec (O_CLOEXEC); otherwise it carries errno + step.
+  std::string report;
   char buf[128];
-  ssize_t n;
-  do {
-    n = ::read(err_read.get(), buf, sizeof buf);
-  } while (n < 0 && errno == EINTR);
-  if (n >= static_cast<ssize_t>(sizeof(int))) {
+  for (;;) {
+    ssize_t n = ::read(err_read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    report.append(buf, static_cast<size_t>(n));
+  }
+  if (report.size() >= sizeof(int)) {
     int e;
-    std::memcpy(&e, buf, sizeof e);
-    std::string step(buf + sizeof(int), static_cast<size_t>(n) - sizeof(int));
+    std::memcpy(&e, report.data(), sizeof e);
+    std::string step = report.substr(sizeof(int));
     (void)child.wait();
     return fail_errno(fmt::format("start {}: {}", options.argv[0], step), e);
   }

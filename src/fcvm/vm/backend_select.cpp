@@ -21,7 +21,7 @@ Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
           vmm::qemu::Accel::kKvm) {
         return {};
       }
-      return fail(ErrorCode::kUnavailable, fmt::format("KVM cannot boot a guest here ({})", why));
+      return fail(ErrorCode::kUnavailable, why);  // the probe says "KVM cannot boot a guest here"
     };
   }
   return vmm::firecracker::firecracker_available(options);

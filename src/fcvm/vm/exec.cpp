@@ -5,6 +5,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,11 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
                         {"workdir", req.workdir}, {"user", req.user}, {"tty", req.tty},
                         {"in_vm", req.in_vm}, {"stdin", req.interactive}};
   if (req.tty) {
+    if (const char* term = std::getenv("TERM")) {
+      bool set = false;
+      for (const auto& e : req.env) set = set || e.rfind("TERM=", 0) == 0;
+      if (!set) msg["env"].push_back(std::string("TERM=") + term);
+    }
     auto ws = window_size();
     if (!ws.is_null()) msg.update(ws);
   }

@@ -56,8 +56,8 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
   return rec;
 }
 
-Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh) {
-  (void)ctx;
+Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh,
+                                     bool wait_attach) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe2");
   UniqueFd ready_r(p[0]), ready_w(p[1]);
@@ -67,12 +67,15 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, b
   SpawnOptions opts;
   opts.argv = {"/proc/self/exe", "__monitor", rec.id, "--ready-fd", std::to_string(ready_w.get())};
   if (fresh) opts.argv.push_back("--fresh");
+  if (wait_attach) opts.argv.push_back("--wait-attach");
   opts.keep_fds = {ready_w.get()};
   opts.stdout_fd = log_fd.get();
   opts.stderr_fd = log_fd.get();
   opts.new_session = true;      // Ctrl-C in the user's terminal does not reach it
   opts.die_with_parent = false;  // it outlives the command that started it
-  opts.env = {fmt::format("FCVM_T0_NS={}", process_start_ns())};
+  // The monitor resolves the same directories as we did, whatever told us (flags, config, env).
+  opts.env = {fmt::format("FCVM_T0_NS={}", process_start_ns()),
+              "FCVM_DATA_DIR=" + ctx.paths.data_dir, "FCVM_GUEST_DIR=" + ctx.paths.guest_dir};
   if (!std::getenv("FCVM_LOG")) opts.env.push_back("FCVM_LOG=info");
   auto child = ChildProcess::spawn(opts);
   if (!child) return tl::unexpected<Error>(std::move(child.error()).wrap("start the VM monitor"));

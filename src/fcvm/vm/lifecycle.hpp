@@ -31,7 +31,8 @@ struct MonitorProcess {
   ChildProcess process;
   UniqueFd ready;
 };
-Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh);
+Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh,
+                                     bool wait_attach = false);
 // Reads the ready line: ok, or the monitor's error.
 Result<> wait_ready(int ready_fd, const state::VmRecord& rec);
 

@@ -45,8 +45,10 @@ struct Client {
 
 class Monitor {
  public:
-  Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, int ready_fd, bool fresh)
+  Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, int ready_fd, bool fresh,
+          bool wait_attach)
       : m_ctx(ctx), m_store(store), m_rec(std::move(record)), m_ready_fd(ready_fd), m_fresh(fresh),
+        m_wait_attach(wait_attach),
         m_timings(std::getenv("FCVM_TIMINGS") ? std::getenv("FCVM_TIMINGS") : "") {}
   int run();
 
@@ -64,6 +66,7 @@ class Monitor {
   void on_client_frame(Client& c, const proto::Frame& frame);
   void on_client_control(Client& c, nlohmann::json msg);
   void send_agent(const std::string& control);
+  void maybe_send_plan();
   void send_client(Client& c, proto::Kind kind, uint32_t stream, std::string_view payload);
   Client* client_for_stream(uint32_t stream);
   std::string console_tail() const;
@@ -73,6 +76,10 @@ class Monitor {
   state::VmRecord m_rec;
   int m_ready_fd;
   bool m_fresh;
+  // A foreground run attaches to see all output: the plan (and so the container) waits for it.
+  bool m_wait_attach;
+  bool m_plan_pending = false;
+  Clock::time_point m_attach_deadline = Clock::now() + 30s;
   Timings m_timings;
   std::unique_ptr<VmResources> m_vm;
   UniqueFd m_listen;
@@ -123,6 +130,15 @@ void Monitor::send_client(Client& c, proto::Kind kind, uint32_t stream, std::str
   if (!proto::write_frame(c.fd.get(), kind, stream, payload)) c.closed = true;
 }
 
+void Monitor::maybe_send_plan() {
+  if (!m_plan_pending) return;
+  bool attached = false;
+  for (const auto& c : m_clients) attached = attached || (c.attach && !c.closed);
+  if (m_wait_attach && !attached && Clock::now() < m_attach_deadline) return;
+  m_plan_pending = false;
+  send_agent(proto::encode_plan(m_vm->plan));
+}
+
 Client* Monitor::client_for_stream(uint32_t stream) {
   for (auto& c : m_clients) {
     if (!c.closed && c.guest_stream == stream) return &c;
@@ -171,7 +187,8 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
     m_timings.mark_guest("agent_hello", msg.value("uptime_ms", 0LL));
     if (!m_hello) {
       m_hello = true;
-      send_agent(proto::encode_plan(m_vm->plan));
+      m_plan_pending = true;
+      maybe_send_plan();
     }
   } else if (type == proto::k_event) {
     m_timings.mark_guest(msg.value("name", "event"), msg.value("uptime_ms", 0LL));
@@ -252,6 +269,7 @@ void Monitor::on_client_control(Client& c, nlohmann::json msg) {
   if (type == "attach") {
     c.attach = true;
     reply({{"type", "ok"}, {"id", m_rec.id}});
+    maybe_send_plan();
   } else if (type == "stop") {
     begin_stop(msg.value("timeout_s", m_vm->options.stop_timeout_s));
     reply({{"type", "ok"}});
@@ -340,6 +358,13 @@ void Monitor::loop() {
     }
     auto status = m_vm->backend->wait_exit(0ms);
     if (!status || *status) {
+      // What the guest said last (its exit code) may still wait in the channel.
+      while (m_channel_open && wait_readable(m_vm->channel.get(), 0ms).value_or(false)) {
+        if (auto e = on_agent_bytes(); !e) {
+          if (!m_error) m_error = e.error();
+          break;
+        }
+      }
       if (!m_exit_code && !m_error && !m_stop_deadline) {
         m_error = Error(ErrorCode::kSystem,
                         fmt::format("the VM stopped before its container finished ({} {}){}",
@@ -349,6 +374,7 @@ void Monitor::loop() {
       }
       return;
     }
+    maybe_send_plan();  // the attach deadline may have passed
     auto now = Clock::now();
     if (!m_hello && now > boot_deadline) {
       m_error = Error(ErrorCode::kTimeout,
@@ -456,7 +482,7 @@ int Monitor::run() {
 
 }  // namespace
 
-int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh) {
+int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh, bool wait_attach) {
   auto store = open_store(ctx);
   if (!store) {
     if (ready_fd >= 0) (void)write_all(ready_fd, "error: " + store.error().to_string() + "\n");
@@ -467,7 +493,7 @@ int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh) 
     if (ready_fd >= 0) (void)write_all(ready_fd, fmt::format("error: no VM with id {}\n", id));
     return 1;
   }
-  Monitor monitor(ctx, *store, std::move(**rec), ready_fd, fresh);
+  Monitor monitor(ctx, *store, std::move(**rec), ready_fd, fresh, wait_attach);
   return monitor.run();
 }
 

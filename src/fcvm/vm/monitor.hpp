@@ -18,7 +18,9 @@
 namespace fcvm::vm {
 
 // Runs the VM with this id to its end. ready_fd (-1: none) receives one line: "ok" once the
-// container runs, or "error: MESSAGE" if it never gets there. Returns the process exit code.
-int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh);
+// container runs, or "error: MESSAGE" if it never gets there. wait_attach: a foreground run will
+// attach; the container starts only once it has (or 30 s passed), so that it sees all output.
+// Returns the process exit code.
+int monitor_main(Context& ctx, const std::string& id, int ready_fd, bool fresh, bool wait_attach);
 
 }  // namespace fcvm::vm

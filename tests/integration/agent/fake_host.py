@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 
-import exec_scenarios
-from agent_host import STDERR, STDIN, STDIN_EOF, STDOUT, Host, check, plan
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import exec_scenarios  # noqa: E402
+from agent_host import STDERR, STDIN, STDIN_EOF, STDOUT, Host, check, plan  # noqa: E402
 
 def main():
     scenario, agent_bin, work = sys.argv[1], sys.argv[2], sys.argv[3]
