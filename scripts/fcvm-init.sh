@@ -151,7 +151,8 @@ step_agent() {
 prune_bases() { # CURRENT
   local base in_use
   in_use=$(for d in "$data"/vms/*/root.qcow2; do
-    [ -f "$d" ] && qemu-img info --output=json "$d" 2>/dev/null | sed -n 's/.*"backing-filename": "\(.*\)".*/\1/p'
+    [ -f "$d" ] || continue
+    qemu-img info --output=json "$d" 2>/dev/null | sed -n 's/.*"backing-filename": "\(.*\)".*/\1/p' || true
   done)
   for base in "$data"/images/rootfs-*.ext4; do
     [ -e "$base" ] || continue

@@ -60,13 +60,17 @@ Result<PortMapping> parse_publish(std::string_view text) {
   return m;
 }
 
+bool host_ports_overlap(const PortMapping& a, const PortMapping& b) {
+  bool overlap_ip = a.host_ip == b.host_ip || a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0";
+  return a.proto == b.proto && a.host_port == b.host_port && overlap_ip;
+}
+
 Result<> check_unique(const std::vector<PortMapping>& ports) {
   for (size_t i = 0; i < ports.size(); ++i) {
     for (size_t j = i + 1; j < ports.size(); ++j) {
       const auto& a = ports[i];
       const auto& b = ports[j];
-      bool overlap_ip = a.host_ip == b.host_ip || a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0";
-      if (a.proto == b.proto && a.host_port == b.host_port && overlap_ip) {
+      if (host_ports_overlap(a, b)) {
         return fail(ErrorCode::kInvalidInput,
                     fmt::format("--publish {} and {} use the same host port", a.to_string(),
                                 b.to_string()));

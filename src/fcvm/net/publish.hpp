@@ -22,6 +22,8 @@ struct PortMapping {
 
 std::string_view proto_name(Proto p);
 Result<PortMapping> parse_publish(std::string_view text);
+// True when both claim one host port: same protocol and port, same address or 0.0.0.0 in either.
+bool host_ports_overlap(const PortMapping& a, const PortMapping& b);
 // Fails (kInvalidInput) when two mappings use the same host address/port/protocol.
 Result<> check_unique(const std::vector<PortMapping>& ports);
 // Binds each host address/port once to prove it is free and allowed for this user.

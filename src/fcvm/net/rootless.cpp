@@ -22,7 +22,7 @@ namespace fcvm::net {
 namespace {
 
 // Child side of the holder: async-signal-safe calls only (we may have threads).
-[[noreturn]] void holder_main(int ready_fd, int wait_fd, pid_t parent, bool user,
+[[noreturn]] void holder_main(int ready_fd, int wait_fd, pid_t parent, bool user, bool ip_forward,
                               const char* uid_map, const char* gid_map) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // A forked copy of fcvm: give it its own name in ps/pgrep.
@@ -41,6 +41,8 @@ namespace {
     write_file("/proc/self/uid_map", uid_map);
     write_file("/proc/self/gid_map", gid_map);
   }
+  // /proc/sys/net resolves to the opener's network namespace: this sets the new one only.
+  if (ip_forward) write_file("/proc/sys/net/ipv4/ip_forward", "1");
   ssize_t ignored = ::write(ready_fd, &err, sizeof err);
   (void)ignored;
   ::close(ready_fd);
@@ -53,7 +55,7 @@ namespace {
 
 }  // namespace
 
-Result<NamespaceHolder> NamespaceHolder::create(bool with_user_namespace) {
+Result<NamespaceHolder> NamespaceHolder::create(bool with_user_namespace, bool ip_forward) {
   auto uid_map = fmt::format("0 {} 1", ::geteuid());
   auto gid_map = fmt::format("0 {} 1", ::getegid());
   int ready[2], hold[2];
@@ -67,8 +69,8 @@ Result<NamespaceHolder> NamespaceHolder::create(bool with_user_namespace) {
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork namespace holder");
   if (pid == 0) {
-    holder_main(ready_w.get(), hold_r.get(), parent, with_user_namespace, uid_map.c_str(),
-                gid_map.c_str());
+    holder_main(ready_w.get(), hold_r.get(), parent, with_user_namespace, ip_forward,
+                uid_map.c_str(), gid_map.c_str());
   }
   ready_w.reset();
   hold_r.reset();
@@ -94,6 +96,7 @@ Result<NamespaceHolder> NamespaceHolder::create(bool with_user_namespace) {
 Result<std::unique_ptr<RootlessNetwork>> RootlessNetwork::create(const RootlessConfig& config,
                                                                  sys::CommandRunner& runner) {
   std::unique_ptr<RootlessNetwork> net(new RootlessNetwork());
+  net->m_host_loopback = config.allow_host_loopback;
   // 1. Namespaces: a user namespace only when we are not root.
   auto holder = NamespaceHolder::create(::geteuid() != 0);
   if (!holder) return tl::unexpected<Error>(std::move(holder.error()).wrap("network namespace"));
@@ -189,6 +192,15 @@ Result<> RootlessNetwork::add_port_forward(const PortMapping& port) {
   }
   FCVM_LOG(kDebug, "net", "port forward {} -> {}:{}", port.to_string(), m_guest.ip, port.guest_port);
   return {};
+}
+
+nlohmann::json RootlessNetwork::describe() const {
+  return {{"mode", "rootless"},
+          {"guest_address", m_guest.address},
+          {"gateway", m_guest.gateway},
+          {"dns", m_guest.dns},
+          {"mac", m_guest.mac},
+          {"host_loopback", m_host_loopback}};
 }
 
 RootlessNetwork::~RootlessNetwork() {

@@ -15,22 +15,13 @@
 #include <sys/types.h>
 #include <vector>
 
+#include "fcvm/net/network.hpp"
 #include "fcvm/net/publish.hpp"
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/util/child_process.hpp"
 #include "fcvm/util/result.hpp"
 
 namespace fcvm::net {
-
-// The guest side of the network: identical in every VM and clone (each has its own namespace).
-struct GuestNetwork {
-  std::string address = "10.0.2.15/24";
-  std::string ip = "10.0.2.15";
-  std::string gateway = "10.0.2.2";
-  std::vector<std::string> dns{"10.0.2.3"};
-  std::string mac = "06:00:0a:00:02:0f";
-  int mtu = 1500;
-};
 
 struct RootlessConfig {
   std::string dir;  // where the slirp4netns API socket and its log go
@@ -39,10 +30,11 @@ struct RootlessConfig {
 };
 
 // A process that sits in fresh namespaces and holds them alive; killing it (or its parent dying)
-// releases them together with every device inside.
+// releases them together with every device inside. `ip_forward`: routing between the namespace's
+// interfaces is switched on inside it (privileged mode routes between the veth and the tap).
 class NamespaceHolder {
  public:
-  static Result<NamespaceHolder> create(bool with_user_namespace);
+  static Result<NamespaceHolder> create(bool with_user_namespace, bool ip_forward = false);
   pid_t pid() const { return m_process.pid(); }
   bool has_user_namespace() const { return m_user; }
   ChildProcess& process() { return m_process; }
@@ -52,20 +44,21 @@ class NamespaceHolder {
   bool m_user = false;
 };
 
-class RootlessNetwork {
+class RootlessNetwork final : public VmNetwork {
  public:
   static Result<std::unique_ptr<RootlessNetwork>> create(const RootlessConfig& config,
                                                          sys::CommandRunner& runner);
-  ~RootlessNetwork();
+  ~RootlessNetwork() override;
   RootlessNetwork(const RootlessNetwork&) = delete;
   RootlessNetwork& operator=(const RootlessNetwork&) = delete;
 
-  pid_t holder_pid() const { return m_holder.pid(); }
-  pid_t helper_pid() const { return m_slirp.pid(); }
-  const std::string& tap() const { return m_tap; }
-  const GuestNetwork& guest() const { return m_guest; }
+  pid_t holder_pid() const override { return m_holder.pid(); }
+  pid_t helper_pid() const override { return m_slirp.pid(); }
+  const std::string& tap() const override { return m_tap; }
+  const GuestNetwork& guest() const override { return m_guest; }
+  nlohmann::json describe() const override;
   // Gives up ownership of the processes (a monitor that outlives us keeps them).
-  void detach();
+  void detach() override;
 
  private:
   RootlessNetwork() = default;
@@ -77,6 +70,7 @@ class RootlessNetwork {
   std::string m_api_socket;
   std::string m_tap = "tap0";
   GuestNetwork m_guest;
+  bool m_host_loopback = false;
 };
 
 }  // namespace fcvm::net
