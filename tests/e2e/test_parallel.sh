@@ -6,8 +6,7 @@ source "$(dirname "$0")/../lib/common.sh"
 need_root "the e2e tier runs as root in CI"
 need_guest
 busybox=$(need_image busybox.oci.tar)
-export FCVM_DATA_DIR=$TEST_TMP/data
-export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-$(FCVM_DATA_DIR= data_dir)}
+use_private_data_dir
 fcvm() { "$FCVM_BIN" "$@"; }
 on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done"
 

@@ -45,6 +45,11 @@ need_guest() {
   done
   command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: run make deps"
 }
+# Gives the test its own state (store, VM directories) while it keeps using the installed guest.
+use_private_data_dir() {
+  export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-$(data_dir)}
+  export FCVM_DATA_DIR=$TEST_TMP/data
+}
 need_image() {
   [ -f "$FCVM_TEST_IMAGES/$1" ] || fail "test image $FCVM_TEST_IMAGES/$1 missing: run make images"
   echo "$FCVM_TEST_IMAGES/$1"

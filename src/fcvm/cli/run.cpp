@@ -8,6 +8,7 @@
 
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
+#include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/strings.hpp"
@@ -30,6 +31,7 @@ struct RunArgs {
   std::string mem = "1024";
   std::string cpu = "2";
   std::string vmm = "auto";
+  std::string network = "rootless";
   std::string stop_timeout = "10";
   std::string timings_file;
   bool detach = false;
@@ -90,6 +92,12 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
                 fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", a.vmm));
   }
   o.vmm = a.vmm;
+  if (a.network != "rootless" && a.network != "privileged") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --network \"{}\": expected rootless or privileged", a.network));
+  }
+  o.network = a.network;
+  if (o.network == "privileged") FCVM_TRY(net::check_privileged_available());
   auto stop = parse_int(a.stop_timeout, 0, 3600);
   if (!stop) {
     return fail(ErrorCode::kInvalidInput,
@@ -97,8 +105,10 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   }
   o.stop_timeout_s = static_cast<int>(*stop);
   o.timings_file = a.timings_file;
-  // Last, because it touches the host: the published ports must be free for us.
+  // Last, because it touches the host: the published ports must be free for us, and not held by
+  // a privileged VM's DNAT rules either (they take a port without a socket).
   FCVM_TRY(net::check_host_ports_free(o.ports));
+  FCVM_TRY(net::check_ports_not_published(o.ports));
   return o;
 }
 
@@ -128,6 +138,9 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--mem", args->mem, "Guest memory in MiB (default 1024)");
   cmd->add_option("--cpu", args->cpu, "Guest vCPUs (default 2)");
   cmd->add_option("--vmm", args->vmm, "auto | qemu | firecracker (default auto)");
+  cmd->add_option("--network", args->network,
+                  "rootless (user-space network stack, any user) | privileged (root: a bridge, "
+                  "veths and nftables; real addresses) (default rootless)");
   cmd->add_option("--insecure-registry", args->insecure_registries,
                   "Allow plain HTTP for this registry HOST[:PORT]")
       ->allow_extra_args(false);

@@ -49,7 +49,6 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
   FCVM_TRY(client->send({{"type", "attach"}}));
   // 2. Output until the exit code.
   int stops = 0;
-  proto::Decoder decoder;
   for (;;) {
     pollfd fds[2] = {{client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
     int r = ::poll(fds, 2, -1);
@@ -61,34 +60,20 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
       }
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    char buf[65536];
-    ssize_t n = ::read(client->fd(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    auto messages = client->pump();
+    if (!messages) return tl::unexpected<Error>(messages.error());
+    if (!*messages) {
       if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
       return fail(ErrorCode::kSystem,
                   fmt::format("the VM monitor went away without an exit code (see {}/monitor.log)", rec.dir));
     }
-    decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
-    for (;;) {
-      auto frame = decoder.next();
-      if (!frame) return tl::unexpected<Error>(frame.error());
-      if (!*frame) break;
-      const auto& f = **frame;
-      if (f.kind == proto::Kind::kStdout) {
-        (void)write_all(1, f.payload);
-      } else if (f.kind == proto::Kind::kStderr) {
-        (void)write_all(2, f.payload);
-      } else if (f.kind == proto::Kind::kControl) {
-        auto msg = proto::parse_control(f.payload);
-        if (!msg) return tl::unexpected<Error>(msg.error());
-        auto type = (*msg)["type"].get<std::string>();
-        if (type == proto::k_exit) return msg->value("code", 1);
-        if (type == proto::k_error) {
-          if (stops > 0) return 130;  // interrupted while booting
-          if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
-          return fail(ErrorCode::kSystem, msg->value("message", "the VM failed"));
-        }
+    for (const auto& msg : **messages) {
+      auto type = msg["type"].get<std::string>();
+      if (type == proto::k_exit) return msg.value("code", 1);
+      if (type == proto::k_error) {
+        if (stops > 0) return 130;  // interrupted while booting
+        if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
+        return fail(ErrorCode::kSystem, msg.value("message", "the VM failed"));
       }
     }
   }

@@ -63,7 +63,6 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
   }
   FCVM_TRY(client->send(msg));
   bool stdin_open = req.interactive;
-  proto::Decoder decoder;
   for (;;) {
     pollfd fds[3] = {{client->fd(), POLLIN, 0},
                      {signals.fd(), POLLIN, 0},
@@ -97,35 +96,19 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
       }
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    char buf[65536];
-    ssize_t n = ::read(client->fd(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    auto messages = client->pump();
+    if (!messages) return tl::unexpected<Error>(messages.error());
+    if (!*messages) {
       return fail(ErrorCode::kSystem, fmt::format("VM {}: the connection to its monitor closed", rec.name));
     }
-    decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
-    for (;;) {
-      auto frame = decoder.next();
-      if (!frame) return tl::unexpected<Error>(frame.error());
-      if (!*frame) break;
-      const auto& f = **frame;
-      if (f.kind == proto::Kind::kStdout) {
-        (void)write_all(1, f.payload);
-      } else if (f.kind == proto::Kind::kStderr) {
-        (void)write_all(2, f.payload);
-      } else if (f.kind == proto::Kind::kControl) {
-        auto m = proto::parse_control(f.payload);
-        if (!m) return tl::unexpected<Error>(m.error());
-        auto type = (*m)["type"].get<std::string>();
-        if (type == proto::k_exit) return m->value("code", 1);
-        if (type == "exec_error") {
-          return fail(ErrorCode::kInvalidInput, fmt::format("exec in VM {}: {}", rec.name,
-                                                            m->value("message", "failed")));
-        }
-        if (type == "error") {
-          return fail(ErrorCode::kSystem, m->value("message", "exec failed"));
-        }
+    for (const auto& m : **messages) {
+      auto type = m["type"].get<std::string>();
+      if (type == proto::k_exit) return m.value("code", 1);
+      if (type == "exec_error") {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("exec in VM {}: {}", rec.name, m.value("message", "failed")));
       }
+      if (type == "error") return fail(ErrorCode::kSystem, m.value("message", "exec failed"));
     }
   }
 }

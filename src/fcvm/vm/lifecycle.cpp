@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "fcvm/net/privileged.hpp"
+#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -99,11 +101,22 @@ Result<> wait_ready(int ready_fd, const state::VmRecord& rec) {
               fmt::format("the VM monitor ended without a word (see {}/monitor.log)", rec.dir));
 }
 
+namespace {
+// What a killed monitor's network left on the host (privileged mode: host rules, lease, veth;
+// everything else dies with the namespace holder).
+void release_network(const state::VmRecord& rec) {
+  if (auto r = net::cleanup_privileged(rec.network_json, sys::default_runner()); !r) {
+    FCVM_LOG(kWarn, "reconcile", "VM {}: network clean-up: {}", rec.name, r.error().to_string());
+  }
+}
+}  // namespace
+
 Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::VmRecord rec) {
   if (!is_active(rec) || rec.monitor.alive()) return std::optional<state::VmRecord>(rec);
   FCVM_LOG(kInfo, "reconcile", "VM {}: its monitor is gone; cleaning up", rec.name);
   rec.vmm.kill_if_alive();
   rec.helper.kill_if_alive();
+  release_network(rec);
   for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
                            "firecracker.sock", "vsock.sock"}) {
     ::unlink((rec.dir + "/" + sock).c_str());
@@ -194,6 +207,7 @@ Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force
     wait_monitor_gone(**current, 10s);
     (**current).vmm.kill_if_alive();
     (**current).helper.kill_if_alive();
+    release_network(**current);  // the monitor may have been killed before its teardown
   }
   FCVM_TRY(remove_all(rec.dir));
   return store.remove(rec.id);
@@ -217,5 +231,36 @@ Result<> ControlClient::send_frame(agent_proto::Kind kind, uint32_t stream, std:
 }
 
 Result<agent_proto::Frame> ControlClient::read() { return agent_proto::read_frame(m_fd.get()); }
+
+}  // namespace fcvm::vm
+
+namespace fcvm::vm {
+
+Result<std::optional<std::vector<nlohmann::json>>> ControlClient::pump() {
+  char buf[65536];
+  ssize_t n;
+  do {
+    n = ::read(m_fd.get(), buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::optional<std::vector<nlohmann::json>>{};
+  m_decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
+  std::vector<nlohmann::json> messages;
+  for (;;) {
+    auto frame = m_decoder.next();
+    if (!frame) return tl::unexpected<Error>(frame.error());
+    if (!*frame) break;
+    const auto& f = **frame;
+    if (f.kind == agent_proto::Kind::kStdout) {
+      (void)write_all(1, f.payload);
+    } else if (f.kind == agent_proto::Kind::kStderr) {
+      (void)write_all(2, f.payload);
+    } else if (f.kind == agent_proto::Kind::kControl) {
+      auto msg = agent_proto::parse_control(f.payload);
+      if (!msg) return tl::unexpected<Error>(msg.error());
+      messages.push_back(std::move(*msg));
+    }
+  }
+  return std::optional<std::vector<nlohmann::json>>(std::move(messages));
+}
 
 }  // namespace fcvm::vm

@@ -56,10 +56,14 @@ class ControlClient {
   Result<> send_frame(agent_proto::Kind kind, uint32_t stream, std::string_view payload);
   // The next frame; kProtocol error on EOF.
   Result<agent_proto::Frame> read();
+  // Reads what is available (call when fd() is readable): copies stdout/stderr frames to our
+  // fds 1 and 2 and returns the control messages. An empty optional: the monitor hung up.
+  Result<std::optional<std::vector<nlohmann::json>>> pump();
   int fd() const { return m_fd.get(); }
 
  private:
   UniqueFd m_fd;
+  agent_proto::Decoder m_decoder;
 };
 
 }  // namespace fcvm::vm

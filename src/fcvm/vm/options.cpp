@@ -84,6 +84,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"mem_mib", o.mem_mib},
                       {"vcpus", o.vcpus},
                       {"vmm", o.vmm},
+                      {"network", o.network},
                       {"stop_timeout_s", o.stop_timeout_s}};
   return j.dump();
 }
@@ -112,6 +113,11 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.mem_mib = j.value("mem_mib", 1024);
     o.vcpus = j.value("vcpus", 2);
     o.vmm = j.value("vmm", "auto");
+    o.network = j.value("network", "rootless");
+    if (o.network != "rootless" && o.network != "privileged") {
+      return fail(ErrorCode::kInternal,
+                  fmt::format("the VM's stored options: unknown network mode \"{}\"", o.network));
+    }
     o.stop_timeout_s = j.value("stop_timeout_s", 10);
     return o;
   } catch (const nlohmann::json::exception& e) {

@@ -21,6 +21,7 @@ struct RunOptions {
   int mem_mib = 1024;
   int vcpus = 2;
   std::string vmm = "auto";  // auto | qemu | firecracker
+  std::string network = "rootless";  // rootless | privileged
   int stop_timeout_s = 10;
   std::string timings_file{};  // JSON lines of start-up milestones (benchmarks)
 };

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "fcvm/net/privileged.hpp"
+#include "fcvm/net/rootless.hpp"
 #include "fcvm/storage/disk.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/fs.hpp"
@@ -44,6 +46,28 @@ Result<> check_artifacts(const Paths& paths, bool uncompressed_kernel) {
   }
   return {};
 }
+
+Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::VmRecord& rec,
+                                                     const RunOptions& options) {
+  if (options.network == "privileged") {
+    net::PrivilegedConfig config;
+    config.vm_id = rec.id;
+    config.dir = rec.dir;
+    config.ports = options.ports;
+    config.allow_host_loopback = needs_host_loopback(options);
+    auto network = net::PrivilegedNetwork::create(config, ctx.runner);
+    if (!network) return tl::unexpected<Error>(network.error());
+    return std::unique_ptr<net::VmNetwork>(std::move(*network));
+  }
+  net::RootlessConfig config;
+  config.dir = rec.dir;
+  config.ports = options.ports;
+  config.allow_host_loopback = needs_host_loopback(options);
+  auto network = net::RootlessNetwork::create(config, ctx.runner);
+  if (!network) return tl::unexpected<Error>(network.error());
+  return std::unique_ptr<net::VmNetwork>(std::move(*network));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
@@ -95,24 +119,16 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   }
   timings.mark("disk_ready");
 
-  // 4. Network: namespaces, tap and bridge, slirp4netns with the published ports.
-  net::RootlessConfig net_config;
-  net_config.dir = rec.dir;
-  net_config.ports = vm->options.ports;
-  net_config.allow_host_loopback = needs_host_loopback(vm->options);
-  auto network = net::RootlessNetwork::create(net_config, ctx.runner);
+  // 4. Network: the VM's namespace with its tap, and the way out and in: slirp4netns
+  //    (rootless) or a veth to the host bridge with nftables rules (privileged).
+  auto network = make_network(ctx, rec, vm->options);
   if (!network) return tl::unexpected<Error>(std::move(network.error()).wrap("network"));
   vm->network = std::move(*network);
   rec.helper = sys::ProcessIdentity::of(vm->network->helper_pid());
   const auto& guest = vm->network->guest();
-  rec.network_json = nlohmann::json{{"mode", "rootless"},
-                                    {"guest_address", guest.address},
-                                    {"gateway", guest.gateway},
-                                    {"dns", guest.dns},
-                                    {"mac", guest.mac},
-                                    {"host_loopback", net_config.allow_host_loopback}}
-                         .dump();
+  rec.network_json = vm->network->describe().dump();
   timings.mark("network_ready_host");
+  save();  // from here on the record says what to clean up if this process is killed
 
   // 5. The VMM, inside the VM's namespaces. The guest finds its disks by serial; the serial a
   //    disk shows is the backend's business (Firecracker derives it from the file).

@@ -7,7 +7,7 @@
 #include <signal.h>
 
 #include "fcvm/agent_proto/messages.hpp"
-#include "fcvm/net/rootless.hpp"
+#include "fcvm/net/network.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vm/context.hpp"
@@ -37,7 +37,7 @@ struct VmResources {
   RunOptions options;
   agent_proto::Plan plan;
   std::unique_ptr<vmm::Backend> backend;
-  std::unique_ptr<net::RootlessNetwork> network;
+  std::unique_ptr<net::VmNetwork> network;
   UniqueFd channel;  // to fc-agent
 };
 
