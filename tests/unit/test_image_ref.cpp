@@ -34,8 +34,8 @@ TEST(ImageRef, DomainPortTagDigest) {
 }
 
 TEST(ImageRef, RejectsBadReferences) {
-  for (const char* bad : {"", "Nginx", "nginx:", "nginx:-x", "a//b", "nginx@sha256:zz", "-a",
-                          "bad host:1/x", "x/"}) {
+  for (const char* bad :
+       {"", "Nginx", "nginx:", "nginx:-x", "a//b", "nginx@sha256:zz", "-a", "bad host:1/x", "x/"}) {
     auto r = parse_image_ref(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {

@@ -12,7 +12,8 @@ TEST(Options, Names) {
   EXPECT_TRUE(vm::validate_name("web1"));
   EXPECT_TRUE(vm::validate_name("a.b_c-d"));
   EXPECT_TRUE(vm::validate_name(std::string(63, 'a')));
-  for (const std::string& bad : std::vector<std::string>{"", "-a", ".a", "a b", "a/b", std::string(64, 'a'), "é"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "-a", ".a", "a b", "a/b", std::string(64, 'a'), "é"}) {
     auto r = vm::validate_name(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {

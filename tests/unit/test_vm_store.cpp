@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <thread>
@@ -13,7 +12,8 @@ using namespace fcvm;
 namespace {
 std::string temp_db() {
   static int n = 0;
-  auto path = testing::TempDir() + "/fcvm-store-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".db";
+  auto path = testing::TempDir() + "/fcvm-store-" + std::to_string(::getpid()) + "-" +
+              std::to_string(n++) + ".db";
   ::unlink(path.c_str());
   return path;
 }
@@ -114,7 +114,8 @@ TEST(VmStore, ConcurrentWritersLoseNothing) {
                                       "vm-" + std::to_string(t) + "-" + std::to_string(i)));
         if (r) ++ok;
         // Every thread also races for one shared name.
-        if (store->insert(record("shared-" + std::to_string(t) + "-" + std::to_string(i), "shared"))) {
+        if (store->insert(
+                record("shared-" + std::to_string(t) + "-" + std::to_string(i), "shared"))) {
           ++taken;
         }
       }

@@ -1,8 +1,8 @@
 #include "fcvm/cli/common.hpp"
 
-#include <cstdlib>
-
 #include <fmt/format.h>
+
+#include <cstdlib>
 
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/vm/lifecycle.hpp"
@@ -24,7 +24,8 @@ Result<> open_session(Session& s) {
   s.paths = *paths;
   // Environment variables win over the file.
   bool env_data = std::getenv("FCVM_DATA_DIR") != nullptr && *std::getenv("FCVM_DATA_DIR") != '\0';
-  bool env_guest = std::getenv("FCVM_GUEST_DIR") != nullptr && *std::getenv("FCVM_GUEST_DIR") != '\0';
+  bool env_guest =
+      std::getenv("FCVM_GUEST_DIR") != nullptr && *std::getenv("FCVM_GUEST_DIR") != '\0';
   if (!env_data && !s.config.data_dir.empty()) {
     if (s.paths.guest_dir == s.paths.data_dir) s.paths.guest_dir = s.config.data_dir;
     s.paths.data_dir = s.config.data_dir;

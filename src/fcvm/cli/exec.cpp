@@ -1,10 +1,9 @@
 // fcvm exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--vm] NAME -- CMD...
+#include <fmt/format.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
@@ -50,45 +49,48 @@ Command add_exec(CLI::App& app) {
     bool in_vm = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("exec", "Run a command in a VM's container: fcvm exec [OPTIONS] VM -- CMD...");
+  auto* cmd = app.add_subcommand(
+      "exec", "Run a command in a VM's container: fcvm exec [OPTIONS] VM -- CMD...");
   cmd->add_flag("-i,--interactive", args->interactive, "Forward stdin");
   cmd->add_flag("-t,--tty", args->tty, "Allocate a terminal (window size follows yours)");
-  cmd->add_option("-e,--env", args->env, "Set an environment variable K=V")->allow_extra_args(false);
+  cmd->add_option("-e,--env", args->env, "Set an environment variable K=V")
+      ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", args->workdir, "Working directory");
   cmd->add_option("-u,--user", args->user, "User (name or UID[:GID]; numeric only with --vm)");
   cmd->add_flag("--vm", args->in_vm, "Run in the guest OS instead of the container");
   cmd->add_option("vm", args->ref, "VM name or id")->required();
   cmd->add_option("command", args->argv, "Command and arguments")->required();
-  return {cmd, [args]() -> int {
-            for (const auto& e : args->env) {
-              if (e.find('=') == std::string::npos || e[0] == '=') {
-                return report_error(Error(ErrorCode::kInvalidInput,
-                                          fmt::format("exec: invalid --env \"{}\": expected K=V", e)));
-              }
-            }
-            if (!args->workdir.empty() && args->workdir[0] != '/') {
-              return report_error(Error(ErrorCode::kInvalidInput,
-                                        fmt::format("exec: invalid --workdir \"{}\": must be absolute",
-                                                    args->workdir)));
-            }
-            Session s;
-            if (auto r = open_session(s); !r) return report_error(r.error().wrap("exec"));
-            auto rec = resolve(s, args->ref);
-            if (!rec) return report_error(rec.error().wrap("exec"));
-            if (rec->status != state::VmStatus::kRunning) {
-              return report_error(Error(ErrorCode::kInvalidInput,
-                                        fmt::format("exec: VM {} is not running (status: {})", rec->name,
-                                                    state::status_name(rec->status))));
-            }
-            vm::ExecRequest req{args->argv, args->env, args->workdir, args->user,
-                                args->interactive, args->tty, args->in_vm};
-            std::optional<RawTerminal> raw;
-            if (args->tty && args->interactive) raw.emplace();
-            auto code = vm::exec_in_vm(*rec, req);
-            raw.reset();
-            if (!code) return report_error(code.error());
-            return *code;
-          }};
+  return {
+      cmd, [args]() -> int {
+        for (const auto& e : args->env) {
+          if (e.find('=') == std::string::npos || e[0] == '=') {
+            return report_error(Error(ErrorCode::kInvalidInput,
+                                      fmt::format("exec: invalid --env \"{}\": expected K=V", e)));
+          }
+        }
+        if (!args->workdir.empty() && args->workdir[0] != '/') {
+          return report_error(Error(
+              ErrorCode::kInvalidInput,
+              fmt::format("exec: invalid --workdir \"{}\": must be absolute", args->workdir)));
+        }
+        Session s;
+        if (auto r = open_session(s); !r) return report_error(r.error().wrap("exec"));
+        auto rec = resolve(s, args->ref);
+        if (!rec) return report_error(rec.error().wrap("exec"));
+        if (rec->status != state::VmStatus::kRunning) {
+          return report_error(Error(ErrorCode::kInvalidInput,
+                                    fmt::format("exec: VM {} is not running (status: {})",
+                                                rec->name, state::status_name(rec->status))));
+        }
+        vm::ExecRequest req{args->argv,        args->env, args->workdir, args->user,
+                            args->interactive, args->tty, args->in_vm};
+        std::optional<RawTerminal> raw;
+        if (args->tty && args->interactive) raw.emplace();
+        auto code = vm::exec_in_vm(*rec, req);
+        raw.reset();
+        if (!code) return report_error(code.error());
+        return *code;
+      }};
 }
 
 }  // namespace fcvm::cli

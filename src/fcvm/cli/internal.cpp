@@ -1,8 +1,8 @@
 // Internal subcommands, not for users: `__monitor` (the per-VM monitor) and `__names` (shell
 // completion).
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"

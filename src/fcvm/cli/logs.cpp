@@ -1,12 +1,11 @@
 // fcvm logs [-f] [--tail N] [--timestamps] [--console] NAME
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <deque>
 #include <memory>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
@@ -81,58 +80,59 @@ Command add_logs(CLI::App& app) {
   cmd->add_option("--tail", args->tail, "Only the last N lines (default: all)");
   cmd->add_flag("-t,--timestamps", args->timestamps, "Prefix each line with its time (RFC 3339)");
   cmd->add_flag("--console", args->console, "Show the guest's serial console instead");
-  return {cmd, [args]() -> int {
-            std::optional<size_t> tail;
-            if (args->tail != "all") {
-              auto n = parse_int(args->tail, 0, 100000000);
-              if (!n) {
-                return report_error(Error(ErrorCode::kInvalidInput,
-                                          fmt::format("logs: invalid --tail \"{}\": expected a "
-                                                      "number or \"all\"",
-                                                      args->tail)));
-              }
-              tail = static_cast<size_t>(*n);
+  return {
+      cmd, [args]() -> int {
+        std::optional<size_t> tail;
+        if (args->tail != "all") {
+          auto n = parse_int(args->tail, 0, 100000000);
+          if (!n) {
+            return report_error(Error(ErrorCode::kInvalidInput,
+                                      fmt::format("logs: invalid --tail \"{}\": expected a "
+                                                  "number or \"all\"",
+                                                  args->tail)));
+          }
+          tail = static_cast<size_t>(*n);
+        }
+        Session s;
+        if (auto r = open_session(s); !r) return report_error(r.error().wrap("logs"));
+        auto rec = resolve(s, args->ref);
+        if (!rec) return report_error(rec.error().wrap("logs"));
+        auto path = rec->dir + (args->console ? "/console.log" : "/container.log");
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        Printer printer(*args);
+        std::string carry;
+        std::deque<std::string> last;
+        char buf[65536];
+        // 1. What is there now (only the last N lines with --tail).
+        if (fd) {
+          for (;;) {
+            ssize_t n = ::read(fd.get(), buf, sizeof buf);
+            if (n <= 0) break;
+            printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)),
+                          tail ? &last : nullptr, tail.value_or(0));
+          }
+          for (const auto& l : last) printer.print(l);
+        }
+        // 2. With -f, what comes while the VM runs.
+        while (args->follow) {
+          if (!fd) fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+          ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf) : 0;
+          if (n > 0) {
+            printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)), nullptr, 0);
+            continue;
+          }
+          auto current = s.store->get(rec->id);
+          if (!current || !*current || !vm::is_active(**current) || !(**current).monitor.alive()) {
+            // One last read: the monitor flushes before it ends.
+            while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) {
+              printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)), nullptr, 0);
             }
-            Session s;
-            if (auto r = open_session(s); !r) return report_error(r.error().wrap("logs"));
-            auto rec = resolve(s, args->ref);
-            if (!rec) return report_error(rec.error().wrap("logs"));
-            auto path = rec->dir + (args->console ? "/console.log" : "/container.log");
-            UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-            Printer printer(*args);
-            std::string carry;
-            std::deque<std::string> last;
-            char buf[65536];
-            // 1. What is there now (only the last N lines with --tail).
-            if (fd) {
-              for (;;) {
-                ssize_t n = ::read(fd.get(), buf, sizeof buf);
-                if (n <= 0) break;
-                printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)),
-                              tail ? &last : nullptr, tail.value_or(0));
-              }
-              for (const auto& l : last) printer.print(l);
-            }
-            // 2. With -f, what comes while the VM runs.
-            while (args->follow) {
-              if (!fd) fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-              ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf) : 0;
-              if (n > 0) {
-                printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)), nullptr, 0);
-                continue;
-              }
-              auto current = s.store->get(rec->id);
-              if (!current || !*current || !vm::is_active(**current) || !(**current).monitor.alive()) {
-                // One last read: the monitor flushes before it ends.
-                while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) {
-                  printer.lines(carry, std::string_view(buf, static_cast<size_t>(n)), nullptr, 0);
-                }
-                break;
-              }
-              std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-            return k_exit_ok;
-          }};
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return k_exit_ok;
+      }};
 }
 
 }  // namespace fcvm::cli

@@ -1,7 +1,7 @@
 // fcvm ls [-a] [--json] [-q]
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
@@ -17,7 +17,8 @@ std::string status_text(const state::VmRecord& r, int64_t now) {
   switch (r.status) {
     case state::VmStatus::kExited: {
       std::string code = r.exit_code ? fmt::format("({})", *r.exit_code) : std::string("(error)");
-      return fmt::format("exited {} {} ago", code, human_duration(now - r.finished_ms.value_or(now)));
+      return fmt::format("exited {} {} ago", code,
+                         human_duration(now - r.finished_ms.value_or(now)));
     }
     case state::VmStatus::kRunning:
       return fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
@@ -62,10 +63,11 @@ Command add_ls(CLI::App& app) {
               fmt::print("{}", out);
               return k_exit_ok;
             }
-            std::string out = fmt::format("{:<20} {:<12} {:<32} {:<24} {:<12} {:<11} {}\n", "NAME", "ID",
-                                          "IMAGE", "STATUS", "CREATED", "BACKEND", "PORTS");
+            std::string out = fmt::format("{:<20} {:<12} {:<32} {:<24} {:<12} {:<11} {}\n", "NAME",
+                                          "ID", "IMAGE", "STATUS", "CREATED", "BACKEND", "PORTS");
             for (const auto* r : shown) {
-              auto image = r->image.size() > 32 ? "..." + r->image.substr(r->image.size() - 29) : r->image;
+              auto image =
+                  r->image.size() > 32 ? "..." + r->image.substr(r->image.size() - 29) : r->image;
               out += fmt::format("{:<20} {:<12} {:<32} {:<24} {:<12} {:<11} {}\n", r->name,
                                  r->id.substr(0, 12), image, status_text(*r, now),
                                  human_duration(now - r->created_ms) + " ago",

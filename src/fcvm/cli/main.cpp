@@ -1,9 +1,9 @@
 #include "fcvm/cli/main.hpp"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/log.hpp"

@@ -1,8 +1,8 @@
 #include "fcvm/cli/report.hpp"
 
-#include <cstdio>
-
 #include <fmt/format.h>
+
+#include <cstdio>
 
 #include "fcvm/cli/main.hpp"
 

@@ -1,7 +1,7 @@
 // fcvm stop [-t SECS] NAME...   fcvm start NAME...   fcvm rm [-f] NAME...
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
@@ -39,16 +39,17 @@ Command add_stop(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "stop", "Stop VMs: the container gets SIGTERM, then SIGKILL after the timeout, then the VM "
-              "powers off (the VMM is killed as a last resort)");
+      "stop",
+      "Stop VMs: the container gets SIGTERM, then SIGKILL after the timeout, then the VM "
+      "powers off (the VMM is killed as a last resort)");
   cmd->add_option("-t,--time", args->timeout, "Seconds to wait before SIGKILL (default 10)");
   cmd->add_option("vm", args->refs, "VM names or ids")->required();
   return {cmd, [args]() -> int {
             auto t = parse_int(args->timeout, 0, 3600);
             if (!t) {
-              return report_error(Error(ErrorCode::kInvalidInput,
-                                        fmt::format("stop: invalid -t \"{}\": expected seconds 0-3600",
-                                                    args->timeout)));
+              return report_error(Error(
+                  ErrorCode::kInvalidInput,
+                  fmt::format("stop: invalid -t \"{}\": expected seconds 0-3600", args->timeout)));
             }
             return for_each_vm("stop", args->refs, [&](Session& s, const state::VmRecord& rec) {
               return vm::stop_vm(*s.store, rec, static_cast<int>(*t));

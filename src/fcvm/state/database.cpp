@@ -1,20 +1,21 @@
 #include "fcvm/state/database.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace fcvm::state {
 
 Result<Database> Database::open(const std::string& path) {
   Database db;
-  int rc = sqlite3_open_v2(path.c_str(), &db.m_db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db.m_db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    return fail(ErrorCode::kSystem, fmt::format("open state database {}: {}", path,
-                                                db.m_db ? sqlite3_errmsg(db.m_db) : "out of memory"));
+    return fail(ErrorCode::kSystem,
+                fmt::format("open state database {}: {}", path,
+                            db.m_db ? sqlite3_errmsg(db.m_db) : "out of memory"));
   }
   // Many fcvm processes share the file: wait for locks instead of failing at once.
   sqlite3_busy_timeout(db.m_db, 10000);
@@ -60,7 +61,9 @@ Statement::~Statement() {
   if (m_stmt) sqlite3_finalize(m_stmt);
 }
 Statement::Statement(Statement&& other) noexcept
-    : m_db(other.m_db), m_stmt(std::exchange(other.m_stmt, nullptr)), m_bind_error(other.m_bind_error) {}
+    : m_db(other.m_db),
+      m_stmt(std::exchange(other.m_stmt, nullptr)),
+      m_bind_error(other.m_bind_error) {}
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
     if (m_stmt) sqlite3_finalize(m_stmt);
@@ -92,7 +95,8 @@ Statement& Statement::bind(int index, const std::optional<int64_t>& value) {
 }
 
 Result<bool> Statement::step() {
-  if (m_bind_error) return fail(ErrorCode::kInternal, fmt::format("sql bind: {}", sqlite3_errstr(m_bind_error)));
+  if (m_bind_error)
+    return fail(ErrorCode::kInternal, fmt::format("sql bind: {}", sqlite3_errstr(m_bind_error)));
   int rc = sqlite3_step(m_stmt);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;

@@ -1,8 +1,8 @@
 #include "fcvm/state/vm_store.hpp"
 
-#include <chrono>
-
 #include <fmt/format.h>
+
+#include <chrono>
 
 namespace fcvm::state {
 namespace {
@@ -43,7 +43,8 @@ CREATE INDEX vms_created ON vms(created_ms);
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
-    "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, error";
+    "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
+    "error";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -76,11 +77,17 @@ VmRecord read_row(const Statement& s) {
 }
 
 void bind_row(Statement& s, const VmRecord& r) {
-  s.bind(1, r.id).bind(2, r.name).bind(3, r.image).bind(4, r.backend).bind(5, status_name(r.status));
+  s.bind(1, r.id)
+      .bind(2, r.name)
+      .bind(3, r.image)
+      .bind(4, r.backend)
+      .bind(5, status_name(r.status));
   s.bind(6, int64_t{r.vcpus}).bind(7, int64_t{r.mem_mib}).bind(8, r.ports).bind(9, r.options_json);
   s.bind(10, r.dir).bind(11, int64_t{r.auto_remove ? 1 : 0});
   auto ident = [&](int col, const sys::ProcessIdentity& p) {
-    s.bind(col, int64_t{p.pid}).bind(col + 1, static_cast<int64_t>(p.start_time)).bind(col + 2, p.boot_id);
+    s.bind(col, int64_t{p.pid})
+        .bind(col + 1, static_cast<int64_t>(p.start_time))
+        .bind(col + 2, p.boot_id);
   };
   ident(12, r.monitor);
   ident(15, r.vmm);
@@ -93,11 +100,16 @@ void bind_row(Statement& s, const VmRecord& r) {
 
 std::string_view status_name(VmStatus s) {
   switch (s) {
-    case VmStatus::kCreated: return "created";
-    case VmStatus::kStarting: return "starting";
-    case VmStatus::kRunning: return "running";
-    case VmStatus::kStopping: return "stopping";
-    case VmStatus::kExited: return "exited";
+    case VmStatus::kCreated:
+      return "created";
+    case VmStatus::kStarting:
+      return "starting";
+    case VmStatus::kRunning:
+      return "running";
+    case VmStatus::kStopping:
+      return "stopping";
+    case VmStatus::kExited:
+      return "exited";
   }
   return "unknown";
 }
@@ -146,9 +158,10 @@ Result<> VmStore::migrate() {
 }
 
 Result<> VmStore::insert(const VmRecord& record) {
-  auto s = m_db.prepare(fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                                    "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
-                                    k_columns));
+  auto s =
+      m_db.prepare(fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
+                               "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
+                               k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   auto r = s->run();
@@ -189,10 +202,10 @@ Result<std::optional<VmRecord>> VmStore::get(const std::string& id) {
 }
 
 Result<VmRecord> VmStore::find(const std::string& ref) {
-  auto s = m_db.prepare(fmt::format(
-      "SELECT {} FROM vms WHERE name=?1 OR id=?1 OR (length(?1) >= 3 AND substr(id, 1, "
-      "length(?1))=?1) ORDER BY (name=?1) DESC, (id=?1) DESC LIMIT 3",
-      k_columns));
+  auto s = m_db.prepare(
+      fmt::format("SELECT {} FROM vms WHERE name=?1 OR id=?1 OR (length(?1) >= 3 AND substr(id, 1, "
+                  "length(?1))=?1) ORDER BY (name=?1) DESC, (id=?1) DESC LIMIT 3",
+                  k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   s->bind(1, ref);
   std::vector<VmRecord> found;

@@ -20,8 +20,8 @@ std::optional<VmStatus> parse_status(std::string_view s);
 struct VmRecord {
   std::string id;
   std::string name;
-  std::string image;         // as the user typed it
-  std::string backend;       // qemu | firecracker (resolved when it starts)
+  std::string image;    // as the user typed it
+  std::string backend;  // qemu | firecracker (resolved when it starts)
   VmStatus status = VmStatus::kCreated;
   int vcpus = 0;
   int mem_mib = 0;

@@ -1,12 +1,11 @@
 #include "fcvm/storage/disk.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/util/unix_socket.hpp"
@@ -15,7 +14,8 @@ namespace fcvm::storage {
 
 Result<> create_qcow2_overlay(sys::CommandRunner& runner, const std::string& base,
                               const std::string& overlay) {
-  auto r = runner.run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay});
+  auto r =
+      runner.run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay});
   if (!r) return tl::unexpected<Error>(std::move(r.error()).wrap("create disk overlay"));
   return {};
 }
@@ -31,7 +31,8 @@ Result<> sparse_copy(int in, int out, off_t size) {
     if (hole < 0) hole = size;
     off_t off_in = data, off_out = data;
     while (off_in < hole) {
-      ssize_t n = ::copy_file_range(in, &off_in, out, &off_out, static_cast<size_t>(hole - off_in), 0);
+      ssize_t n =
+          ::copy_file_range(in, &off_in, out, &off_out, static_cast<size_t>(hole - off_in), 0);
       if (n < 0) return fail_errno("copy_file_range");
       if (n == 0) break;
     }
@@ -59,7 +60,8 @@ Result<CloneMethod> clone_file(const std::string& src, const std::string& dst, b
   auto copied = sparse_copy(in.get(), out.get(), st.st_size);
   if (!copied) {
     ::unlink(dst.c_str());
-    return tl::unexpected<Error>(std::move(copied.error()).wrap(fmt::format("copy {} to {}", src, dst)));
+    return tl::unexpected<Error>(
+        std::move(copied.error()).wrap(fmt::format("copy {} to {}", src, dst)));
   }
   return CloneMethod::kCopy;
 }

@@ -1,11 +1,10 @@
 #include "fcvm/storage/image_ref.hpp"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <regex>
-
-#include <fmt/format.h>
 
 namespace fcvm::storage {
 namespace {
@@ -18,7 +17,8 @@ const std::regex& component_re() {
 }
 const std::regex& domain_re() {
   static const std::regex re(
-      "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
+      "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])"
+      "?))*"
       "(?::[0-9]{1,5})?");
   return re;
 }
@@ -32,7 +32,8 @@ const std::regex& digest_re() {
 }
 
 tl::unexpected<Error> bad(std::string_view text, std::string_view why) {
-  return fail(ErrorCode::kInvalidInput, fmt::format("invalid image reference \"{}\": {}", text, why));
+  return fail(ErrorCode::kInvalidInput,
+              fmt::format("invalid image reference \"{}\": {}", text, why));
 }
 
 Result<ImageRef> parse_archive(std::string_view text, ImageSource source, std::string_view path) {
@@ -60,9 +61,12 @@ Result<ImageRef> parse_archive(std::string_view text, ImageSource source, std::s
 
 std::string_view ImageRef::source_name(ImageSource s) {
   switch (s) {
-    case ImageSource::kRegistry: return "registry";
-    case ImageSource::kOciArchive: return "oci-archive";
-    case ImageSource::kDockerArchive: return "docker-archive";
+    case ImageSource::kRegistry:
+      return "registry";
+    case ImageSource::kOciArchive:
+      return "oci-archive";
+    case ImageSource::kDockerArchive:
+      return "docker-archive";
   }
   return "unknown";
 }
@@ -123,9 +127,10 @@ Result<ImageRef> parse_image_ref(std::string_view text) {
     auto slash = rest.find('/', start);
     auto comp = rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (!std::regex_match(comp, component_re())) {
-      return bad(text, fmt::format("invalid repository component \"{}\" (lowercase letters, digits, "
-                                   "and separators . _ - only)",
-                                   comp));
+      return bad(text,
+                 fmt::format("invalid repository component \"{}\" (lowercase letters, digits, "
+                             "and separators . _ - only)",
+                             comp));
     }
     if (slash == std::string::npos) break;
     start = slash + 1;

@@ -1,8 +1,9 @@
 #pragma once
 // CommandRunner: the seam through which modules run external helpers (ip, qemu-img, nft, ...).
 // Production code uses the real runner; unit tests substitute a recorder to check exact argv.
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 #include "fcvm/util/result.hpp"

@@ -36,7 +36,8 @@ int online_cpus() {
 std::optional<unsigned long long> process_start_time(int pid) {
   auto text = read_file("/proc/" + std::to_string(pid) + "/stat");
   if (!text) return std::nullopt;
-  // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+  // The command name (field 2) may contain spaces and parentheses: fields resume after the last
+  // ')'.
   auto close = text->rfind(')');
   if (close == std::string::npos) return std::nullopt;
   auto fields = split(std::string_view(*text).substr(close + 2), ' ');

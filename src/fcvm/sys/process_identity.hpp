@@ -2,8 +2,9 @@
 // A process as it can be persisted: pid + start time (clock ticks since boot, /proc/PID/stat
 // field 22) + boot id. A stored pid is only ever signalled after all three match, so a recycled
 // pid or a reboot can never make fcvm kill a stranger.
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 #include "fcvm/util/result.hpp"
 

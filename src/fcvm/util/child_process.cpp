@@ -1,6 +1,7 @@
 #include "fcvm/util/child_process.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,8 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/strings.hpp"
 
@@ -118,7 +117,8 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
   if (options.join_namespaces_of > 0) {
     auto own_user = fmt::format("/proc/self/ns/user");
     auto their_user = fmt::format("/proc/{}/ns/user", options.join_namespaces_of);
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (::stat(own_user.c_str(), &a) == 0 && ::stat(their_user.c_str(), &b) == 0 &&
         (a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
       userns.reset(::open(their_user.c_str(), O_RDONLY | O_CLOEXEC));
@@ -156,7 +156,8 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     int fds[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
     // dup the sources above 2 first so that a source that is itself 0..2 is not clobbered.
     int tmp[3];
-    for (int i = 0; i < 3; ++i) tmp[i] = ::fcntl(fds[i] >= 0 ? fds[i] : devnull, F_DUPFD_CLOEXEC, 3);
+    for (int i = 0; i < 3; ++i)
+      tmp[i] = ::fcntl(fds[i] >= 0 ? fds[i] : devnull, F_DUPFD_CLOEXEC, 3);
     for (int i = 0; i < 3; ++i) {
       if (tmp[i] < 0 || ::dup2(tmp[i], i) < 0) child_fail(ew, "dup2");
     }
@@ -260,8 +261,8 @@ ExitStatus ChildProcess::terminate(std::chrono::milliseconds grace) {
 }
 
 namespace {
-Result<std::string> drain_pipes(ChildProcess& child, UniqueFd out, UniqueFd err, std::string& err_text,
-                                std::chrono::milliseconds timeout) {
+Result<std::string> drain_pipes(ChildProcess& child, UniqueFd out, UniqueFd err,
+                                std::string& err_text, std::chrono::milliseconds timeout) {
   std::string out_text;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (out || err) {
@@ -324,8 +325,9 @@ Result<std::string> run_checked(const std::vector<std::string>& argv,
   if (!r) return tl::unexpected<Error>(r.error());
   if (!r->status.exited || r->status.code != 0) {
     auto err = trim(r->err);
-    return fail(ErrorCode::kSystem, fmt::format("{} failed ({}){}{}", join(argv, " "),
-                                                r->status.describe(), err.empty() ? "" : ": ", err));
+    return fail(ErrorCode::kSystem,
+                fmt::format("{} failed ({}){}{}", join(argv, " "), r->status.describe(),
+                            err.empty() ? "" : ": ", err));
   }
   return std::move(r->out);
 }

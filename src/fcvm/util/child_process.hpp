@@ -3,10 +3,11 @@
 // the child unless it was detach()ed or already waited for, so a process can never outlive the
 // object that started it by accident. Spawning uses fork+exec with everything the child needs
 // prepared before fork(): the child runs only async-signal-safe calls.
+#include <sys/types.h>
+
 #include <chrono>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "fcvm/util/result.hpp"
@@ -26,15 +27,15 @@ struct SpawnOptions {
   int stderr_fd = -1;
   // Extra descriptors kept open in the child at the same numbers (O_CLOEXEC cleared).
   std::vector<int> keep_fds{};
-  bool new_session = false;      // setsid(): the child leaves our terminal's signals
-  bool die_with_parent = true;   // PR_SET_PDEATHSIG(SIGKILL)
+  bool new_session = false;     // setsid(): the child leaves our terminal's signals
+  bool die_with_parent = true;  // PR_SET_PDEATHSIG(SIGKILL)
   // Join the user (if different from ours) and network namespaces of this process before exec.
   pid_t join_namespaces_of = 0;
 };
 
 struct ExitStatus {
-  bool exited = false;   // normal exit (code valid) vs killed by a signal
-  int code = 0;          // exit code, or the signal number when !exited
+  bool exited = false;  // normal exit (code valid) vs killed by a signal
+  int code = 0;         // exit code, or the signal number when !exited
   // Shell convention: code, or 128+signal.
   int shell_code() const { return exited ? code : 128 + code; }
   std::string describe() const;

@@ -1,12 +1,11 @@
 #include "fcvm/util/fs.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/util/unix_socket.hpp"

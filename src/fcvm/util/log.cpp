@@ -38,9 +38,9 @@ void write(Level lvl, std::string_view component, std::string_view message) {
   clock_gettime(CLOCK_REALTIME, &ts);
   tm tm_utc{};
   gmtime_r(&ts.tv_sec, &tm_utc);
-  auto line = fmt::format("{:02}:{:02}:{:02}.{:03} {:5} [{}] {} {}\n", tm_utc.tm_hour, tm_utc.tm_min,
-                          tm_utc.tm_sec, ts.tv_nsec / 1000000, k_names[static_cast<int>(lvl)],
-                          getpid(), component, message);
+  auto line = fmt::format("{:02}:{:02}:{:02}.{:03} {:5} [{}] {} {}\n", tm_utc.tm_hour,
+                          tm_utc.tm_min, tm_utc.tm_sec, ts.tv_nsec / 1000000,
+                          k_names[static_cast<int>(lvl)], getpid(), component, message);
   // One write(2) per line keeps lines whole when several processes share the file.
   ssize_t ignored = ::write(g_fd.load(), line.data(), line.size());
   (void)ignored;

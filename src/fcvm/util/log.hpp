@@ -2,9 +2,9 @@
 // Debug log (never the user diagnostic): FCVM_LOG(kDebug, "x={}", x) formats only when the level
 // is enabled. The level comes from --log-level or the FCVM_LOG environment variable; output goes
 // to stderr or to the file set with set_log_file (a VM's monitor logs into the VM's directory).
-#include <string_view>
-
 #include <fmt/format.h>
+
+#include <string_view>
 
 namespace fcvm::log {
 
@@ -21,8 +21,8 @@ void write(Level level, std::string_view component, std::string_view message);
 
 }  // namespace fcvm::log
 
-#define FCVM_LOG(lvl, component, ...)                                                  \
-  do {                                                                                 \
-    if (::fcvm::log::Level::lvl >= ::fcvm::log::level())                               \
+#define FCVM_LOG(lvl, component, ...)                                                   \
+  do {                                                                                  \
+    if (::fcvm::log::Level::lvl >= ::fcvm::log::level())                                \
       ::fcvm::log::write(::fcvm::log::Level::lvl, component, fmt::format(__VA_ARGS__)); \
   } while (0)

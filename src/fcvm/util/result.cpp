@@ -1,9 +1,9 @@
 #include "fcvm/util/result.hpp"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace fcvm {
 

@@ -4,9 +4,8 @@
 // caused it, if any. Context is added once per layer with Error::wrap / with_context().
 #include <string>
 #include <string_view>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace fcvm {
 
@@ -15,11 +14,11 @@ enum class ErrorCode {
   kInvalidInput,  // the user gave a bad value: exit code 2
   kNotFound,      // a named thing does not exist
   kAlreadyExists,
-  kUnavailable,   // a prerequisite (binary, device, privilege) is missing
+  kUnavailable,  // a prerequisite (binary, device, privilege) is missing
   kTimeout,
-  kSystem,        // a system call or helper failed; see errno / message
-  kProtocol,      // a peer spoke something we do not understand
-  kCancelled,     // the user interrupted the operation
+  kSystem,     // a system call or helper failed; see errno / message
+  kProtocol,   // a peer spoke something we do not understand
+  kCancelled,  // the user interrupted the operation
 };
 
 class Error {
@@ -67,14 +66,14 @@ Result<T> with_context(Result<T> r, std::string_view context) {
 }  // namespace fcvm
 
 // Propagates an error from an expression that yields a Result, optionally with context.
-#define FCVM_TRY(expr)                                                            \
-  do {                                                                            \
-    auto fcvm_try_r_ = (expr);                                                    \
+#define FCVM_TRY(expr)                                                                        \
+  do {                                                                                        \
+    auto fcvm_try_r_ = (expr);                                                                \
     if (!fcvm_try_r_) return ::tl::unexpected<::fcvm::Error>(std::move(fcvm_try_r_.error())); \
   } while (0)
-#define FCVM_TRY_CTX(expr, ctx)                                                   \
-  do {                                                                            \
-    auto fcvm_try_r_ = (expr);                                                    \
-    if (!fcvm_try_r_)                                                             \
+#define FCVM_TRY_CTX(expr, ctx)                                                         \
+  do {                                                                                  \
+    auto fcvm_try_r_ = (expr);                                                          \
+    if (!fcvm_try_r_)                                                                   \
       return ::tl::unexpected<::fcvm::Error>(std::move(fcvm_try_r_.error()).wrap(ctx)); \
   } while (0)

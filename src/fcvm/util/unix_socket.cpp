@@ -1,5 +1,6 @@
 #include "fcvm/util/unix_socket.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -9,17 +10,14 @@
 #include <cstring>
 #include <thread>
 
-#include <fmt/format.h>
-
 namespace fcvm {
 namespace {
 Result<sockaddr_un> make_addr(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("socket path too long ({} > {} bytes): {}", path.size(),
-                            sizeof addr.sun_path - 1, path));
+    return fail(ErrorCode::kInvalidInput, fmt::format("socket path too long ({} > {} bytes): {}",
+                                                      path.size(), sizeof addr.sun_path - 1, path));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;

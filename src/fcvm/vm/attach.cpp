@@ -1,15 +1,14 @@
 #include "fcvm/vm/attach.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <thread>
 
-#include <fmt/format.h>
-
-#include "fcvm/util/strings.hpp"
 #include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/setup.hpp"
@@ -43,7 +42,8 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
     }
     if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
     if (std::chrono::steady_clock::now() > deadline) {
-      return fail(ErrorCode::kTimeout, fmt::format("the VM monitor did not come up (see {}/monitor.log)", rec.dir));
+      return fail(ErrorCode::kTimeout,
+                  fmt::format("the VM monitor did not come up (see {}/monitor.log)", rec.dir));
     }
   }
   FCVM_TRY(client->send({{"type", "attach"}}));
@@ -65,7 +65,8 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
     if (!*messages) {
       if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
       return fail(ErrorCode::kSystem,
-                  fmt::format("the VM monitor went away without an exit code (see {}/monitor.log)", rec.dir));
+                  fmt::format("the VM monitor went away without an exit code (see {}/monitor.log)",
+                              rec.dir));
     }
     for (const auto& msg : **messages) {
       auto type = msg["type"].get<std::string>();

@@ -19,7 +19,7 @@ struct ExecRequest {
   std::string user{};
   bool interactive = false;  // forward our stdin
   bool tty = false;
-  bool in_vm = false;        // run in the guest OS instead of the container
+  bool in_vm = false;  // run in the guest OS instead of the container
 };
 
 // `fcvm exec`: runs a command through the VM's monitor and agent; returns its exit code.

@@ -1,10 +1,9 @@
 #include "fcvm/vm/container_log.hpp"
 
+#include <fmt/format.h>
 #include <time.h>
 
 #include <chrono>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/unix_socket.hpp"
 
@@ -23,9 +22,9 @@ void ContainerLogWriter::emit(LogStream stream, std::string_view text, bool part
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
-  auto line = fmt::format("{} {} {} {}\n", format_time_rfc3339nano(ns),
-                          stream == LogStream::kStdout ? "stdout" : "stderr", partial ? 'P' : 'F',
-                          text);
+  auto line =
+      fmt::format("{} {} {} {}\n", format_time_rfc3339nano(ns),
+                  stream == LogStream::kStdout ? "stdout" : "stderr", partial ? 'P' : 'F', text);
   (void)write_all(m_fd, line);
 }
 

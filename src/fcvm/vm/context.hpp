@@ -19,7 +19,9 @@ struct Paths {
   // The KVM probe's verdict, per user and boot: $XDG_CACHE_HOME/fcvm or ~/.cache/fcvm (shared by
   // every data directory of the user), else the data directory.
   std::string cache_dir;
-  std::string accel_cache() const { return (cache_dir.empty() ? data_dir : cache_dir) + "/accel-probe"; }
+  std::string accel_cache() const {
+    return (cache_dir.empty() ? data_dir : cache_dir) + "/accel-probe";
+  }
 };
 
 Result<Paths> default_paths();

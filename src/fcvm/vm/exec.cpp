@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -6,8 +7,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/agent_proto/messages.hpp"
@@ -49,9 +48,9 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
   ExecSignals signals;
   auto client = ControlClient::connect(rec);
   if (!client) return tl::unexpected<Error>(client.error());
-  nlohmann::json msg = {{"type", "exec"},     {"argv", req.argv},   {"env", req.env},
-                        {"workdir", req.workdir}, {"user", req.user}, {"tty", req.tty},
-                        {"in_vm", req.in_vm}, {"stdin", req.interactive}};
+  nlohmann::json msg = {{"type", "exec"},         {"argv", req.argv},        {"env", req.env},
+                        {"workdir", req.workdir}, {"user", req.user},        {"tty", req.tty},
+                        {"in_vm", req.in_vm},     {"stdin", req.interactive}};
   if (req.tty) {
     if (const char* term = std::getenv("TERM")) {
       bool set = false;
@@ -64,9 +63,8 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
   FCVM_TRY(client->send(msg));
   bool stdin_open = req.interactive;
   for (;;) {
-    pollfd fds[3] = {{client->fd(), POLLIN, 0},
-                     {signals.fd(), POLLIN, 0},
-                     {stdin_open ? 0 : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
     if (fds[1].revents & POLLIN) {
@@ -80,7 +78,9 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
             (void)client->send(resize);
           }
         } else {
-          const char* name = info.ssi_signo == SIGINT ? "INT" : info.ssi_signo == SIGHUP ? "HUP" : "TERM";
+          const char* name = info.ssi_signo == SIGINT   ? "INT"
+                             : info.ssi_signo == SIGHUP ? "HUP"
+                                                        : "TERM";
           (void)client->send({{"type", "signal"}, {"signal", name}});
         }
       }
@@ -89,7 +89,8 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
       char buf[32768];
       ssize_t n = ::read(0, buf, sizeof buf);
       if (n > 0) {
-        (void)client->send_frame(proto::Kind::kStdin, 0, std::string_view(buf, static_cast<size_t>(n)));
+        (void)client->send_frame(proto::Kind::kStdin, 0,
+                                 std::string_view(buf, static_cast<size_t>(n)));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         stdin_open = false;
         (void)client->send_frame(proto::Kind::kStdinEof, 0, {});
@@ -99,7 +100,8 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req) {
     auto messages = client->pump();
     if (!messages) return tl::unexpected<Error>(messages.error());
     if (!*messages) {
-      return fail(ErrorCode::kSystem, fmt::format("VM {}: the connection to its monitor closed", rec.name));
+      return fail(ErrorCode::kSystem,
+                  fmt::format("VM {}: the connection to its monitor closed", rec.name));
     }
     for (const auto& m : **messages) {
       auto type = m["type"].get<std::string>();

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "fcvm/util/log.hpp"

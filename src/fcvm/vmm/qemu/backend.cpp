@@ -1,12 +1,11 @@
 #include "fcvm/vmm/qemu/backend.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
@@ -135,10 +134,27 @@ Accel choose_accel(const std::string& kernel, const std::string& cache_file, std
   auto console = dir + "/console.log";
   ::unlink(console.c_str());
   SpawnOptions opts;
-  opts.argv = {"qemu-system-x86_64", "-machine", "microvm,pit=on,acpi=on", "-accel", "kvm",
-               "-cpu", "host", "-m", "256M", "-nodefaults", "-no-user-config", "-nographic",
-               "-no-reboot", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 reboot=t",
-               "-chardev", fmt::format("file,id=c,path={}", console), "-serial", "chardev:c"};
+  opts.argv = {"qemu-system-x86_64",
+               "-machine",
+               "microvm,pit=on,acpi=on",
+               "-accel",
+               "kvm",
+               "-cpu",
+               "host",
+               "-m",
+               "256M",
+               "-nodefaults",
+               "-no-user-config",
+               "-nographic",
+               "-no-reboot",
+               "-kernel",
+               kernel,
+               "-append",
+               "console=ttyS0 panic=-1 reboot=t",
+               "-chardev",
+               fmt::format("file,id=c,path={}", console),
+               "-serial",
+               "chardev:c"};
   bool ok = false;
   auto child = ChildProcess::spawn(opts);
   if (child) {

@@ -11,8 +11,8 @@ QemuPaths paths_for(const VmSpec& spec) {
 }
 
 std::vector<std::string> base_kernel_args(Accel accel, std::optional<long> tsc_khz) {
-  std::vector<std::string> args = {"console=ttyS0", "reboot=t", "panic=-1", "quiet",
-                                   "loglevel=3",    "fcvm.agent=serial:fcvm.agent"};
+  std::vector<std::string> args = {"console=ttyS0", "reboot=t",   "panic=-1",
+                                   "quiet",         "loglevel=3", "fcvm.agent=serial:fcvm.agent"};
   if (accel == Accel::kTcg && tsc_khz) args.push_back(fmt::format("tsc_early_khz={}", *tsc_khz));
   return args;
 }
@@ -26,21 +26,38 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
 
   std::vector<std::string> argv = {
       qemu_binary,
-      "-name", fmt::format("fcvm-{},debug-threads=on", spec.name),
-      "-machine", "microvm,pit=on,acpi=on,rtc=on",
-      "-accel", accel == Accel::kKvm ? "kvm" : "tcg",
-      "-cpu", accel == Accel::kKvm ? "host" : "max",
-      "-smp", std::to_string(spec.vcpus),
-      "-m", fmt::format("{}M", spec.mem_mib),
-      "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-      "-kernel", spec.kernel,
-      "-append", join(kernel_args, " "),
-      "-chardev", fmt::format("file,id=console,path={}", spec.console_log),
-      "-serial", "chardev:console",
-      "-device", "virtio-serial-device",
-      "-chardev", fmt::format("socket,id=agent,path={},server=on,wait=off", paths.agent_socket),
-      "-device", "virtserialport,chardev=agent,name=fcvm.agent",
-      "-qmp", fmt::format("unix:{},server=on,wait=off", paths.qmp_socket),
+      "-name",
+      fmt::format("fcvm-{},debug-threads=on", spec.name),
+      "-machine",
+      "microvm,pit=on,acpi=on,rtc=on",
+      "-accel",
+      accel == Accel::kKvm ? "kvm" : "tcg",
+      "-cpu",
+      accel == Accel::kKvm ? "host" : "max",
+      "-smp",
+      std::to_string(spec.vcpus),
+      "-m",
+      fmt::format("{}M", spec.mem_mib),
+      "-nodefaults",
+      "-no-user-config",
+      "-nographic",
+      "-no-reboot",
+      "-kernel",
+      spec.kernel,
+      "-append",
+      join(kernel_args, " "),
+      "-chardev",
+      fmt::format("file,id=console,path={}", spec.console_log),
+      "-serial",
+      "chardev:console",
+      "-device",
+      "virtio-serial-device",
+      "-chardev",
+      fmt::format("socket,id=agent,path={},server=on,wait=off", paths.agent_socket),
+      "-device",
+      "virtserialport,chardev=agent,name=fcvm.agent",
+      "-qmp",
+      fmt::format("unix:{},server=on,wait=off", paths.qmp_socket),
   };
   if (!spec.initrd.empty()) {
     argv.insert(argv.end(), {"-initrd", spec.initrd});
@@ -49,15 +66,17 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
   for (const auto& disk : spec.disks) {
     auto id = fmt::format("disk{}", index++);
     argv.insert(argv.end(),
-                {"-drive", fmt::format("file={},if=none,id={},format={}{}", disk.path, id,
-                                       disk.format == DiskFormat::kQcow2 ? "qcow2" : "raw",
-                                       disk.read_only ? ",readonly=on" : ",discard=unmap"),
+                {"-drive",
+                 fmt::format("file={},if=none,id={},format={}{}", disk.path, id,
+                             disk.format == DiskFormat::kQcow2 ? "qcow2" : "raw",
+                             disk.read_only ? ",readonly=on" : ",discard=unmap"),
                  "-device", fmt::format("virtio-blk-device,drive={},serial={}", id, disk.serial)});
   }
   if (spec.net) {
-    argv.insert(argv.end(),
-                {"-netdev", fmt::format("tap,id=net0,ifname={},script=no,downscript=no", spec.net->tap),
-                 "-device", fmt::format("virtio-net-device,netdev=net0,mac={}", spec.net->mac)});
+    argv.insert(
+        argv.end(),
+        {"-netdev", fmt::format("tap,id=net0,ifname={},script=no,downscript=no", spec.net->tap),
+         "-device", fmt::format("virtio-net-device,netdev=net0,mac={}", spec.net->mac)});
   }
   return argv;
 }

@@ -1,8 +1,7 @@
 #include "fcvm/vmm/qemu/qmp_client.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "fcvm/util/unix_socket.hpp"
 
@@ -34,7 +33,8 @@ Result<json> QmpClient::read_message(std::chrono::steady_clock::time_point deadl
       auto line = m_buffer.substr(0, nl);
       m_buffer.erase(0, nl + 1);
       auto j = json::parse(line, nullptr, false);
-      if (j.is_discarded()) return fail(ErrorCode::kProtocol, fmt::format("bad QMP line: {}", line));
+      if (j.is_discarded())
+        return fail(ErrorCode::kProtocol, fmt::format("bad QMP line: {}", line));
       return j;
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -60,7 +60,8 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto msg = read_message(deadline);
-    if (!msg) return tl::unexpected<Error>(std::move(msg.error()).wrap(fmt::format("QMP {}", command)));
+    if (!msg)
+      return tl::unexpected<Error>(std::move(msg.error()).wrap(fmt::format("QMP {}", command)));
     if (msg->contains("event")) {
       m_events.push_back((*msg)["event"].get<std::string>());
       continue;

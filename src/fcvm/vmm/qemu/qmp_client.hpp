@@ -2,10 +2,9 @@
 // A minimal QMP client: one connection, synchronous commands, asynchronous events skipped (and
 // remembered by name for callers that wait for one).
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/util/result.hpp"
 #include "fcvm/util/unique_fd.hpp"
