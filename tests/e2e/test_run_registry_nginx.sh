@@ -35,4 +35,13 @@ log "fcvm run exited $rc after SIGTERM"
 [ "$rc" -eq 0 ] || { cat "$TEST_TMP/err" >&2; fail "exit code $rc after SIGTERM, want nginx's 0"; }
 assert_no_leftovers
 curl -fsS --max-time 2 "http://127.0.0.1:$port/" >/dev/null 2>&1 && fail "port still answers"
+
+# An image the registry does not have: one clear error naming the stage, exit 1, nothing left.
+rc=0
+"$FCVM_BIN" run "$REGISTRY/nosuch:latest" >"$TEST_TMP/out3" 2>"$TEST_TMP/err3" || rc=$?
+[ "$rc" -eq 1 ] || fail "missing image: exit $rc, want 1: $(cat "$TEST_TMP/err3")"
+grep -q 'guest: image' "$TEST_TMP/err3" || fail "missing image: unclear error: $(cat "$TEST_TMP/err3")"
+[ "$(grep -c 'error' "$TEST_TMP/err3")" -ge 1 ] || fail "no error line"
+log "missing image: $(head -c 300 "$TEST_TMP/err3")"
+assert_no_leftovers
 echo "nginx from the local registry served and stopped cleanly"
