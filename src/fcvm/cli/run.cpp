@@ -8,6 +8,7 @@
 
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
+#include "fcvm/readiness/gate.hpp"
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/sys/host.hpp"
@@ -34,6 +35,8 @@ struct RunArgs {
   std::string network = "rootless";
   std::string stop_timeout = "10";
   std::string timings_file;
+  std::string wait_ready;
+  bool keep_on_failure = false;
   bool detach = false;
   bool rm = false;
   bool keep = false;
@@ -105,6 +108,12 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   }
   o.stop_timeout_s = static_cast<int>(*stop);
   o.timings_file = a.timings_file;
+  if (!a.wait_ready.empty()) {
+    auto gate = readiness::parse_gate(a.wait_ready);
+    if (!gate) return tl::unexpected<Error>(gate.error());
+    o.wait_ready = a.wait_ready;
+  }
+  o.keep_on_failure = a.keep_on_failure;
   // Last, because it touches the host: the published ports must be free for us, and not held by
   // a privileged VM's DNAT rules either (they take a port without a socket).
   FCVM_TRY(net::check_host_ports_free(o.ports));
@@ -148,6 +157,12 @@ Command add_run(CLI::App& app) {
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->timings_file, "Append start-up milestones as JSON lines")
       ->group("");
+  cmd->add_option("--wait-ready", args->wait_ready,
+                  "When the VM counts as ready (run -d returns then): mode=agent | "
+                  "mode=http,url=URL[,status=N] (probed inside the guest) | mode=log,pattern=REGEX | "
+                  "mode=exec,cmd=CMD; each with [,timeout=SECS] (default 60)");
+  cmd->add_flag("--keep-on-failure", args->keep_on_failure,
+                "Keep the VM running when its readiness gate fails (for debugging)");
   cmd->add_flag("-d,--detach", args->detach,
                 "Run in the background: print the VM id once the container runs");
   cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");

@@ -16,6 +16,7 @@
 #include "fcvm/agent_proto/frame.hpp"
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/net/rootless.hpp"
+#include "fcvm/readiness/gate.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -57,6 +58,8 @@ class Monitor {
   void teardown();
   void save();
   void report_ready(const std::string& line);
+  void gate_passed();
+  void gate_tick();
   void begin_stop(int timeout_s);
   void on_signal();
   Result<> on_agent_bytes();
@@ -89,7 +92,14 @@ class Monitor {
   proto::Decoder m_agent_decoder;
   bool m_channel_open = false;
   bool m_hello = false;
-  bool m_ready = false;
+  bool m_ready = false;             // reported ready (gate passed, or running without a gate)
+  bool m_container_running = false;  // the agent said the container runs
+  // Readiness gate (--wait-ready); probes of http/exec gates run as internal exec streams.
+  std::optional<readiness::Gate> m_gate;
+  std::unique_ptr<readiness::LogMatcher> m_matcher;
+  std::optional<Clock::time_point> m_gate_deadline;
+  Clock::time_point m_next_probe{};
+  uint32_t m_probe_stream = 0;
   bool m_stop_sent = false;
   uint32_t m_next_stream = 1;
   std::optional<Clock::time_point> m_stop_deadline;
@@ -112,7 +122,45 @@ void Monitor::save() {
   if (auto r = m_store.update(m_rec); !r) FCVM_LOG(kError, "monitor", "save state: {}", r.error().to_string());
 }
 
+void Monitor::gate_passed() {
+  if (m_ready) return;
+  m_timings.mark("ready", m_gate ? std::string(m_gate->mode_name()) : std::string("container"));
+  m_rec.status = m_stop_deadline ? state::VmStatus::kStopping : state::VmStatus::kRunning;
+  save();
+  report_ready("ok");
+}
+
+// Runs the next probe of an http or exec gate, and fails the gate at its deadline.
+void Monitor::gate_tick() {
+  if (!m_gate || m_ready || !m_container_running || m_error || m_stop_deadline) return;
+  auto now = Clock::now();
+  if (m_gate_deadline && now > *m_gate_deadline) {
+    m_error = Error(ErrorCode::kTimeout,
+                    fmt::format("readiness gate \"{}\" did not pass within {} s", m_gate->spec,
+                                m_gate->timeout_s));
+    if (m_vm->options.keep_on_failure) {
+      report_ready("error: " + m_error->to_string() + " (the VM is kept: --keep-on-failure)");
+      m_error.reset();
+      m_gate.reset();
+    } else {
+      begin_stop(0);
+    }
+    return;
+  }
+  if (m_probe_stream != 0 || now < m_next_probe) return;
+  if (m_gate->mode != readiness::Mode::kHttp && m_gate->mode != readiness::Mode::kExec) return;
+  m_probe_stream = m_next_stream++;
+  send_agent(nlohmann::json{{"type", "exec"},
+                            {"stream", m_probe_stream},
+                            {"argv", m_gate->probe_argv()},
+                            {"in_vm", m_gate->runs_in_vm()},
+                            {"tty", false},
+                            {"stdin", false}}
+                 .dump());
+}
+
 void Monitor::report_ready(const std::string& line) {
+  if (line == "ok") m_ready = true;
   if (m_ready_fd < 0) return;
   (void)write_all(m_ready_fd, line + "\n");
   ::close(m_ready_fd);
@@ -190,21 +238,38 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
       m_plan_pending = true;
       maybe_send_plan();
     }
+    if (m_gate && m_gate->mode == readiness::Mode::kAgent) gate_passed();
   } else if (type == proto::k_event) {
     m_timings.mark_guest(msg.value("name", "event"), msg.value("uptime_ms", 0LL));
   } else if (type == proto::k_ready) {
     m_timings.mark("container_running");
-    m_ready = true;
-    m_rec.status = m_stop_deadline ? state::VmStatus::kStopping : state::VmStatus::kRunning;
-    save();
-    report_ready("ok");
+    m_container_running = true;
+    if (!m_gate) {
+      gate_passed();
+    } else if (!m_gate_deadline) {
+      m_gate_deadline = Clock::now() + std::chrono::seconds(m_gate->timeout_s);
+    }
   } else if (type == proto::k_exit) {
     auto stream = msg.value("stream", 0u);
     if (stream == proto::k_main_stream) {
       m_exit_code = msg.value("code", 1);
       m_timings.mark("container_exited", std::to_string(*m_exit_code));
       if (m_log) m_log->flush();
-      report_ready("ok");  // it ran: a short-lived container may exit before `ready`
+      if (!m_gate || m_gate->mode == readiness::Mode::kAgent) {
+        report_ready("ok");  // it ran: a short-lived container may exit before `ready`
+      } else if (!m_ready && !m_error) {
+        m_error = Error(ErrorCode::kSystem,
+                        fmt::format("the container exited (code {}) before the readiness gate "
+                                    "\"{}\" passed",
+                                    *m_exit_code, m_gate->spec));
+      }
+    } else if (stream == m_probe_stream) {
+      m_probe_stream = 0;
+      if (msg.value("code", 1) == 0) {
+        gate_passed();
+      } else {
+        m_next_probe = Clock::now() + 500ms;
+      }
     } else if (auto* c = client_for_stream(stream)) {
       send_client(*c, proto::Kind::kControl, stream, msg.dump());
       c->guest_stream = 0;
@@ -212,6 +277,10 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
   } else if (type == proto::k_error) {
     m_error = Error(ErrorCode::kSystem, fmt::format("guest: {}: {}", msg.value("stage", "?"),
                                                     msg.value("message", "?")));
+  } else if (type == "exec_error" && msg.value("stream", 0u) == m_probe_stream &&
+             m_probe_stream != 0) {
+    // A refused probe (e.g. the container is not up yet): the exit that follows retries it.
+    FCVM_LOG(kInfo, "monitor", "readiness probe refused: {}", msg.value("message", ""));
   } else if (type == "exec_error") {
     if (auto* c = client_for_stream(msg.value("stream", 0u))) {
       send_client(*c, proto::Kind::kControl, c->guest_stream, msg.dump());
@@ -233,6 +302,7 @@ Result<> Monitor::on_agent_frame(const proto::Frame& frame) {
     return fail(ErrorCode::kProtocol, "unexpected frame kind from the guest");
   }
   if (frame.stream == proto::k_main_stream) {
+    if (m_matcher && !m_ready && m_matcher->feed(frame.payload)) gate_passed();
     if (m_log) {
       m_log->write(frame.kind == proto::Kind::kStdout ? LogStream::kStdout : LogStream::kStderr,
                    frame.payload);
@@ -277,7 +347,7 @@ void Monitor::on_client_control(Client& c, nlohmann::json msg) {
     m_vm->backend->kill();
     reply({{"type", "ok"}});
   } else if (type == "exec") {
-    if (!m_ready || m_exit_code || m_stop_deadline || !m_channel_open) {
+    if (!m_container_running || m_exit_code || m_stop_deadline || !m_channel_open) {
       reply({{"type", "exec_error"},
              {"message", fmt::format("VM {} is not running a container", m_rec.name)}});
       return;
@@ -375,6 +445,7 @@ void Monitor::loop() {
       return;
     }
     maybe_send_plan();  // the attach deadline may have passed
+    gate_tick();
     auto now = Clock::now();
     if (!m_hello && now > boot_deadline) {
       m_error = Error(ErrorCode::kTimeout,
@@ -442,7 +513,7 @@ void Monitor::teardown() {
                   proto::encode_error({"vm", m_error ? m_error->to_string() : "stopped"}));
     }
   }
-  bool never_ran = !m_exit_code && !m_ready;
+  bool never_ran = !m_ready;
   if (never_ran) report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
   // A VM that never got to run its container on its first start leaves nothing behind; one that
   // asked to be removed when it ends goes too.
@@ -472,7 +543,18 @@ int Monitor::run() {
     } else {
       m_vm = std::move(*setup);
       m_channel_open = true;
-      loop();
+      if (!m_vm->options.wait_ready.empty()) {
+        auto gate = readiness::parse_gate(m_vm->options.wait_ready);
+        if (gate) {
+          m_gate = *gate;
+          if (m_gate->mode == readiness::Mode::kLog) {
+            m_matcher = std::make_unique<readiness::LogMatcher>(m_gate->pattern);
+          }
+        } else {
+          m_error = gate.error();
+        }
+      }
+      if (!m_error) loop();
     }
   }
   m_timings.mark("vm_ended");

@@ -85,6 +85,8 @@ std::string options_to_json(const RunOptions& o) {
                       {"vcpus", o.vcpus},
                       {"vmm", o.vmm},
                       {"network", o.network},
+                      {"wait_ready", o.wait_ready},
+                      {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s}};
   return j.dump();
 }
@@ -114,6 +116,8 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.vcpus = j.value("vcpus", 2);
     o.vmm = j.value("vmm", "auto");
     o.network = j.value("network", "rootless");
+    o.wait_ready = j.value("wait_ready", "");
+    o.keep_on_failure = j.value("keep_on_failure", false);
     if (o.network != "rootless" && o.network != "privileged") {
       return fail(ErrorCode::kInternal,
                   fmt::format("the VM's stored options: unknown network mode \"{}\"", o.network));

@@ -23,6 +23,8 @@ struct RunOptions {
   std::string vmm = "auto";  // auto | qemu | firecracker
   std::string network = "rootless";  // rootless | privileged
   int stop_timeout_s = 10;
+  std::string wait_ready{};       // a readiness gate spec (readiness/gate.hpp); empty: container running
+  bool keep_on_failure = false;   // keep the VM when its readiness gate fails
   std::string timings_file{};  // JSON lines of start-up milestones (benchmarks)
 };
 
