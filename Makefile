@@ -45,6 +45,7 @@ demo: build guest images
 bench: build guest images
 	@bench/cold_run.sh $(FCVM) $(IMAGES)
 	@bench/lifecycle.sh $(FCVM) $(IMAGES)
+	@bench/net.sh $(BUILD)
 
 format:
 	@find src tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

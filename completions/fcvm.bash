@@ -19,7 +19,7 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --insecure-registry --stop-timeout -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --stop-timeout -d --detach --rm --keep --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
     inspect | start) opts="--help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
@@ -29,6 +29,7 @@ _fcvm() {
   esac
   case $prev in
     --vmm) COMPREPLY=($(compgen -W "auto qemu firecracker" -- "$cur")); return ;;
+    --network) COMPREPLY=($(compgen -W "rootless privileged" -- "$cur")); return ;;
     --env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then

@@ -39,6 +39,10 @@ expect_usage_error '"Upper/Case"' run Upper/Case
 expect_usage_error '"nginx:"' run nginx:
 expect_usage_error '/nonexistent.tar' run oci-archive:/nonexistent.tar
 expect_usage_error '"bogus"' run --vmm bogus busybox
+expect_usage_error '"bogus"' run --network bogus busybox
+if [ "$(id -u)" -ne 0 ]; then
+  expect_usage_error 'needs root' run --network privileged busybox
+fi
 expect_usage_error '"rel/dir"' run --workdir rel/dir busybox
 expect_usage_error 'missing IMAGE' run
 expect_usage_error 'frobnicate' frobnicate

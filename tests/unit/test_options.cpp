@@ -48,6 +48,21 @@ TEST(Options, EnvFile) {
   EXPECT_FALSE(vm::read_env_file("/nonexistent/env"));
 }
 
+// The network mode survives the record (a stopped privileged VM starts privileged again); records
+// written before the option existed are rootless.
+TEST(Options, NetworkModeRoundTrips) {
+  vm::RunOptions o;
+  o.image = *storage::parse_image_ref("busybox");
+  o.network = "privileged";
+  auto back = vm::options_from_json(vm::options_to_json(o));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->network, "privileged");
+  auto old = vm::options_from_json(R"({"image":"busybox"})");
+  ASSERT_TRUE(old) << old.error().message();
+  EXPECT_EQ(old->network, "rootless");
+  EXPECT_FALSE(vm::options_from_json(R"({"image":"busybox","network":"bogus"})"));
+}
+
 TEST(Plan, LoopbackRegistryIsMirroredThroughTheGateway) {
   vm::RunOptions o;
   o.image = *storage::parse_image_ref("127.0.0.1:5055/nginx:latest");

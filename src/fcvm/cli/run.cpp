@@ -179,6 +179,7 @@ Command add_run(CLI::App& app) {
               args->stop_timeout = std::to_string(s.config.defaults.stop_timeout_s);
             }
             if (cmd->count("--vmm") == 0) args->vmm = s.config.vmm;
+            if (cmd->count("--network") == 0) args->network = s.config.network;
             args->insecure_registries.insert(args->insecure_registries.begin(),
                                              s.config.insecure_registries.begin(),
                                              s.config.insecure_registries.end());

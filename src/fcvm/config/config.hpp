@@ -33,7 +33,7 @@ struct RunDefaults {
 
 struct Config {
   std::string vmm = "auto";          // auto | qemu | firecracker
-  std::string network = "rootless";  // rootless | privileged (stored; not used yet)
+  std::string network = "rootless";  // rootless | privileged: the default of run --network
   RunDefaults defaults{};
   std::vector<std::string> insecure_registries{};  // HOST[:PORT], plain HTTP allowed
   std::string data_dir{};   // absolute; empty: not set (the built-in default applies)

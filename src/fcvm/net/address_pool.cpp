@@ -2,11 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 
 #include <cerrno>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/util/fs.hpp"

@@ -2,11 +2,11 @@
 // What the rest of fcvm sees of a VM's network, whichever mode built it: the namespace the VMM
 // joins, the tap it opens there, the guest's configuration (identical in every mode, VM and
 // clone: each VM has a namespace of its own), and a JSON description for the VM's record.
-#include <string>
 #include <sys/types.h>
-#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 namespace fcvm::net {
 

@@ -1,8 +1,8 @@
 #include "fcvm/net/nftables.hpp"
 
-#include <cstdint>
-
 #include <fmt/format.h>
+
+#include <cstdint>
 
 #include "fcvm/util/strings.hpp"
 
@@ -33,8 +33,9 @@ std::string match_host_port(const PortMapping& p) {
   return fmt::format("ip daddr {} {} dport {}", p.host_ip, proto, p.host_port);
 }
 
-std::string render_table(const std::string& family_name,
-                         const std::vector<std::pair<BaseChain, std::vector<std::string>>>& chains) {
+std::string render_table(
+    const std::string& family_name,
+    const std::vector<std::pair<BaseChain, std::vector<std::string>>>& chains) {
   std::string out = fmt::format("table {} {{\n", family_name);
   bool first = true;
   for (const auto& [chain, rules] : chains) {
@@ -60,13 +61,13 @@ std::vector<Rule> host_rules(const HostTable& host, const VmRules& vm) {
   // prerouting: published ports reached from elsewhere (127.0.0.0/8 never arrives from outside).
   for (const auto& p : vm.ports) {
     if (is_loopback(p.host_ip)) continue;
-    tagged("prerouting", fmt::format("{} dnat ip to {}:{}", match_host_port(p), vm.address,
-                                     p.guest_port));
+    tagged("prerouting",
+           fmt::format("{} dnat ip to {}:{}", match_host_port(p), vm.address, p.guest_port));
   }
   // The host's loopback, seen from the VM at the bridge address (the namespace DNATs the guest's
   // gateway there). Needs route_localnet on the bridge.
-  auto from_vm = fmt::format("iifname \"{}\" ip saddr {} ip daddr {}", host.bridge, vm.address,
-                             host.gateway);
+  auto from_vm =
+      fmt::format("iifname \"{}\" ip saddr {} ip daddr {}", host.bridge, vm.address, host.gateway);
   if (!vm.loopback_dns.empty()) {
     for (const char* proto : {"udp", "tcp"}) {
       tagged("prerouting",
@@ -78,8 +79,8 @@ std::vector<Rule> host_rules(const HostTable& host, const VmRules& vm) {
   }
   // output: published ports reached from this host.
   for (const auto& p : vm.ports) {
-    tagged("output", fmt::format("{} dnat ip to {}:{}", match_host_port(p), vm.address,
-                                 p.guest_port));
+    tagged("output",
+           fmt::format("{} dnat ip to {}:{}", match_host_port(p), vm.address, p.guest_port));
   }
   // postrouting: egress leaves with the host's address; DNATed connections from the host's
   // loopback or from another VM (hairpin) come from the bridge address so that replies return.
@@ -95,11 +96,16 @@ std::vector<Rule> host_rules(const HostTable& host, const VmRules& vm) {
   return rules;
 }
 
-std::string render_host_add(const HostTable& host, const VmRules& vm) {
+std::string render_host_base(const HostTable& host) {
   std::string out = fmt::format("add table inet {}\n", host.table);
   for (const auto& c : k_host_chains) {
     out += fmt::format("add chain inet {} {} {{ {} }}\n", host.table, c.name, c.spec);
   }
+  return out;
+}
+
+std::string render_host_add(const HostTable& host, const VmRules& vm) {
+  std::string out;
   for (const auto& r : host_rules(host, vm)) {
     out += fmt::format("add rule inet {} {} {}\n", host.table, r.chain, r.text);
   }

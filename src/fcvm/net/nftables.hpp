@@ -36,8 +36,8 @@ struct VmRules {
   std::string vm_id;
   std::string address;  // the VM's host-side address (its namespace's end of the veth)
   std::vector<PortMapping> ports{};
-  bool host_loopback = false;    // may reach the host's 127.0.0.1 (TCP) through the gateway
-  std::string loopback_dns{};    // the host's resolver when it listens on loopback (else empty)
+  bool host_loopback = false;  // may reach the host's 127.0.0.1 (TCP) through the gateway
+  std::string loopback_dns{};  // the host's resolver when it listens on loopback (else empty)
 };
 
 struct Rule {
@@ -50,8 +50,10 @@ std::string rule_tag(std::string_view vm_id);  // "fcvm:<vm id>"
 
 // The VM's rules in the host table, in order, each ending with its tag comment.
 std::vector<Rule> host_rules(const HostTable& host, const VmRules& vm);
-// An `nft` script adding the VM's rules; it also creates the table and base chains when they are
-// missing (`add` is idempotent for them), so the host part needs no separate set-up step.
+// An `nft` script creating the table and its base chains; `add` leaves existing ones alone (but
+// costs a hook update each time, so it is only sent when the rules cannot be added without it).
+std::string render_host_base(const HostTable& host);
+// An `nft` script adding the VM's rules (the table and its chains must exist).
 std::string render_host_add(const HostTable& host, const VmRules& vm);
 // The whole host table for a set of VMs, as `nft -f` reads it (documentation and tests).
 std::string render_host_ruleset(const HostTable& host, const std::vector<VmRules>& vms);

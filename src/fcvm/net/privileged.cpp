@@ -1,12 +1,11 @@
 #include "fcvm/net/privileged.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "fcvm/net/address_pool.hpp"
 #include "fcvm/util/child_process.hpp"
@@ -14,6 +13,7 @@
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/rollback.hpp"
 #include "fcvm/util/strings.hpp"
+#include "fcvm/util/unix_socket.hpp"
 
 namespace fcvm::net {
 namespace {
@@ -28,8 +28,16 @@ nft::HostTable host_table(const HostBridge& host, const Ipv4Subnet& subnet) {
 Result<> write_sysctl(const std::string& path, std::string_view value) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return fail_errno(fmt::format("open {}", path));
-  if (::write(fd.get(), value.data(), value.size()) < 0) return fail_errno(fmt::format("write {}", path));
+  if (::write(fd.get(), value.data(), value.size()) < 0)
+    return fail_errno(fmt::format("write {}", path));
   return {};
+}
+
+// A file read once by a helper and deleted: no need for the cost of an atomic, durable write.
+Result<> write_scratch(const std::string& path, std::string_view text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno(fmt::format("create {}", path));
+  return write_all(fd.get(), text);
 }
 
 // The host's first IPv4 resolver (nullopt when there is none).
@@ -67,7 +75,8 @@ Result<> remove_tagged_rules(sys::CommandRunner& runner, const nft::HostTable& h
 // Deleting one end of a veth deletes both. Gone already (with its namespace) is fine.
 void delete_link(sys::CommandRunner& runner, const std::string& name) {
   if (name.empty() || !path_exists("/sys/class/net/" + name)) return;
-  if (auto r = runner.run({"ip", "link", "del", name}); !r && path_exists("/sys/class/net/" + name)) {
+  if (auto r = runner.run({"ip", "link", "del", name});
+      !r && path_exists("/sys/class/net/" + name)) {
     FCVM_LOG(kWarn, "net", "delete {}: {}", name, r.error().to_string());
   }
 }
@@ -186,21 +195,26 @@ Result<> PrivilegedNetwork::set_up_host(const PrivilegedConfig& config) {
   FCVM_TRY(book->save());
 
   // The veth: the host end joins the bridge, the other end goes straight into the namespace.
-  auto batch_path = config.dir + "/net-host.batch";
-  FCVM_TRY(write_file_atomic(
-      batch_path, fmt::format("link add {0} type veth peer name eth0 netns {1}\n"
-                              "link set {0} master {2} up\n",
-                              m_veth, m_holder.pid(), m_host.name)));
-  auto veth = m_runner.run({"ip", "-batch", batch_path});
-  ::unlink(batch_path.c_str());
-  if (!veth) return tl::unexpected<Error>(std::move(veth.error()).wrap("create veth " + m_veth));
+  FCVM_TRY_CTX(
+      m_runner.run({"ip", "link", "add", m_veth, "master", m_host.name, "up", "type", "veth",
+                    "peer", "name", "eth0", "netns", std::to_string(m_holder.pid())}),
+      "create veth " + m_veth);
 
   // The VM's rules (and the table and its base chains if missing), in one transaction.
   nft::VmRules rules{m_vm_id, m_address, m_ports, m_host_loopback, {}};
   auto resolver = host_resolver(config.resolv_conf);
   if (resolver && resolver->rfind("127.", 0) == 0) rules.loopback_dns = *resolver;
-  FCVM_TRY_CTX(m_runner.run({"nft", nft::render_host_add(table, rules)}),
-               "add nftables rules to table inet " + m_host.table);
+  // Usually the table is there; the first VM (or one after setup-nftables.sh remove) creates it,
+  // in the same transaction as its rules.
+  auto script = nft::render_host_add(table, rules);
+  auto added = m_runner.run({"nft", script});
+  if (!added && added.error().message().find("No such file or directory") != std::string::npos) {
+    added = m_runner.run({"nft", nft::render_host_base(table) + script});
+  }
+  if (!added) {
+    return tl::unexpected<Error>(
+        std::move(added.error()).wrap("add nftables rules to table inet " + m_host.table));
+  }
   m_rules_added = true;
   return {};
 }
@@ -222,7 +236,7 @@ Result<> PrivilegedNetwork::set_up_namespace(const PrivilegedConfig& config) {
   // The namespace answers for the guest's DNS address too (then DNATs it upstream).
   for (const auto& dns : m_guest.dns) batch += fmt::format("addr add {}/32 dev {}\n", dns, m_tap);
   batch += fmt::format("link set {} mtu {} up\n", m_tap, m_guest.mtu);
-  FCVM_TRY(write_file_atomic(batch_path, batch));
+  FCVM_TRY(write_scratch(batch_path, batch));
   auto r = m_runner.run({"ip", "-batch", batch_path}, ns);
   ::unlink(batch_path.c_str());
   if (!r) return tl::unexpected<Error>(std::move(r.error()).wrap("set up network namespace"));
@@ -334,7 +348,8 @@ Result<> cleanup_privileged(const std::string& network_json, sys::CommandRunner&
   auto book = LeaseBook::lock(host.run_dir);
   if (!book) return tl::unexpected<Error>(std::move(book.error()).wrap("lease book"));
   bool restarted = false;  // a live instance of this VM owns its tag and veth name now
-  for (const auto& l : book->leases()) restarted = restarted || (l.vm_id == vm_id && l.holder.alive());
+  for (const auto& l : book->leases())
+    restarted = restarted || (l.vm_id == vm_id && l.holder.alive());
   if (!restarted) {
     FCVM_TRY(remove_tagged_rules(runner, host_table(host, *subnet), {nft::rule_tag(vm_id)}));
     delete_link(runner, veth);
