@@ -32,7 +32,7 @@ Result<> set_terminal_size(int fd, TerminalSize size);
 char terminal_eof_char(int fd);
 
 // Starts options.argv as the leader of a new session whose controlling terminal is `slave` (also
-// its fds 0, 1 and 2: options' stdin/stdout/stderr fds and new_session are ignored). The slave is
+// its fds 0, 1 and 2 (SpawnOptions::controlling_tty): options' stdio fds are ignored). The slave is
 // borrowed: the caller closes its copy after this returns, so that the master reads end of file
 // (EIO) once the session's processes have closed theirs.
 Result<ChildProcess> spawn_on_terminal(const SpawnOptions& options, int slave);

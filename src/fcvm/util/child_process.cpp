@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -143,7 +144,12 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
     }
-    if (options.new_session) ::setsid();
+    if (options.new_session || options.controlling_tty >= 0) ::setsid();
+    // TIOCSCTTY (arg 0: never steal): the terminal was opened with O_NOCTTY and is nobody's
+    // controlling terminal, and this process now leads a session without one.
+    if (options.controlling_tty >= 0 && ::ioctl(options.controlling_tty, TIOCSCTTY, 0) != 0) {
+      child_fail(ew, "TIOCSCTTY");
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -154,6 +160,7 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     if (netns && ::setns(netns.get(), CLONE_NEWNET) != 0) child_fail(ew, "setns net");
     int devnull = ::open("/dev/null", O_RDWR);
     int fds[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
+    if (options.controlling_tty >= 0) fds[0] = fds[1] = fds[2] = options.controlling_tty;
     // dup the sources above 2 first so that a source that is itself 0..2 is not clobbered.
     int tmp[3];
     for (int i = 0; i < 3; ++i)

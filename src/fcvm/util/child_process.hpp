@@ -28,6 +28,9 @@ struct SpawnOptions {
   // Extra descriptors kept open in the child at the same numbers (O_CLOEXEC cleared).
   std::vector<int> keep_fds{};
   bool new_session = false;     // setsid(): the child leaves our terminal's signals
+  // A terminal (pty slave) that becomes the child's controlling terminal and its fds 0, 1 and 2:
+  // implies new_session; stdin_fd/stdout_fd/stderr_fd are ignored. Borrowed.
+  int controlling_tty = -1;
   bool die_with_parent = true;  // PR_SET_PDEATHSIG(SIGKILL)
   // Join the user (if different from ours) and network namespaces of this process before exec.
   pid_t join_namespaces_of = 0;
