@@ -27,17 +27,19 @@ TEST(Readiness, ParsesEveryMode) {
   EXPECT_EQ(log->pattern, "listening on [0-9]+, ready");
   auto exec = parse_gate("mode=exec,cmd=test -f /tmp/a, -f /tmp/b");
   ASSERT_TRUE(exec);
-  EXPECT_EQ(exec->probe_argv(), (std::vector<std::string>{"sh", "-c", "test -f /tmp/a, -f /tmp/b"}));
+  EXPECT_EQ(exec->probe_argv(),
+            (std::vector<std::string>{"sh", "-c", "test -f /tmp/a, -f /tmp/b"}));
   EXPECT_FALSE(exec->runs_in_vm());
   EXPECT_EQ(parse_gate("mode=vsock")->mode, Mode::kAgent);
   EXPECT_EQ(parse_gate("mode=agent")->mode, Mode::kAgent);
 }
 
 TEST(Readiness, RejectsBadSpecsNamingThem) {
-  for (const char* bad : {"", "mode=tcp", "mode=http", "mode=http,url=https://x/", "mode=log",
-                          "mode=exec", "mode=log,pattern=([", "mode=agent,timeout=0",
-                          "mode=agent,colour=red", "mode=http,url=http://x:99999/",
-                          "mode=http,url=http://a b/", "mode=http,url=http://x/,status=42", "mode"}) {
+  for (const char* bad :
+       {"", "mode=tcp", "mode=http", "mode=http,url=https://x/", "mode=log", "mode=exec",
+        "mode=log,pattern=([", "mode=agent,timeout=0", "mode=agent,colour=red",
+        "mode=http,url=http://x:99999/", "mode=http,url=http://a b/",
+        "mode=http,url=http://x/,status=42", "mode"}) {
     auto g = parse_gate(bad);
     ASSERT_FALSE(g) << bad;
     EXPECT_EQ(g.error().code(), ErrorCode::kInvalidInput);

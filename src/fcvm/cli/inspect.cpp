@@ -1,7 +1,7 @@
 // fcvm inspect NAME|ID...
-#include <memory>
-
 #include <fmt/format.h>
+
+#include <memory>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/inspect_json.hpp"
@@ -20,7 +20,8 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
     return {{"pid", p.pid}, {"start_time", p.start_time}, {"boot_id", p.boot_id}};
   };
   auto options = nlohmann::json::parse(r.options_json, nullptr, false);
-  auto network = nlohmann::json::parse(r.network_json.empty() ? "null" : r.network_json, nullptr, false);
+  auto network =
+      nlohmann::json::parse(r.network_json.empty() ? "null" : r.network_json, nullptr, false);
   nlohmann::json ports = nlohmann::json::array();
   if (!r.ports.empty()) {
     size_t start = 0;
@@ -31,28 +32,30 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
       start = comma + 1;
     }
   }
-  return {{"id", r.id},
-          {"name", r.name},
-          {"image", r.image},
-          {"backend", r.backend},
-          {"state",
-           {{"status", std::string(state::status_name(r.status))},
-            {"exit_code", opt_int(r.exit_code)},
-            {"error", r.error},
-            {"created_ms", r.created_ms},
-            {"started_ms", opt_int(r.started_ms)},
-            {"finished_ms", opt_int(r.finished_ms)}}},
-          {"resources", {{"vcpus", r.vcpus}, {"mem_mib", r.mem_mib}}},
-          {"ports", ports},
-          {"network", network.is_discarded() ? nlohmann::json(nullptr) : network},
-          {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
-          {"auto_remove", r.auto_remove},
-          {"paths",
-           {{"dir", r.dir},
-            {"container_log", r.dir + "/container.log"},
-            {"console_log", r.dir + "/console.log"},
-            {"monitor_log", r.dir + "/monitor.log"}}},
-          {"processes", {{"monitor", proc(r.monitor)}, {"vmm", proc(r.vmm)}, {"network_helper", proc(r.helper)}}}};
+  return {
+      {"id", r.id},
+      {"name", r.name},
+      {"image", r.image},
+      {"backend", r.backend},
+      {"state",
+       {{"status", std::string(state::status_name(r.status))},
+        {"exit_code", opt_int(r.exit_code)},
+        {"error", r.error},
+        {"created_ms", r.created_ms},
+        {"started_ms", opt_int(r.started_ms)},
+        {"finished_ms", opt_int(r.finished_ms)}}},
+      {"resources", {{"vcpus", r.vcpus}, {"mem_mib", r.mem_mib}}},
+      {"ports", ports},
+      {"network", network.is_discarded() ? nlohmann::json(nullptr) : network},
+      {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
+      {"auto_remove", r.auto_remove},
+      {"paths",
+       {{"dir", r.dir},
+        {"container_log", r.dir + "/container.log"},
+        {"console_log", r.dir + "/console.log"},
+        {"monitor_log", r.dir + "/monitor.log"}}},
+      {"processes",
+       {{"monitor", proc(r.monitor)}, {"vmm", proc(r.vmm)}, {"network_helper", proc(r.helper)}}}};
 }
 
 Command add_inspect(CLI::App& app) {

@@ -1,19 +1,19 @@
 // fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
-#include "fcvm/readiness/gate.hpp"
 #include "fcvm/net/privileged.hpp"
+#include "fcvm/readiness/gate.hpp"
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/strings.hpp"
-#include "fcvm/cli/common.hpp"
 #include "fcvm/vm/attach.hpp"
 #include "fcvm/vm/backend_select.hpp"
 #include "fcvm/vm/lifecycle.hpp"
@@ -45,7 +45,9 @@ struct RunArgs {
 // Turns the raw arguments into validated options; nothing is created here.
 Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>& rest) {
   vm::RunOptions o;
-  if (rest.empty()) return fail(ErrorCode::kInvalidInput, "missing IMAGE (fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]])");
+  if (rest.empty())
+    return fail(ErrorCode::kInvalidInput,
+                "missing IMAGE (fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]])");
   if (!a.name.empty()) FCVM_TRY(vm::validate_name(a.name));
   o.name = a.name;
   auto image = storage::parse_image_ref(rest[0]);
@@ -96,15 +98,17 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   }
   o.vmm = a.vmm;
   if (a.network != "rootless" && a.network != "privileged") {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --network \"{}\": expected rootless or privileged", a.network));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid --network \"{}\": expected rootless or privileged", a.network));
   }
   o.network = a.network;
   if (o.network == "privileged") FCVM_TRY(net::check_privileged_available());
   auto stop = parse_int(a.stop_timeout, 0, 3600);
   if (!stop) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", a.stop_timeout));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", a.stop_timeout));
   }
   o.stop_timeout_s = static_cast<int>(*stop);
   o.timings_file = a.timings_file;
@@ -125,7 +129,8 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
 
 Command add_run(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
-  auto* cmd = app.add_subcommand("run", "Run a container in a new microVM: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]");
+  auto* cmd = app.add_subcommand(
+      "run", "Run a container in a new microVM: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]");
   // Usage: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
   cmd->footer(
       "IMAGE is a registry reference (pulled inside the guest; a registry on this host's "
@@ -157,10 +162,11 @@ Command add_run(CLI::App& app) {
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->timings_file, "Append start-up milestones as JSON lines")
       ->group("");
-  cmd->add_option("--wait-ready", args->wait_ready,
-                  "When the VM counts as ready (run -d returns then): mode=agent | "
-                  "mode=http,url=URL[,status=N] (probed inside the guest) | mode=log,pattern=REGEX | "
-                  "mode=exec,cmd=CMD; each with [,timeout=SECS] (default 60)");
+  cmd->add_option(
+      "--wait-ready", args->wait_ready,
+      "When the VM counts as ready (run -d returns then): mode=agent | "
+      "mode=http,url=URL[,status=N] (probed inside the guest) | mode=log,pattern=REGEX | "
+      "mode=exec,cmd=CMD; each with [,timeout=SECS] (default 60)");
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
                 "Keep the VM running when its readiness gate fails (for debugging)");
   cmd->add_flag("-d,--detach", args->detach,
@@ -195,7 +201,8 @@ Command add_run(CLI::App& app) {
               auto backend = vm::select_backend(*s.ctx, options->vmm, why);
               if (!backend) return report_error(backend.error().wrap("run"));
             }
-            if (!args->timings_file.empty()) ::setenv("FCVM_TIMINGS", args->timings_file.c_str(), 1);
+            if (!args->timings_file.empty())
+              ::setenv("FCVM_TIMINGS", args->timings_file.c_str(), 1);
             bool auto_remove = args->detach ? args->rm : !args->keep;
             auto who = options->name.empty() ? std::string("run") : "run " + options->name;
             // 1. The record and its directory (a taken name fails here, with nothing created).

@@ -1,13 +1,12 @@
 #include "fcvm/net/publish.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
@@ -22,9 +21,10 @@ std::string PortMapping::to_string() const {
 
 Result<PortMapping> parse_publish(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --publish \"{}\": {} (expected [IP:]HOSTPORT:GUESTPORT[/tcp|/udp])",
-                            text, why));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid --publish \"{}\": {} (expected [IP:]HOSTPORT:GUESTPORT[/tcp|/udp])",
+                    text, why));
   };
   PortMapping m;
   std::string_view spec = text;
@@ -54,7 +54,8 @@ Result<PortMapping> parse_publish(std::string_view text) {
   auto host_port = parse_int(parts[0], 1, 65535);
   if (!host_port) return bad(fmt::format("host port \"{}\" is not a number in 1-65535", parts[0]));
   auto guest_port = parse_int(parts[1], 1, 65535);
-  if (!guest_port) return bad(fmt::format("guest port \"{}\" is not a number in 1-65535", parts[1]));
+  if (!guest_port)
+    return bad(fmt::format("guest port \"{}\" is not a number in 1-65535", parts[1]));
   m.host_port = static_cast<int>(*host_port);
   m.guest_port = static_cast<int>(*guest_port);
   return m;
@@ -82,8 +83,8 @@ Result<> check_unique(const std::vector<PortMapping>& ports) {
 
 Result<> check_host_ports_free(const std::vector<PortMapping>& ports) {
   for (const auto& p : ports) {
-    UniqueFd fd(::socket(AF_INET, (p.proto == Proto::kTcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC,
-                         0));
+    UniqueFd fd(
+        ::socket(AF_INET, (p.proto == Proto::kTcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0));
     if (!fd) return fail_errno("socket");
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -92,10 +93,10 @@ Result<> check_host_ports_free(const std::vector<PortMapping>& ports) {
     // sockaddr_in is the concrete address behind the generic sockaddr bind() takes.
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
       int e = errno;
-      std::string why = e == EADDRINUSE     ? "is already in use"
-                        : e == EACCES       ? "needs privileges (ports below 1024 need root)"
+      std::string why = e == EADDRINUSE      ? "is already in use"
+                        : e == EACCES        ? "needs privileges (ports below 1024 need root)"
                         : e == EADDRNOTAVAIL ? "is not an address of this host"
-                                            : std::strerror(e);
+                                             : std::strerror(e);
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("--publish {}: host port {}:{}/{} {}", p.to_string(), p.host_ip,
                               p.host_port, proto_name(p.proto), why));

@@ -1,6 +1,7 @@
 #include "fcvm/net/rootless.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/util/fs.hpp"
@@ -86,9 +85,9 @@ Result<NamespaceHolder> NamespaceHolder::create(bool with_user_namespace, bool i
   auto r = read_exact(ready_r.get(), &err, sizeof err);
   if (!r) return fail(ErrorCode::kSystem, "namespace holder died during set-up");
   if (err != 0) {
-    return fail_errno(with_user_namespace ? "create user and network namespaces"
-                                          : "create network namespace",
-                      err);
+    return fail_errno(
+        with_user_namespace ? "create user and network namespaces" : "create network namespace",
+        err);
   }
   return holder;
 }
@@ -123,7 +122,8 @@ Result<std::unique_ptr<RootlessNetwork>> RootlessNetwork::create(const RootlessC
 
   // 3. slirp4netns attaches to slirp0 and serves as gateway, DNS and port forwarder.
   int ready[2], exit_pipe[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(exit_pipe, O_CLOEXEC) != 0) return fail_errno("pipe2");
+  if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(exit_pipe, O_CLOEXEC) != 0)
+    return fail_errno("pipe2");
   UniqueFd ready_r(ready[0]), ready_w(ready[1]), exit_r(exit_pipe[0]);
   net->m_slirp_exit_fd.reset(exit_pipe[1]);
   net->m_api_socket = config.dir + "/slirp.sock";
@@ -133,7 +133,8 @@ Result<std::unique_ptr<RootlessNetwork>> RootlessNetwork::create(const RootlessC
   SpawnOptions opts;
   opts.argv = {"slirp4netns",
                fmt::format("--mtu={}", net->m_guest.mtu),
-               "--api-socket", net->m_api_socket,
+               "--api-socket",
+               net->m_api_socket,
                fmt::format("--ready-fd={}", ready_w.get()),
                fmt::format("--exit-fd={}", exit_r.get())};
   if (!config.allow_host_loopback) opts.argv.push_back("--disable-host-loopback");
@@ -185,22 +186,21 @@ Result<> RootlessNetwork::add_port_forward(const PortMapping& port) {
     reply.append(buf, static_cast<size_t>(n));
   }
   auto j = nlohmann::json::parse(reply, nullptr, false);
-  if (j.is_discarded()) return fail(ErrorCode::kProtocol, fmt::format("slirp4netns API: {}", reply));
+  if (j.is_discarded())
+    return fail(ErrorCode::kProtocol, fmt::format("slirp4netns API: {}", reply));
   if (j.contains("error")) {
     return fail(ErrorCode::kSystem,
                 fmt::format("slirp4netns: {}", j["error"].value("desc", j["error"].dump())));
   }
-  FCVM_LOG(kDebug, "net", "port forward {} -> {}:{}", port.to_string(), m_guest.ip, port.guest_port);
+  FCVM_LOG(kDebug, "net", "port forward {} -> {}:{}", port.to_string(), m_guest.ip,
+           port.guest_port);
   return {};
 }
 
 nlohmann::json RootlessNetwork::describe() const {
-  return {{"mode", "rootless"},
-          {"guest_address", m_guest.address},
-          {"gateway", m_guest.gateway},
-          {"dns", m_guest.dns},
-          {"mac", m_guest.mac},
-          {"host_loopback", m_host_loopback}};
+  return {{"mode", "rootless"},         {"guest_address", m_guest.address},
+          {"gateway", m_guest.gateway}, {"dns", m_guest.dns},
+          {"mac", m_guest.mac},         {"host_loopback", m_host_loopback}};
 }
 
 RootlessNetwork::~RootlessNetwork() {

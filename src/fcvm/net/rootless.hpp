@@ -10,9 +10,10 @@
 // slirp4netns answers as the gateway 10.0.2.2 (which also reaches the host's loopback when
 // allowed) and DNS 10.0.2.3. Non-root users get a user namespace too (they map only themselves,
 // no subordinate ids needed); root gets a network namespace only. Both backends use this layout.
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "fcvm/net/network.hpp"

@@ -13,10 +13,14 @@ tl::unexpected<Error> bad(std::string_view spec, std::string_view why) {
 
 std::string_view Gate::mode_name() const {
   switch (mode) {
-    case Mode::kAgent: return "agent";
-    case Mode::kHttp: return "http";
-    case Mode::kLog: return "log";
-    case Mode::kExec: return "exec";
+    case Mode::kAgent:
+      return "agent";
+    case Mode::kHttp:
+      return "http";
+    case Mode::kLog:
+      return "log";
+    case Mode::kExec:
+      return "exec";
   }
   return "?";
 }
@@ -39,8 +43,9 @@ Result<HttpTarget> parse_http_url(std::string_view url) {
     t.port = static_cast<int>(*port);
   }
   // The host goes into a shell word and a /dev/tcp path: keep it to host-name characters.
-  if (t.host.empty() || t.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                 "0123456789.-") != std::string::npos) {
+  if (t.host.empty() ||
+      t.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789.-") != std::string::npos) {
     return fail(ErrorCode::kInvalidInput, fmt::format("url \"{}\": bad host", url));
   }
   if (t.path.find_first_of(" \r\n'\"\\") != std::string::npos) {
@@ -58,7 +63,8 @@ Result<Gate> parse_gate(std::string_view spec) {
   std::string_view rest = spec;
   while (!rest.empty()) {
     auto eq = rest.find('=');
-    if (eq == std::string_view::npos) return bad(spec, fmt::format("\"{}\" is not key=value", rest));
+    if (eq == std::string_view::npos)
+      return bad(spec, fmt::format("\"{}\" is not key=value", rest));
     auto key = rest.substr(0, eq);
     std::string_view value;
     if (key == "cmd" || key == "pattern") {
@@ -66,7 +72,8 @@ Result<Gate> parse_gate(std::string_view spec) {
       rest = {};
     } else {
       auto comma = rest.find(',', eq);
-      value = rest.substr(eq + 1, comma == std::string_view::npos ? std::string_view::npos : comma - eq - 1);
+      value = rest.substr(
+          eq + 1, comma == std::string_view::npos ? std::string_view::npos : comma - eq - 1);
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
     if (key == "mode") {

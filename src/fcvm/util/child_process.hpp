@@ -27,7 +27,7 @@ struct SpawnOptions {
   int stderr_fd = -1;
   // Extra descriptors kept open in the child at the same numbers (O_CLOEXEC cleared).
   std::vector<int> keep_fds{};
-  bool new_session = false;     // setsid(): the child leaves our terminal's signals
+  bool new_session = false;  // setsid(): the child leaves our terminal's signals
   // A terminal (pty slave) that becomes the child's controlling terminal and its fds 0, 1 and 2:
   // implies new_session; stdin_fd/stdout_fd/stderr_fd are ignored. Borrowed.
   int controlling_tty = -1;

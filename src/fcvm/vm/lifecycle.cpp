@@ -1,17 +1,16 @@
 #include "fcvm/vm/lifecycle.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-#include "fcvm/net/privileged.hpp"
 #include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -73,7 +72,7 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, b
   opts.keep_fds = {ready_w.get()};
   opts.stdout_fd = log_fd.get();
   opts.stderr_fd = log_fd.get();
-  opts.new_session = true;      // Ctrl-C in the user's terminal does not reach it
+  opts.new_session = true;       // Ctrl-C in the user's terminal does not reach it
   opts.die_with_parent = false;  // it outlives the command that started it
   // The monitor resolves the same directories as we did, whatever told us (flags, config, env).
   opts.env = {fmt::format("FCVM_T0_NS={}", process_start_ns()),
@@ -117,8 +116,8 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   rec.vmm.kill_if_alive();
   rec.helper.kill_if_alive();
   release_network(rec);
-  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
-                           "firecracker.sock", "vsock.sock"}) {
+  for (const char* sock :
+       {"control.sock", "agent.sock", "qmp.sock", "slirp.sock", "firecracker.sock", "vsock.sock"}) {
     ::unlink((rec.dir + "/" + sock).c_str());
   }
   if (rec.auto_remove) {
@@ -226,7 +225,8 @@ Result<> ControlClient::send(const nlohmann::json& msg) {
   return agent_proto::write_frame(m_fd.get(), agent_proto::Kind::kControl, 0, msg.dump());
 }
 
-Result<> ControlClient::send_frame(agent_proto::Kind kind, uint32_t stream, std::string_view payload) {
+Result<> ControlClient::send_frame(agent_proto::Kind kind, uint32_t stream,
+                                   std::string_view payload) {
   return agent_proto::write_frame(m_fd.get(), kind, stream, payload);
 }
 

@@ -2,11 +2,10 @@
 // VM lifecycle operations over the store and the per-VM monitor: create, start, stop, remove,
 // reconcile (find what a killed process left and clean it), and the control-socket client.
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fcvm/agent_proto/frame.hpp"
 #include "fcvm/state/vm_store.hpp"

@@ -1,6 +1,7 @@
 #include "fcvm/vm/monitor.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -10,8 +11,6 @@
 #include <list>
 #include <memory>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "fcvm/agent_proto/frame.hpp"
 #include "fcvm/agent_proto/messages.hpp"
@@ -48,7 +47,11 @@ class Monitor {
  public:
   Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, int ready_fd, bool fresh,
           bool wait_attach)
-      : m_ctx(ctx), m_store(store), m_rec(std::move(record)), m_ready_fd(ready_fd), m_fresh(fresh),
+      : m_ctx(ctx),
+        m_store(store),
+        m_rec(std::move(record)),
+        m_ready_fd(ready_fd),
+        m_fresh(fresh),
         m_wait_attach(wait_attach),
         m_timings(std::getenv("FCVM_TIMINGS") ? std::getenv("FCVM_TIMINGS") : "") {}
   int run();
@@ -92,7 +95,7 @@ class Monitor {
   proto::Decoder m_agent_decoder;
   bool m_channel_open = false;
   bool m_hello = false;
-  bool m_ready = false;             // reported ready (gate passed, or running without a gate)
+  bool m_ready = false;              // reported ready (gate passed, or running without a gate)
   bool m_container_running = false;  // the agent said the container runs
   // Readiness gate (--wait-ready); probes of http/exec gates run as internal exec streams.
   std::optional<readiness::Gate> m_gate;
@@ -115,11 +118,13 @@ std::string Monitor::console_tail() const {
   std::string out;
   size_t first = lines.size() > 8 ? lines.size() - 8 : 0;
   for (size_t i = first; i < lines.size(); ++i) out += fmt::format("\n  {}", lines[i]);
-  return out.empty() ? out : fmt::format("\nlast console lines ({}/console.log):{}", m_rec.dir, out);
+  return out.empty() ? out
+                     : fmt::format("\nlast console lines ({}/console.log):{}", m_rec.dir, out);
 }
 
 void Monitor::save() {
-  if (auto r = m_store.update(m_rec); !r) FCVM_LOG(kError, "monitor", "save state: {}", r.error().to_string());
+  if (auto r = m_store.update(m_rec); !r)
+    FCVM_LOG(kError, "monitor", "save state: {}", r.error().to_string());
 }
 
 void Monitor::gate_passed() {
@@ -135,9 +140,9 @@ void Monitor::gate_tick() {
   if (!m_gate || m_ready || !m_container_running || m_error || m_stop_deadline) return;
   auto now = Clock::now();
   if (m_gate_deadline && now > *m_gate_deadline) {
-    m_error = Error(ErrorCode::kTimeout,
-                    fmt::format("readiness gate \"{}\" did not pass within {} s", m_gate->spec,
-                                m_gate->timeout_s));
+    m_error =
+        Error(ErrorCode::kTimeout, fmt::format("readiness gate \"{}\" did not pass within {} s",
+                                               m_gate->spec, m_gate->timeout_s));
     if (m_vm->options.keep_on_failure) {
       report_ready("error: " + m_error->to_string() + " (the VM is kept: --keep-on-failure)");
       m_error.reset();
@@ -150,13 +155,14 @@ void Monitor::gate_tick() {
   if (m_probe_stream != 0 || now < m_next_probe) return;
   if (m_gate->mode != readiness::Mode::kHttp && m_gate->mode != readiness::Mode::kExec) return;
   m_probe_stream = m_next_stream++;
-  send_agent(nlohmann::json{{"type", "exec"},
-                            {"stream", m_probe_stream},
-                            {"argv", m_gate->probe_argv()},
-                            {"in_vm", m_gate->runs_in_vm()},
-                            {"tty", false},
-                            {"stdin", false}}
-                 .dump());
+  send_agent(nlohmann::json{
+      {"type", "exec"},
+      {"stream", m_probe_stream},
+      {"argv", m_gate->probe_argv()},
+      {"in_vm", m_gate->runs_in_vm()},
+      {"tty", false},
+      {"stdin",
+       false}}.dump());
 }
 
 void Monitor::report_ready(const std::string& line) {
@@ -169,7 +175,8 @@ void Monitor::report_ready(const std::string& line) {
 
 void Monitor::send_agent(const std::string& control) {
   if (!m_channel_open) return;
-  auto r = proto::write_frame(m_vm->channel.get(), proto::Kind::kControl, proto::k_main_stream, control);
+  auto r =
+      proto::write_frame(m_vm->channel.get(), proto::Kind::kControl, proto::k_main_stream, control);
   if (!r) FCVM_LOG(kWarn, "monitor", "send to agent: {}", r.error().to_string());
 }
 
@@ -227,10 +234,11 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
   if (type == proto::k_hello) {
     auto version = msg.value("version", 0u);
     if (version != proto::k_protocol_version) {
-      return fail(ErrorCode::kProtocol,
-                  fmt::format("guest agent speaks protocol version {}, this fcvm speaks {}: rebuild "
-                              "the guest image with scripts/fcvm-init.sh",
-                              version, proto::k_protocol_version));
+      return fail(
+          ErrorCode::kProtocol,
+          fmt::format("guest agent speaks protocol version {}, this fcvm speaks {}: rebuild "
+                      "the guest image with scripts/fcvm-init.sh",
+                      version, proto::k_protocol_version));
     }
     m_timings.mark_guest("agent_hello", msg.value("uptime_ms", 0LL));
     if (!m_hello) {
@@ -415,7 +423,9 @@ void Monitor::loop() {
         continue;
       }
       if (it->guest_stream != 0) {
-        send_agent(nlohmann::json{{"type", "signal"}, {"stream", it->guest_stream}, {"signal", "KILL"}}.dump());
+        send_agent(
+            nlohmann::json{{"type", "signal"}, {"stream", it->guest_stream}, {"signal", "KILL"}}
+                .dump());
       }
       bool was_attach = it->attach;
       it = m_clients.erase(it);
@@ -492,8 +502,8 @@ void Monitor::teardown() {
     m_vm->network.reset();
   }
   if (m_log) m_log->flush();
-  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
-                           "firecracker.sock", "vsock.sock"}) {
+  for (const char* sock :
+       {"control.sock", "agent.sock", "qmp.sock", "slirp.sock", "firecracker.sock", "vsock.sock"}) {
     ::unlink((m_rec.dir + "/" + sock).c_str());
   }
   m_rec.status = state::VmStatus::kExited;
@@ -514,7 +524,8 @@ void Monitor::teardown() {
     }
   }
   bool never_ran = !m_ready;
-  if (never_ran) report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
+  if (never_ran)
+    report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
   // A VM that never got to run its container on its first start leaves nothing behind; one that
   // asked to be removed when it ends goes too.
   if (m_rec.auto_remove || (m_fresh && never_ran)) {

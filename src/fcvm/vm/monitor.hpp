@@ -7,8 +7,8 @@
 // `kill -9` of the monitor leaves only files and a row, which `ls`/`rm` reconcile.
 //
 // Lifecycle of one run of the monitor:
-//   starting: disk -> network -> VMM -> agent hello -> plan        (ready pipe: "error: ..." on failure)
-//   running:  agent said ready                                     (ready pipe: "ok")
+//   starting: disk -> network -> VMM -> agent hello -> plan        (ready pipe: "error: ..." on
+//   failure) running:  agent said ready                                     (ready pipe: "ok")
 //   stopping: a stop request, SIGTERM, or the last attached client of an auto-remove VM left
 //   exited:   container exit code (or the error) recorded; auto-remove VMs are deleted
 #include <string>

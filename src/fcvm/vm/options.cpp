@@ -1,10 +1,10 @@
 #include "fcvm/vm/options.hpp"
 
-#include <cstdlib>
-#include <regex>
-
 #include <fmt/format.h>
+
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
@@ -27,14 +27,16 @@ Result<std::string> normalize_env(const std::string& entry) {
   auto eq = entry.find('=');
   auto key = entry.substr(0, eq);
   if (!std::regex_match(key, key_re)) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --env \"{}\": the name must match [A-Za-z_][A-Za-z0-9_]*", entry));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid --env \"{}\": the name must match [A-Za-z_][A-Za-z0-9_]*", entry));
   }
   if (eq != std::string::npos) return entry;
   const char* v = std::getenv(key.c_str());
   if (v == nullptr) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --env \"{}\": no value given and {} is not set here", entry, key));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid --env \"{}\": no value given and {} is not set here", entry, key));
   }
   return key + "=" + v;
 }
@@ -42,8 +44,8 @@ Result<std::string> normalize_env(const std::string& entry) {
 Result<std::vector<std::string>> read_env_file(const std::string& path) {
   auto text = read_file(path);
   if (!text) {
-    return fail(ErrorCode::kInvalidInput, fmt::format("cannot read --env-file \"{}\": {}", path,
-                                                      text.error().to_string()));
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("cannot read --env-file \"{}\": {}", path, text.error().to_string()));
   }
   std::vector<std::string> out;
   int line_no = 0;

@@ -14,18 +14,18 @@ struct RunOptions {
   storage::ImageRef image;
   std::vector<std::string> command{};  // replaces the image's CMD when non-empty
   std::vector<std::string> entrypoint{};
-  std::vector<std::string> env{};      // "K=V"
+  std::vector<std::string> env{};  // "K=V"
   std::string workdir{};
   std::vector<net::PortMapping> ports{};
   std::vector<std::string> insecure_registries{};
   int mem_mib = 1024;
   int vcpus = 2;
-  std::string vmm = "auto";  // auto | qemu | firecracker
+  std::string vmm = "auto";          // auto | qemu | firecracker
   std::string network = "rootless";  // rootless | privileged
   int stop_timeout_s = 10;
-  std::string wait_ready{};       // a readiness gate spec (readiness/gate.hpp); empty: container running
-  bool keep_on_failure = false;   // keep the VM when its readiness gate fails
-  std::string timings_file{};  // JSON lines of start-up milestones (benchmarks)
+  std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
+  bool keep_on_failure = false;  // keep the VM when its readiness gate fails
+  std::string timings_file{};    // JSON lines of start-up milestones (benchmarks)
 };
 
 // Serialised into the VM's record so that `fcvm start` boots it again with the same options.

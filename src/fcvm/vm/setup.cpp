@@ -1,11 +1,10 @@
 #include "fcvm/vm/setup.hpp"
 
+#include <fmt/format.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/net/privileged.hpp"
@@ -143,7 +142,8 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.mem_mib = vm->options.mem_mib;
   spec.disks.push_back(root);
   if (vm->options.image.source != storage::ImageSource::kRegistry) {
-    spec.disks.push_back({vm->options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
+    spec.disks.push_back(
+        {vm->options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
   }
   auto root_serial = vm->backend->guest_disk_serial(spec.disks[0]);
   if (!root_serial) return tl::unexpected<Error>(root_serial.error());

@@ -1,10 +1,10 @@
 #pragma once
 // The start-up steps of a VM, as the monitor runs them (numbered in setup.cpp). On failure every
 // step already done is undone; on success the caller owns everything in VmResources.
+#include <signal.h>
+
 #include <functional>
 #include <memory>
-
-#include <signal.h>
 
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/net/network.hpp"

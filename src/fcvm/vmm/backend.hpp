@@ -5,12 +5,13 @@
 //
 // Lifecycle: start() -> connect_agent() (any number of times) -> shutdown()/wait_exit().
 // The destructor kills the VMM if it still runs (ChildProcess semantics).
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "fcvm/util/child_process.hpp"
