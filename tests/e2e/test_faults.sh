@@ -2,11 +2,7 @@
 # kill -9 at the worst moments: of the monitor, of the VMM, of a foreground `fcvm run` during
 # boot. Afterwards `ls`/`rm` find and remove everything; no process or file survives.
 source "$(dirname "$0")/../lib/common.sh"
-need_root "the e2e tier runs as root in CI"
-need_guest
-busybox=$(need_image busybox.oci.tar)
-use_private_data_dir
-fcvm() { "$FCVM_BIN" "$@"; }
+e2e_setup
 on_exit "'$FCVM_BIN' rm -f f1 f2 >/dev/null 2>&1"
 pid_of() { # VM PROCESS(monitor|vmm|network_helper)
   fcvm inspect "$1" | python3 -c "import json,sys; p=json.load(sys.stdin)[0]['processes']['$2']; print(p['pid'] if p else 0)"

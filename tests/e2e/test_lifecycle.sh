@@ -3,11 +3,7 @@
 # logs -f -> exec (exit code, stdin, env, workdir, --vm) -> inspect -> stop -> exec refused ->
 # start -> rm refused while running -> rm -f; then nothing remains. Bad input on the way.
 source "$(dirname "$0")/../lib/common.sh"
-need_root "the e2e tier runs as root in CI"
-need_guest
-busybox=$(need_image busybox.oci.tar)
-use_private_data_dir
-fcvm() { "$FCVM_BIN" "$@"; }
+e2e_setup
 on_exit "'$FCVM_BIN' rm -f life >/dev/null 2>&1"
 
 expect_rc() { # RC CMD...

@@ -14,7 +14,6 @@ need_guest
 busybox=$(need_image busybox.oci.tar)
 export FCVM_DATA_DIR=$TEST_TMP/data
 export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-$(FCVM_DATA_DIR= data_dir)}
-fcvm() { "$FCVM_BIN" "$@"; }
 for n in net1 net2 net3; do on_exit "'$FCVM_BIN' rm -f $n >/dev/null 2>&1"; done
 setup=$FCVM_SOURCE_DIR/scripts/setup-nftables.sh
 leases=/run/fcvm/leases.json

@@ -3,11 +3,7 @@
 # separate processes (every VM accounted for, nothing left), and two runs racing for one name
 # (exactly one wins, the other gets a clear error and creates nothing).
 source "$(dirname "$0")/../lib/common.sh"
-need_root "the e2e tier runs as root in CI"
-need_guest
-busybox=$(need_image busybox.oci.tar)
-use_private_data_dir
-fcvm() { "$FCVM_BIN" "$@"; }
+e2e_setup
 on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done"
 
 # Small VMs: under software emulation ten boots share two cores.

@@ -3,11 +3,7 @@
 # gate that turns true after a delay, an HTTP gate probed inside the guest, and an HTTP gate that
 # never passes (a clear error, exit 1, nothing left).
 source "$(dirname "$0")/../lib/common.sh"
-need_root "the e2e tier runs as root in CI"
-need_guest
-busybox=$(need_image busybox.oci.tar)
-use_private_data_dir
-fcvm() { "$FCVM_BIN" "$@"; }
+e2e_setup
 on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done"
 
 # 1. log: the line appears 2 s after start; run -d returns only once it is there.

@@ -45,6 +45,18 @@ need_guest() {
   done
   command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: run make deps"
 }
+# The fcvm under test, as a command.
+fcvm() { "$FCVM_BIN" "$@"; }
+
+# The common start of a real-VM test: root, guest artifacts, the busybox image (in $busybox) and
+# a private data dir.
+e2e_setup() {
+  need_root "the e2e tier runs as root in CI"
+  need_guest
+  busybox=$(need_image busybox.oci.tar)
+  use_private_data_dir
+}
+
 # Gives the test its own state (store, VM directories) while it keeps using the installed guest.
 use_private_data_dir() {
   export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-$(data_dir)}
