@@ -147,10 +147,10 @@ step_agent() {
   step_end "done" built
 }
 
-# Removes older base images that no VM disk in this data directory is made over.
+# Removes older base images that no VM disk or snapshot disk in this data directory is made over.
 prune_bases() { # CURRENT
   local base in_use
-  in_use=$(for d in "$data"/vms/*/root.qcow2; do
+  in_use=$(for d in "$data"/vms/*/root.qcow2 "$data"/snapshots/*/disk.qcow2; do
     [ -f "$d" ] || continue
     qemu-img info --output=json "$d" 2>/dev/null | sed -n 's/.*"backing-filename": "\(.*\)".*/\1/p' || true
   done)

@@ -203,6 +203,7 @@ void Agent::on_plan(const nlohmann::json& message) {
     // the entropy pool are refreshed: after a snapshot restore both are stale or shared.
     sayf("plan received again (state {}): keeping the running plan", state_name());
     if (auto r = apply_system(*plan, false); !r) sayf("{}", r.error().to_string());
+    if (plan->vm_id != m_plan->vm_id) adopt_identity(*plan);
     if (m_phase == Phase::kRunning) m_channel.send_control(agent_proto::encode_ready());
     return;
   }

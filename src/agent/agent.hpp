@@ -114,6 +114,8 @@ class Agent {
   // Plan stages (network.cpp, image.cpp, container.cpp).
   void start_plan();
   Result<> apply_system(const agent_proto::Plan& plan, bool first_time);
+  // After a snapshot restore into a new VM (a clone): that VM's id, name and stop timeout.
+  void adopt_identity(const agent_proto::Plan& plan);
   Result<> configure_network();
   void start_image();
   void load_archive(const std::string& source, bool is_copy);

@@ -67,6 +67,19 @@ Result<> Agent::apply_system(const agent_proto::Plan& plan, bool first_time) {
   return {};
 }
 
+void Agent::adopt_identity(const agent_proto::Plan& plan) {
+  sayf("now VM {} ({}), was {}", plan.name, plan.vm_id, m_plan->vm_id);
+  m_plan->vm_id = plan.vm_id;
+  m_plan->name = plan.name;
+  m_plan->stop_timeout_s = plan.stop_timeout_s;
+  // The guest's address and MAC are the same in every clone, but the gateway side is a new
+  // device: forget the link-layer addresses learnt in the old VM's network.
+  if (!m_options.system_changes) return;
+  if (auto r = run_checked({"ip", "neigh", "flush", "all"}, k_ip_timeout); !r) {
+    sayf("{}", r.error().to_string());
+  }
+}
+
 Result<> Agent::configure_network() {
   const auto& net = m_plan->network;
   for (auto& args : ip_commands(net)) {

@@ -35,7 +35,10 @@ std::string after(const std::vector<std::string>& argv, const std::string& flag,
 TEST(QemuCommandLine, MicrovmUnderTcgHasTscHint) {
   auto argv = qemu::build_command_line(sample(), qemu::Accel::kTcg, 2600000);
   EXPECT_EQ(argv[0], "qemu-system-x86_64");
-  EXPECT_EQ(after(argv, "-machine"), "microvm,pit=on,acpi=on,rtc=on");
+  EXPECT_EQ(after(argv, "-machine"), "microvm,pit=on,acpi=on,rtc=on,memory-backend=ram");
+  // Guest RAM is the VM's own file, shared: a snapshot needs only the device state beside it.
+  EXPECT_EQ(after(argv, "-object"),
+            "memory-backend-file,id=ram,size=768M,mem-path=/run/vm/memory.ram,share=on");
   EXPECT_EQ(after(argv, "-accel"), "tcg");
   EXPECT_EQ(after(argv, "-smp"), "2");
   EXPECT_EQ(after(argv, "-m"), "768M");
@@ -52,6 +55,17 @@ TEST(QemuCommandLine, MicrovmUnderTcgHasTscHint) {
             argv.end());
   EXPECT_NE(std::find(argv.begin(), argv.end(), "virtserialport,chardev=agent,name=fcvm.agent"),
             argv.end());
+}
+
+TEST(QemuCommandLine, RestoredVmMapsTheSnapshotMemoryPrivately) {
+  auto spec = sample();
+  spec.memory_file = "/snap/a,b/memory.ram";
+  spec.memory_private = true;
+  auto argv = qemu::build_command_line(spec, qemu::Accel::kTcg, 2600000);
+  // Copy on write: clones share the file's clean pages and never change it. The comma in the
+  // path is escaped as QEMU's option syntax wants.
+  EXPECT_EQ(after(argv, "-object"),
+            "memory-backend-file,id=ram,size=768M,mem-path=/snap/a,,b/memory.ram,share=off");
 }
 
 TEST(QemuCommandLine, KvmUsesHostCpuAndNoTscHint) {

@@ -4,8 +4,12 @@
 
 #include <cstdlib>
 
+#include "fcvm/net/privileged.hpp"
+#include "fcvm/readiness/gate.hpp"
+#include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/vm/lifecycle.hpp"
+#include "fcvm/vm/snapshot.hpp"
 
 namespace fcvm::cli {
 
@@ -53,6 +57,62 @@ std::string human_duration(int64_t ms) {
   if (s < 3600) return fmt::format("{} minute{}", s / 60, s / 60 == 1 ? "" : "s");
   if (s < 86400) return fmt::format("{} hour{}", s / 3600, s / 3600 == 1 ? "" : "s");
   return fmt::format("{} day{}", s / 86400, s / 86400 == 1 ? "" : "s");
+}
+
+std::string human_size(int64_t bytes) {
+  constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish) {
+  std::vector<net::PortMapping> ports;
+  for (const auto& p : publish) {
+    auto m = net::parse_publish(p);
+    if (!m) return tl::unexpected<Error>(m.error());
+    ports.push_back(*m);
+  }
+  FCVM_TRY(net::check_unique(ports));
+  return ports;
+}
+
+Result<> validate_network(const std::string& mode) {
+  if (mode != "rootless" && mode != "privileged") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --network \"{}\": expected rootless or privileged", mode));
+  }
+  if (mode == "privileged") FCVM_TRY(net::check_privileged_available());
+  return {};
+}
+
+Result<> validate_gate(const std::string& spec) {
+  if (spec.empty()) return {};
+  auto gate = readiness::parse_gate(spec);
+  if (!gate) return tl::unexpected<Error>(gate.error());
+  return {};
+}
+
+Result<> check_ports_available(const std::vector<net::PortMapping>& ports) {
+  FCVM_TRY(net::check_host_ports_free(ports));
+  return net::check_ports_not_published(ports);
+}
+
+Result<> check_snapshot_name_free(Session& s, const std::string& name) {
+  FCVM_TRY(vm::reconcile_snapshots(*s.store));
+  auto all = state::SnapshotStore(s.store->db()).list_all();
+  if (!all) return tl::unexpected<Error>(all.error());
+  for (const auto& snap : *all) {
+    if (snap.name == name) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("a snapshot named \"{}\" already exists", name));
+    }
+  }
+  return {};
 }
 
 }  // namespace fcvm::cli

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "fcvm/config/config.hpp"
+#include "fcvm/net/publish.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/vm/context.hpp"
 
@@ -27,5 +28,20 @@ Result<> open_session(Session& s);
 Result<state::VmRecord> resolve(Session& s, const std::string& ref);
 // "3 minutes", "2 hours", ...
 std::string human_duration(int64_t ms);
+// "1.5 GiB", "230 MiB", ...
+std::string human_size(int64_t bytes);
+
+// Validators shared by run and clone; each error is kInvalidInput and names the value.
+Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish);
+Result<> validate_network(const std::string& mode);
+Result<> validate_gate(const std::string& spec);  // empty: no gate
+// The published ports are free for us, and not held by a privileged VM's DNAT rules either (they
+// take a port without a socket).
+Result<> check_ports_available(const std::vector<net::PortMapping>& ports);
+// Spawns the monitor of a new record and follows it: -d waits until it is ready and prints the
+// id; otherwise attaches (output, exit code). Returns the exit code for the command.
+int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb);
+// No snapshot (complete or being written) has this name.
+Result<> check_snapshot_name_free(Session& s, const std::string& name);
 
 }  // namespace fcvm::cli

@@ -49,6 +49,7 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
       {"network", network.is_discarded() ? nlohmann::json(nullptr) : network},
       {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
       {"auto_remove", r.auto_remove},
+      {"snapshot", r.snapshot.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.snapshot)},
       {"paths",
        {{"dir", r.dir},
         {"container_log", r.dir + "/container.log"},

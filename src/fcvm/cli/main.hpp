@@ -24,6 +24,8 @@ Command add_exec(CLI::App& app);
 Command add_stop(CLI::App& app);
 Command add_start(CLI::App& app);
 Command add_rm(CLI::App& app);
+Command add_snapshot(CLI::App& app);
+Command add_clone(CLI::App& app);
 Command add_monitor(CLI::App& app);
 Command add_names(CLI::App& app);
 

@@ -17,6 +17,7 @@
 #include "fcvm/vm/attach.hpp"
 #include "fcvm/vm/backend_select.hpp"
 #include "fcvm/vm/lifecycle.hpp"
+#include "fcvm/vm/snapshot.hpp"
 
 namespace fcvm::cli {
 namespace {
@@ -36,6 +37,8 @@ struct RunArgs {
   std::string stop_timeout = "10";
   std::string timings_file;
   std::string wait_ready;
+  std::string save_snapshot;
+  bool snapshot_then_stop = false;
   bool keep_on_failure = false;
   bool detach = false;
   bool rm = false;
@@ -55,12 +58,9 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   o.image = *image;
   o.command.assign(rest.begin() + 1, rest.end());
   if (!a.entrypoint.empty()) o.entrypoint = {a.entrypoint};
-  for (const auto& p : a.publish) {
-    auto m = net::parse_publish(p);
-    if (!m) return tl::unexpected<Error>(m.error());
-    o.ports.push_back(*m);
-  }
-  FCVM_TRY(net::check_unique(o.ports));
+  auto ports = parse_ports(a.publish);
+  if (!ports) return tl::unexpected<Error>(ports.error());
+  o.ports = *ports;
   for (const auto& f : a.env_files) {
     auto entries = vm::read_env_file(f);
     if (!entries) return tl::unexpected<Error>(entries.error());
@@ -97,13 +97,8 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
                 fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", a.vmm));
   }
   o.vmm = a.vmm;
-  if (a.network != "rootless" && a.network != "privileged") {
-    return fail(
-        ErrorCode::kInvalidInput,
-        fmt::format("invalid --network \"{}\": expected rootless or privileged", a.network));
-  }
+  FCVM_TRY(validate_network(a.network));
   o.network = a.network;
-  if (o.network == "privileged") FCVM_TRY(net::check_privileged_available());
   auto stop = parse_int(a.stop_timeout, 0, 3600);
   if (!stop) {
     return fail(
@@ -112,20 +107,44 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   }
   o.stop_timeout_s = static_cast<int>(*stop);
   o.timings_file = a.timings_file;
-  if (!a.wait_ready.empty()) {
-    auto gate = readiness::parse_gate(a.wait_ready);
-    if (!gate) return tl::unexpected<Error>(gate.error());
-    o.wait_ready = a.wait_ready;
-  }
+  FCVM_TRY(validate_gate(a.wait_ready));
+  o.wait_ready = a.wait_ready;
   o.keep_on_failure = a.keep_on_failure;
-  // Last, because it touches the host: the published ports must be free for us, and not held by
-  // a privileged VM's DNAT rules either (they take a port without a socket).
-  FCVM_TRY(net::check_host_ports_free(o.ports));
-  FCVM_TRY(net::check_ports_not_published(o.ports));
+  if (!a.save_snapshot.empty()) FCVM_TRY(vm::validate_snapshot_name(a.save_snapshot));
+  if (a.snapshot_then_stop && a.save_snapshot.empty()) {
+    return fail(ErrorCode::kInvalidInput, "--snapshot-then-stop needs --save-snapshot NAME");
+  }
+  o.save_snapshot = a.save_snapshot;
+  o.snapshot_then_stop = a.snapshot_then_stop;
+  // Last, because it touches the host.
+  FCVM_TRY(check_ports_available(o.ports));
   return o;
 }
 
 }  // namespace
+
+int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb) {
+  auto who = verb + " " + rec.name;
+  auto monitor = vm::spawn_monitor(*s.ctx, rec, true, /*wait_attach=*/!detach);
+  if (!monitor) {
+    (void)vm::remove_vm(*s.store, rec, true);
+    return report_error(monitor.error().wrap(who));
+  }
+  if (detach) {
+    monitor->process.detach();
+    auto ok = vm::wait_ready(monitor->ready.get(), rec);
+    if (!ok) return report_error(ok.error().wrap(who));
+    fmt::print("{}\n", rec.id);
+    return k_exit_ok;
+  }
+  auto code = vm::attach_foreground(rec, monitor->ready.get());
+  // The monitor finishes its clean-up after it reported the exit: wait for it, so that nothing of
+  // the VM is left when we return.
+  (void)monitor->process.wait_for(std::chrono::seconds(30));
+  monitor->process.detach();
+  if (!code) return report_error(code.error().wrap(who));
+  return *code;
+}
 
 Command add_run(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
@@ -169,6 +188,11 @@ Command add_run(CLI::App& app) {
       "mode=exec,cmd=CMD; each with [,timeout=SECS] (default 60)");
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
                 "Keep the VM running when its readiness gate fails (for debugging)");
+  cmd->add_option("--save-snapshot", args->save_snapshot,
+                  "Once ready: pause, write a snapshot NAME (memory, devices, disk), resume; "
+                  "`fcvm clone --snapshot NAME` starts copies of it");
+  cmd->add_flag("--snapshot-then-stop", args->snapshot_then_stop,
+                "With --save-snapshot: end the VM once the snapshot is written");
   cmd->add_flag("-d,--detach", args->detach,
                 "Run in the background: print the VM id once the container runs");
   cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");
@@ -189,12 +213,17 @@ Command add_run(CLI::App& app) {
             args->insecure_registries.insert(args->insecure_registries.begin(),
                                              s.config.insecure_registries.begin(),
                                              s.config.insecure_registries.end());
-            auto options = validate(*args, cmd->remaining());
-            if (!options) return report_error(options.error().wrap("run"));
             if (args->rm && args->keep) {
               return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
             }
+            auto options = validate(*args, cmd->remaining());
+            if (!options) return report_error(options.error().wrap("run"));
             if (auto r = open_session(s); !r) return report_error(r.error());
+            if (!options->save_snapshot.empty()) {
+              if (auto r = check_snapshot_name_free(s, options->save_snapshot); !r) {
+                return report_error(r.error().wrap("run"));
+              }
+            }
             // An explicit --vmm firecracker that cannot work fails before anything is created.
             if (options->vmm == "firecracker") {
               std::string why;
@@ -209,25 +238,7 @@ Command add_run(CLI::App& app) {
             auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
             if (!rec) return report_error(rec.error().wrap(who));
             // 2. The monitor boots and owns the VM from here on.
-            auto monitor = vm::spawn_monitor(*s.ctx, *rec, true, /*wait_attach=*/!args->detach);
-            if (!monitor) {
-              (void)vm::remove_vm(*s.store, *rec, true);
-              return report_error(monitor.error().wrap(who));
-            }
-            if (args->detach) {
-              monitor->process.detach();
-              auto ok = vm::wait_ready(monitor->ready.get(), *rec);
-              if (!ok) return report_error(ok.error().wrap("run " + rec->name));
-              fmt::print("{}\n", rec->id);
-              return k_exit_ok;
-            }
-            auto code = vm::attach_foreground(*rec, monitor->ready.get());
-            // The monitor finishes its clean-up after it reported the exit: wait for it, so that
-            // nothing of the VM is left when we return.
-            (void)monitor->process.wait_for(std::chrono::seconds(30));
-            monitor->process.detach();
-            if (!code) return report_error(code.error().wrap("run " + rec->name));
-            return *code;
+            return launch_vm(s, *rec, args->detach, "run");
           }};
 }
 

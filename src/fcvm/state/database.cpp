@@ -35,6 +35,8 @@ Database& Database::operator=(Database&& other) noexcept {
   return *this;
 }
 
+int64_t Database::changes() const { return sqlite3_changes64(m_db); }
+
 Error Database::error(std::string_view context) const {
   return Error(ErrorCode::kSystem, fmt::format("{}: {}", context, sqlite3_errmsg(m_db)));
 }

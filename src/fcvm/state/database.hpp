@@ -29,6 +29,8 @@ class Database {
   Result<> exec(const std::string& sql);
   Result<Statement> prepare(const std::string& sql);
   sqlite3* handle() const { return m_db; }
+  // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
+  int64_t changes() const;
   Error error(std::string_view context) const;
 
  private:

@@ -38,13 +38,39 @@ CREATE TABLE vms (
 );
 CREATE INDEX vms_created ON vms(created_ms);
 )sql",
+    // 2: snapshots, and the snapshot a clone was restored from.
+    R"sql(
+ALTER TABLE vms ADD COLUMN snapshot TEXT NOT NULL DEFAULT '';
+CREATE TABLE snapshots (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  source_name TEXT NOT NULL,
+  image TEXT NOT NULL,
+  backend TEXT NOT NULL,
+  vcpus INTEGER NOT NULL,
+  mem_mib INTEGER NOT NULL,
+  kernel TEXT NOT NULL,
+  base_disk TEXT NOT NULL,
+  options_json TEXT NOT NULL,
+  plan_json TEXT NOT NULL,
+  dir TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL DEFAULT 0,
+  creator_pid INTEGER NOT NULL DEFAULT 0, creator_start INTEGER NOT NULL DEFAULT 0,
+  creator_boot TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL,
+  completed_ms INTEGER
+);
+CREATE INDEX vms_snapshot ON vms(snapshot);
+)sql",
 };
 
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
     "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
-    "error";
+    "error, snapshot";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -73,6 +99,7 @@ VmRecord read_row(const Statement& s) {
   r.finished_ms = s.column_opt_int(23);
   r.exit_code = s.column_opt_int(24);
   r.error = s.column_text(25);
+  r.snapshot = s.column_text(26);
   return r;
 }
 
@@ -93,7 +120,7 @@ void bind_row(Statement& s, const VmRecord& r) {
   ident(15, r.vmm);
   ident(18, r.helper);
   s.bind(21, r.network_json).bind(22, r.created_ms).bind(23, r.started_ms).bind(24, r.finished_ms);
-  s.bind(25, r.exit_code).bind(26, r.error);
+  s.bind(25, r.exit_code).bind(26, r.error).bind(27, r.snapshot);
 }
 
 }  // namespace
@@ -158,10 +185,10 @@ Result<> VmStore::migrate() {
 }
 
 Result<> VmStore::insert(const VmRecord& record) {
-  auto s =
-      m_db.prepare(fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                               "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
-                               k_columns));
+  auto s = m_db.prepare(
+      fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
+                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)",
+                  k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   auto r = s->run();
@@ -178,7 +205,7 @@ Result<> VmStore::update(const VmRecord& record) {
       "options_json=?9, dir=?10, auto_remove=?11, monitor_pid=?12, monitor_start=?13, "
       "monitor_boot=?14, vmm_pid=?15, vmm_start=?16, vmm_boot=?17, helper_pid=?18, "
       "helper_start=?19, helper_boot=?20, network_json=?21, created_ms=?22, started_ms=?23, "
-      "finished_ms=?24, exit_code=?25, error=?26 WHERE id=?1");
+      "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27 WHERE id=?1");
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   return s->run();

@@ -38,6 +38,7 @@ struct VmRecord {
   std::optional<int64_t> finished_ms;
   std::optional<int64_t> exit_code;
   std::string error;
+  std::string snapshot;  // a clone: the id of the snapshot it was restored from
 };
 
 int64_t now_ms();

@@ -14,5 +14,11 @@ Result<> make_dirs(const std::string& path, int mode = 0755);
 // rm -rf; a missing path is fine.
 Result<> remove_all(const std::string& path);
 bool path_exists(const std::string& path);
+// Copies src to a new file dst (O_EXCL, `mode`) sharing its blocks where the filesystem can
+// (FICLONE: XFS with reflink, btrfs), else copying only its data extents (SEEK_DATA/SEEK_HOLE +
+// copy_file_range), so holes stay holes. reflink_only refuses the copy. dst is removed on
+// failure. Returns true when the blocks are shared (a reflink).
+Result<bool> clone_file_data(const std::string& src, const std::string& dst,
+                             bool reflink_only = false, int mode = 0644);
 
 }  // namespace fcvm

@@ -12,6 +12,7 @@ struct Paths {
   std::string data_dir;   // $FCVM_DATA_DIR or $XDG_DATA_HOME/fcvm or ~/.local/share/fcvm
   std::string guest_dir;  // guest artifacts; $FCVM_GUEST_DIR or data_dir
   std::string vms_dir() const { return data_dir + "/vms"; }
+  std::string snapshots_dir() const { return data_dir + "/snapshots"; }
   std::string kernel() const { return guest_dir + "/kernel/vmlinuz"; }
   std::string vmlinux() const;  // Firecracker: a built kernel if present, else the extracted one
   std::string initrd() const { return guest_dir + "/kernel/initrd.img"; }

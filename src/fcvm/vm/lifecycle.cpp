@@ -34,7 +34,7 @@ bool is_active(const state::VmRecord& rec) {
 }
 
 Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
-                                  bool auto_remove) {
+                                  bool auto_remove, const std::string& snapshot) {
   state::VmRecord rec;
   rec.id = sys::random_hex(32);
   rec.name = options.name.empty() ? "vm-" + rec.id.substr(0, 8) : options.name;
@@ -48,6 +48,7 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
   rec.dir = ctx.paths.vms_dir() + "/" + rec.id;
   rec.auto_remove = auto_remove;
   rec.created_ms = state::now_ms();
+  rec.snapshot = snapshot;
   if (::mkdir(rec.dir.c_str(), 0700) != 0) return fail_errno(fmt::format("create {}", rec.dir));
   auto inserted = store.insert(rec);
   if (!inserted) {
@@ -116,8 +117,8 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   rec.vmm.kill_if_alive();
   rec.helper.kill_if_alive();
   release_network(rec);
-  for (const char* sock :
-       {"control.sock", "agent.sock", "qmp.sock", "slirp.sock", "firecracker.sock", "vsock.sock"}) {
+  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
+                           "firecracker.sock", "vsock.sock", "memory.ram"}) {
     ::unlink((rec.dir + "/" + sock).c_str());
   }
   if (rec.auto_remove) {

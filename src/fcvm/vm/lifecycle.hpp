@@ -20,8 +20,9 @@ Result<state::VmStore> open_store(Context& ctx);
 
 // Validated options -> a new record (status created) and its directory. A taken name is
 // kAlreadyExists; nothing is left behind on failure.
+// `snapshot`: a clone, restored from that snapshot (id) on its first start.
 Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
-                                  bool auto_remove);
+                                  bool auto_remove, const std::string& snapshot = {});
 
 // Starts the monitor for a record (in its own session). `fresh`: the VM's first start (a failure
 // then removes it entirely). `ready` yields the monitor's ready line. The caller either waits for

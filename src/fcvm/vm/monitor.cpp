@@ -25,6 +25,7 @@
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/plan.hpp"
 #include "fcvm/vm/setup.hpp"
+#include "fcvm/vm/snapshot.hpp"
 #include "fcvm/vm/timings.hpp"
 
 namespace fcvm::vm {
@@ -62,6 +63,9 @@ class Monitor {
   void save();
   void report_ready(const std::string& line);
   void gate_passed();
+  // --save-snapshot: false when it failed (the VM is then being stopped).
+  bool save_snapshot_on_ready();
+  Result<state::SnapshotRecord> snapshot(const std::string& name, bool then_stop);
   void gate_tick();
   void begin_stop(int timeout_s);
   void on_signal();
@@ -109,6 +113,7 @@ class Monitor {
   std::optional<Clock::time_point> m_poweroff_deadline;
   std::optional<int> m_exit_code;
   std::optional<Error> m_error;
+  std::optional<state::SnapshotRecord> m_restore_from;  // a clone's first start
 };
 
 std::string Monitor::console_tail() const {
@@ -130,9 +135,35 @@ void Monitor::save() {
 void Monitor::gate_passed() {
   if (m_ready) return;
   m_timings.mark("ready", m_gate ? std::string(m_gate->mode_name()) : std::string("container"));
+  if (!save_snapshot_on_ready()) return;
   m_rec.status = m_stop_deadline ? state::VmStatus::kStopping : state::VmStatus::kRunning;
   save();
   report_ready("ok");
+}
+
+Result<state::SnapshotRecord> Monitor::snapshot(const std::string& name, bool then_stop) {
+  auto snap = take_snapshot(m_ctx, m_store, m_rec, *m_vm, name, /*resume_after=*/!then_stop);
+  if (!snap) return snap;
+  m_timings.mark("snapshot_saved", snap->name);
+  FCVM_LOG(kInfo, "monitor", "snapshot {} written ({} bytes)", snap->name, snap->size_bytes);
+  if (then_stop) {
+    // The snapshot holds the running container; this VM has served its purpose.
+    m_exit_code = 0;
+    m_stop_deadline = Clock::now();
+    m_vm->backend->kill();
+  }
+  return snap;
+}
+
+bool Monitor::save_snapshot_on_ready() {
+  const auto& name = m_vm->options.save_snapshot;
+  if (name.empty() || !m_fresh || m_vm->restored) return true;
+  auto snap = snapshot(name, m_vm->options.snapshot_then_stop);
+  if (snap) return true;
+  m_error =
+      Error(snap.error().code(), fmt::format("save snapshot {}: {}", name, snap.error().message()));
+  begin_stop(0);
+  return false;
 }
 
 // Runs the next probe of an http or exec gate, and fails the gate at its deadline.
@@ -354,6 +385,20 @@ void Monitor::on_client_control(Client& c, nlohmann::json msg) {
   } else if (type == "kill") {
     m_vm->backend->kill();
     reply({{"type", "ok"}});
+  } else if (type == "snapshot") {
+    if (!m_ready || m_exit_code || m_stop_deadline || !m_channel_open) {
+      reply({{"type", "error"},
+             {"message", fmt::format("VM {} is not running a container", m_rec.name)}});
+      return;
+    }
+    auto snap = snapshot(msg.value("name", ""), msg.value("then_stop", false));
+    if (!snap) {
+      reply({{"type", "error"},
+             {"code", snap.error().code() == ErrorCode::kInvalidInput ? 2 : 1},
+             {"message", snap.error().message()}});
+    } else {
+      reply({{"type", "ok"}, {"id", snap->id}, {"name", snap->name}});
+    }
   } else if (type == "exec") {
     if (!m_container_running || m_exit_code || m_stop_deadline || !m_channel_open) {
       reply({{"type", "exec_error"},
@@ -502,8 +547,8 @@ void Monitor::teardown() {
     m_vm->network.reset();
   }
   if (m_log) m_log->flush();
-  for (const char* sock :
-       {"control.sock", "agent.sock", "qmp.sock", "slirp.sock", "firecracker.sock", "vsock.sock"}) {
+  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
+                           "firecracker.sock", "vsock.sock", "memory.ram"}) {
     ::unlink((m_rec.dir + "/" + sock).c_str());
   }
   m_rec.status = state::VmStatus::kExited;
@@ -548,12 +593,27 @@ int Monitor::run() {
     m_log_fd.reset(::open((m_rec.dir + "/container.log").c_str(),
                           O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     m_log = std::make_unique<ContainerLogWriter>(m_log_fd.get());
-    auto setup = setup_vm(m_ctx, m_rec, m_timings, [this] { save(); });
+    // A clone's first start restores its snapshot; later starts boot its own disk.
+    if (!m_rec.snapshot.empty() && m_fresh) {
+      auto snap = state::SnapshotStore(m_store.db()).get(m_rec.snapshot);
+      if (!snap || !*snap || (**snap).status != state::SnapshotStatus::kComplete) {
+        m_error = Error(ErrorCode::kNotFound, "the snapshot of this clone is gone");
+      } else {
+        m_restore_from = **snap;
+      }
+    }
+    auto setup = m_error ? Result<std::unique_ptr<VmResources>>(tl::unexpected<Error>(*m_error))
+                         : setup_vm(
+                               m_ctx, m_rec, m_timings, [this] { save(); },
+                               m_restore_from ? &*m_restore_from : nullptr);
     if (!setup) {
       m_error = setup.error();
     } else {
       m_vm = std::move(*setup);
       m_channel_open = true;
+      // The restored agent is mid-plan and may not notice the new connection: ask for a hello
+      // (its answer gets the clone's plan: id, clock, fresh entropy).
+      if (m_vm->restored) send_agent(nlohmann::json{{"type", proto::k_hello}}.dump());
       if (!m_vm->options.wait_ready.empty()) {
         auto gate = readiness::parse_gate(m_vm->options.wait_ready);
         if (gate) {

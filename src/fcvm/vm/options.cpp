@@ -89,7 +89,9 @@ std::string options_to_json(const RunOptions& o) {
                       {"network", o.network},
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
-                      {"stop_timeout_s", o.stop_timeout_s}};
+                      {"stop_timeout_s", o.stop_timeout_s},
+                      {"save_snapshot", o.save_snapshot},
+                      {"snapshot_then_stop", o.snapshot_then_stop}};
   return j.dump();
 }
 
@@ -120,6 +122,8 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.network = j.value("network", "rootless");
     o.wait_ready = j.value("wait_ready", "");
     o.keep_on_failure = j.value("keep_on_failure", false);
+    o.save_snapshot = j.value("save_snapshot", "");
+    o.snapshot_then_stop = j.value("snapshot_then_stop", false);
     if (o.network != "rootless" && o.network != "privileged") {
       return fail(ErrorCode::kInternal,
                   fmt::format("the VM's stored options: unknown network mode \"{}\"", o.network));

@@ -26,6 +26,10 @@ struct RunOptions {
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
   bool keep_on_failure = false;  // keep the VM when its readiness gate fails
   std::string timings_file{};    // JSON lines of start-up milestones (benchmarks)
+  // On the first start, once ready: write a snapshot with this name (then end the VM when
+  // snapshot_then_stop).
+  std::string save_snapshot{};
+  bool snapshot_then_stop = false;
 };
 
 // Serialised into the VM's record so that `fcvm start` boots it again with the same options.

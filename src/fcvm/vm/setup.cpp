@@ -15,6 +15,7 @@
 #include "fcvm/util/log.hpp"
 #include "fcvm/vm/backend_select.hpp"
 #include "fcvm/vm/plan.hpp"
+#include "fcvm/vm/snapshot.hpp"
 
 namespace fcvm::vm {
 
@@ -70,7 +71,8 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
 }  // namespace
 
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
-                                              const std::function<void()>& save) {
+                                              const std::function<void()>& save,
+                                              const state::SnapshotRecord* restore_from) {
   auto vm = std::make_unique<VmResources>();
   rec.monitor = sys::ProcessIdentity::of(::getpid());
   rec.status = state::VmStatus::kStarting;
@@ -87,12 +89,27 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
 
   // 2. Backend and artifacts. A VM keeps the backend of its first start: its disk is in that
   //    backend's format.
+  //    A clone restores with the backend of its snapshot, from the snapshot's own files.
   std::string why;
-  auto backend = select_backend(ctx, rec.backend.empty() ? vm->options.vmm : rec.backend, why);
+  auto wanted =
+      restore_from ? restore_from->backend : (rec.backend.empty() ? vm->options.vmm : rec.backend);
+  auto backend = select_backend(ctx, wanted, why);
   if (!backend) return tl::unexpected<Error>(backend.error());
   vm->backend = std::move(*backend);
   FCVM_LOG(kInfo, "monitor", "vmm: {}", why);
-  FCVM_TRY(check_artifacts(ctx.paths, vm->backend->wants_uncompressed_kernel()));
+  std::optional<SnapshotFiles> snap;
+  if (restore_from) {
+    snap = snapshot_files(*restore_from);
+    for (const auto& f : {snap->memory, snap->state, snap->disk}) {
+      if (!path_exists(f)) {
+        return fail(ErrorCode::kNotFound,
+                    fmt::format("snapshot {} is incomplete: {} is missing", restore_from->name, f));
+      }
+    }
+    vm->restored = true;
+  } else {
+    FCVM_TRY(check_artifacts(ctx.paths, vm->backend->wants_uncompressed_kernel()));
+  }
   rec.backend = std::string(vm->backend->name());
 
   // 3. Copy-on-write root disk over the read-only base image (kept across stop/start).
@@ -102,7 +119,14 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   root.format = vm->backend->root_disk_format();
   if (root.format == vmm::DiskFormat::kQcow2) {
     root.path = rec.dir + "/root.qcow2";
-    if (!path_exists(root.path)) {
+    if (snap) {
+      // A fresh writable layer over the snapshot's disk (which stays read-only).
+      ::unlink(root.path.c_str());
+      auto size = storage::disk_virtual_size(snap->disk);
+      if (!size) return tl::unexpected<Error>(size.error());
+      FCVM_TRY(storage::write_qcow2_overlay(snap->disk, storage::BackingFormat::kQcow2, *size,
+                                            root.path));
+    } else if (!path_exists(root.path)) {
       // The overlay names the resolved base: rootfs.ext4 is a symlink that a rebuild moves on,
       // while this disk stays tied to the base it was made over.
       std::error_code ec;
@@ -112,7 +136,10 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     }
   } else {
     root.path = rec.dir + "/root.ext4";
-    if (!path_exists(root.path)) {
+    if (snap) {
+      ::unlink(root.path.c_str());
+      FCVM_TRY_CTX(storage::clone_file(snap->disk, root.path), "create root disk");
+    } else if (!path_exists(root.path)) {
       FCVM_TRY_CTX(storage::clone_file(ctx.paths.rootfs(), root.path), "create root disk");
     }
   }
@@ -138,6 +165,10 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   bool vmlinux = vm->backend->wants_uncompressed_kernel();
   spec.kernel = vmlinux ? ctx.paths.vmlinux() : ctx.paths.kernel();
   spec.initrd = ctx.paths.initrd();
+  if (snap && !vmlinux) {
+    spec.kernel = snap->kernel;
+    spec.initrd = snap->initrd;
+  }
   spec.vcpus = vm->options.vcpus;
   spec.mem_mib = vm->options.mem_mib;
   spec.disks.push_back(root);
@@ -161,8 +192,15 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   }
   spec.mmds_json = agent_proto::to_json(vm->plan).dump();
   timings.mark("vmm_starting");
-  FCVM_TRY_CTX(vm->backend->start(spec), fmt::format("start {}", vm->backend->name()));
-  timings.mark("vmm_started");
+  if (snap) {
+    FCVM_TRY_CTX(vm->backend->snapshot_load(spec, snap->memory, snap->state, /*resume=*/true),
+                 fmt::format("restore snapshot {} in {}", restore_from->name, vm->backend->name()));
+    timings.mark("vmm_started");
+    timings.mark("restored");
+  } else {
+    FCVM_TRY_CTX(vm->backend->start(spec), fmt::format("start {}", vm->backend->name()));
+    timings.mark("vmm_started");
+  }
   rec.vmm = sys::ProcessIdentity::of(vm->backend->pid());
   save();
 

@@ -8,6 +8,7 @@
 
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/net/network.hpp"
+#include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vm/context.hpp"
@@ -38,12 +39,16 @@ struct VmResources {
   agent_proto::Plan plan;
   std::unique_ptr<vmm::Backend> backend;
   std::unique_ptr<net::VmNetwork> network;
-  UniqueFd channel;  // to fc-agent
+  UniqueFd channel;       // to fc-agent
+  bool restored = false;  // resumed from a snapshot: the agent is mid-plan and must re-handshake
 };
 
 // Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a connected
-// agent channel.
+// agent channel. With `restore_from` (a clone's first start) the VM is restored from that
+// snapshot instead of booted: its disk is a fresh layer over the snapshot's, its memory the
+// snapshot's mapped copy-on-write.
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
-                                              const std::function<void()>& save);
+                                              const std::function<void()>& save,
+                                              const state::SnapshotRecord* restore_from = nullptr);
 
 }  // namespace fcvm::vm

@@ -52,6 +52,12 @@ struct VmSpec {
   pid_t netns_holder = 0;
   // Firecracker only: MMDS content (the run plan), as JSON text.
   std::string mmds_json{};
+  // QEMU: guest RAM lives in a file so that a snapshot needs only the device state beside a copy
+  // of it. Empty: DIR/memory.ram, mapped shared (the file is the RAM; removed when the VMM ends).
+  // A VM restored from a snapshot maps the snapshot's memory file privately instead (copy on
+  // write: clones of one snapshot share its clean pages and never change the file).
+  std::string memory_file{};
+  bool memory_private = false;
 };
 
 class Backend {
@@ -81,12 +87,18 @@ class Backend {
   virtual pid_t detach() = 0;
 
   // Snapshots (clones). snapshot_create pauses the guest and writes its memory to mem_path and the
-  // VM state to state_path; the guest stays paused (resume() or shutdown() next).
+  // VM state to state_path; the guest stays paused (resume() or shutdown() next). disk_paths (in
+  // the order of VmSpec::disks; empty: unchanged) are the files the snapshot should name for its
+  // disks: the caller has copied the disks there while the guest was paused, and a backend whose
+  // state file records disk paths (Firecracker) records these, so that clones never depend on
+  // the source VM's files.
   // snapshot_load starts a fresh VMM for spec (as start() does) and restores those files instead
   // of booting; the guest runs at once when resume is true. Default: kUnavailable.
-  virtual Result<> snapshot_create(const std::string& mem_path, const std::string& state_path) {
+  virtual Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
+                                   const std::vector<std::string>& disk_paths = {}) {
     (void)mem_path;
     (void)state_path;
+    (void)disk_paths;
     return fail(ErrorCode::kUnavailable, std::string(name()) + ": snapshots are not supported");
   }
   virtual Result<> snapshot_load(const VmSpec& spec, const std::string& mem_path,

@@ -96,7 +96,8 @@ class FirecrackerBackend : public Backend {
   pid_t pid() const override;
   pid_t detach() override;
 
-  Result<> snapshot_create(const std::string& mem_path, const std::string& state_path) override;
+  Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
+                           const std::vector<std::string>& disk_paths = {}) override;
   Result<> snapshot_load(const VmSpec& spec, const std::string& mem_path,
                          const std::string& state_path, bool resume_guest) override;
   Result<std::string> guest_disk_serial(const DiskSpec& disk) const override;

@@ -1,6 +1,9 @@
 // FirecrackerBackend snapshots.
 //
-// create: PATCH /vm Paused (unless paused) -> PUT /snapshot/create {Full}. The guest stays paused.
+// create: PATCH /vm Paused (unless paused) -> PATCH /drives/{id} to the caller's copies (when
+//         given) -> PUT /snapshot/create {Full} -> PATCH /drives/{id} back to the VM's own files.
+//         The state file then names the copies, which a clone can open while loading even after
+//         the source VM is gone. The guest stays paused.
 // load:   a fresh process -> PUT /logger, /metrics -> PUT /snapshot/load {mem_backend File,
 //         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
 //         socket} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
@@ -29,11 +32,31 @@ nlohmann::json partial_drive(const std::string& drive_id, const std::string& pat
 }  // namespace
 
 Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
-                                             const std::string& state_path) {
+                                             const std::string& state_path,
+                                             const std::vector<std::string>& disk_paths) {
   if (!m_vmm || !running()) {
     return fail(ErrorCode::kInternal, "snapshot: firecracker is not running");
   }
+  if (!disk_paths.empty() && disk_paths.size() != m_spec.disks.size()) {
+    return fail(ErrorCode::kInternal, "snapshot: one path per disk expected");
+  }
   if (!m_paused) FCVM_TRY(pause());
+  auto drives = plan_drives(m_spec.disks);
+  // Points every drive at `paths` (index-aligned with drives); the way back is best effort.
+  auto repoint = [&](bool to_copies) -> Result<> {
+    for (size_t i = 0; i < drives.size() && !disk_paths.empty(); ++i) {
+      auto path = vmm_path(to_copies ? disk_paths[i] : drives[i].disk.path);
+      if (!path) return fail(path.error().wrap("disk"));
+      FCVM_TRY(
+          api().patch("/drives/" + drives[i].drive_id, partial_drive(drives[i].drive_id, *path)));
+    }
+    return {};
+  };
+  Rollback back;
+  if (!disk_paths.empty()) {
+    back.add("point the drives back at the VM's disks", [&] { (void)repoint(false); });
+    FCVM_TRY(repoint(true));
+  }
   SnapshotCreateParams params;
   params.snapshot_type = SnapshotType::kFull;
   params.mem_file_path = mem_path;
@@ -56,6 +79,8 @@ Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
       ::unlink(host.c_str());
     }
   }
+  back.commit();
+  if (!disk_paths.empty()) FCVM_TRY_CTX(repoint(false), "point the drives back at the VM's disks");
   return {};
 }
 

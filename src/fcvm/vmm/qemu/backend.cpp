@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "fcvm/sys/host.hpp"
@@ -24,8 +25,15 @@ std::string QemuBackend::vmm_log_tail() const {
 }
 
 Result<> QemuBackend::start(const VmSpec& spec) {
-  m_spec = spec;
   auto argv = build_command_line(spec, m_options.accel, sys::tsc_khz(), m_options.binary);
+  return launch(spec, std::move(argv));
+}
+
+Result<> QemuBackend::launch(const VmSpec& spec, std::vector<std::string> argv) {
+  m_spec = spec;
+  auto paths = paths_for(spec);
+  // Our own RAM file starts empty: whatever a crashed run left there is not this guest's.
+  if (!spec.memory_private) ::unlink(paths.memory_file.c_str());
   FCVM_LOG(kInfo, "qemu", "accel={} argv: {}", m_options.accel == Accel::kKvm ? "kvm" : "tcg",
            join(argv, " "));
   UniqueFd log_fd(::open(spec.vmm_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -40,11 +48,11 @@ Result<> QemuBackend::start(const VmSpec& spec) {
   m_process = std::move(*child);
 
   // QEMU creates its sockets during start-up; an early exit means a bad configuration.
-  auto paths = paths_for(spec);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (;;) {
     auto st = m_process.try_wait();
     if (st && *st) {
+      remove_memory_file();
       return fail(ErrorCode::kSystem, fmt::format("qemu exited during start-up ({}): {}",
                                                   (*st)->describe(), vmm_log_tail()));
     }
@@ -65,6 +73,106 @@ Result<> QemuBackend::start(const VmSpec& spec) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+void QemuBackend::remove_memory_file() {
+  // The shared RAM file is this VM's memory and nothing else's: gone with the VMM. A snapshot's
+  // file (mapped privately) is never touched.
+  if (!m_spec.dir.empty() && !m_spec.memory_private) {
+    ::unlink(paths_for(m_spec).memory_file.c_str());
+  }
+}
+
+namespace {
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+nlohmann::json ignore_shared_capability() {
+  return {{"capabilities",
+           nlohmann::json::array({{{"capability", "x-ignore-shared"}, {"state", true}}})}};
+}
+}  // namespace
+
+Result<> QemuBackend::snapshot_create(const std::string& mem_path, const std::string& state_path,
+                                      const std::vector<std::string>& disk_paths) {
+  (void)disk_paths;  // QEMU's device state does not name disk files
+  if (!m_qmp || !m_process.running()) {
+    return fail(ErrorCode::kInternal, "snapshot: qemu is not running");
+  }
+  if (m_spec.memory_private) {
+    return fail(ErrorCode::kUnavailable,
+                "this VM was restored from a snapshot and its memory is a private copy of that "
+                "snapshot's: take snapshots of VMs started with `fcvm run`");
+  }
+  // The guest stops; the migration stream then holds the device state only, because the RAM
+  // (shared, in its file) is skipped with x-ignore-shared. `stop` also flushes the disks.
+  FCVM_TRY(m_qmp->execute("stop"));
+  FCVM_TRY(m_qmp->execute("migrate-set-capabilities", ignore_shared_capability()));
+  FCVM_TRY(m_qmp->execute("migrate", {{"uri", "exec:cat > " + shell_quote(state_path)}}));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    auto info = m_qmp->execute("query-migrate");
+    if (!info) return tl::unexpected<Error>(info.error().wrap("query-migrate"));
+    auto status = info->value("status", std::string());
+    if (status == "completed") break;
+    if (status == "failed" || status == "cancelled") {
+      return fail(ErrorCode::kSystem, fmt::format("qemu: saving the device state {}: {}", status,
+                                                  info->value("error-desc", std::string("?"))));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      (void)m_qmp->execute("migrate_cancel");
+      return fail(ErrorCode::kTimeout, "qemu: saving the device state took over 60 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // With the guest stopped the RAM file is consistent: its copy is the snapshot's memory.
+  auto copied = clone_file_data(paths_for(m_spec).memory_file, mem_path, false, 0600);
+  if (!copied) return tl::unexpected<Error>(copied.error().wrap("copy the guest memory"));
+  return {};
+}
+
+Result<> QemuBackend::snapshot_load(const VmSpec& spec, const std::string& mem_path,
+                                    const std::string& state_path, bool resume_guest) {
+  if (m_process.pid() > 0) return fail(ErrorCode::kInternal, "qemu backend already started");
+  auto restored = spec;
+  restored.memory_file = mem_path;
+  restored.memory_private = true;
+  auto argv = build_command_line(restored, m_options.accel, sys::tsc_khz(), m_options.binary);
+  argv.insert(argv.end(), {"-incoming", "defer"});
+  FCVM_TRY(launch(restored, std::move(argv)));
+  auto fail_load = [&](Error e) -> Result<> {
+    kill();
+    return tl::unexpected<Error>(std::move(e));
+  };
+  if (auto r = m_qmp->execute("migrate-set-capabilities", ignore_shared_capability()); !r) {
+    return fail_load(r.error());
+  }
+  if (auto r = m_qmp->execute("migrate-incoming", {{"uri", "exec:cat " + shell_quote(state_path)}});
+      !r) {
+    return fail_load(r.error());
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    if (auto st = m_process.try_wait(); st && *st) {
+      return fail(ErrorCode::kSystem, fmt::format("qemu exited while loading the snapshot ({}): {}",
+                                                  (*st)->describe(), vmm_log_tail()));
+    }
+    auto info = m_qmp->execute("query-status");
+    if (!info) return fail_load(info.error().wrap("query-status"));
+    auto status = info->value("status", std::string());
+    if (status != "inmigrate") break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return fail_load(Error(ErrorCode::kTimeout, "qemu: loading the snapshot took over 60 s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (resume_guest) {
+    if (auto r = resume(); !r) return fail_load(r.error());
+  }
+  return {};
 }
 
 Result<UniqueFd> QemuBackend::connect_agent(std::chrono::milliseconds timeout) {
@@ -91,12 +199,15 @@ Result<> QemuBackend::shutdown() {
   }
   auto st = m_process.wait_for(std::chrono::seconds(3));
   if (!st || !*st) kill();
+  remove_memory_file();
   return {};
 }
 
 Result<std::optional<ExitStatus>> QemuBackend::wait_exit(std::chrono::milliseconds timeout) {
   if (m_process.pid() <= 0) return std::optional<ExitStatus>(ExitStatus{true, 0});
-  return m_process.wait_for(timeout);
+  auto st = m_process.wait_for(timeout);
+  if (st && *st) remove_memory_file();
+  return st;
 }
 
 void QemuBackend::kill() {
@@ -105,6 +216,7 @@ void QemuBackend::kill() {
     (void)m_process.wait();
   }
   m_qmp.reset();
+  remove_memory_file();
 }
 
 Accel choose_accel(const std::string& kernel, const std::string& cache_file, std::string& why) {

@@ -1,6 +1,11 @@
 #pragma once
 // QemuBackend: runs one VM with qemu-system-x86_64 (-machine microvm). Owns the QEMU process
 // (ChildProcess: killed if this object dies while it runs) and its QMP connection.
+//
+// Snapshots: guest RAM is a file mapped shared (VmSpec::memory_file), so a snapshot is `stop`,
+// a migration stream with the x-ignore-shared capability (device state only, well under 1 MB)
+// and a copy of the RAM file. A clone starts QEMU with the same devices, the snapshot's RAM file
+// mapped private (copy on write) and `-incoming defer`, loads the device state, and continues.
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,11 +39,17 @@ class QemuBackend final : public Backend {
   void kill() override;
   pid_t pid() const override { return m_process.pid(); }
   pid_t detach() override { return m_process.detach(); }
+  Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
+                           const std::vector<std::string>& disk_paths = {}) override;
+  Result<> snapshot_load(const VmSpec& spec, const std::string& mem_path,
+                         const std::string& state_path, bool resume) override;
 
   Accel accel() const { return m_options.accel; }
 
  private:
   std::string vmm_log_tail() const;
+  Result<> launch(const VmSpec& spec, std::vector<std::string> argv);
+  void remove_memory_file();
   QemuOptions m_options;
   VmSpec m_spec;
   ChildProcess m_process;

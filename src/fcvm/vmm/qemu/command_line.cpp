@@ -7,7 +7,17 @@
 namespace fcvm::vmm::qemu {
 
 QemuPaths paths_for(const VmSpec& spec) {
-  return {spec.dir + "/qmp.sock", spec.dir + "/agent.sock"};
+  return {spec.dir + "/qmp.sock", spec.dir + "/agent.sock",
+          spec.memory_file.empty() ? spec.dir + "/memory.ram" : spec.memory_file};
+}
+
+std::string qemu_option_value(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';  // QEMU's escape for a comma inside an option value
+  }
+  return out;
 }
 
 std::vector<std::string> base_kernel_args(Accel accel, std::optional<long> tsc_khz) {
@@ -29,7 +39,7 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
       "-name",
       fmt::format("fcvm-{},debug-threads=on", spec.name),
       "-machine",
-      "microvm,pit=on,acpi=on,rtc=on",
+      "microvm,pit=on,acpi=on,rtc=on,memory-backend=ram",
       "-accel",
       accel == Accel::kKvm ? "kvm" : "tcg",
       "-cpu",
@@ -38,6 +48,11 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
       std::to_string(spec.vcpus),
       "-m",
       fmt::format("{}M", spec.mem_mib),
+      // Guest RAM in a file: shared while the file is this VM's RAM, private (copy on write) when
+      // it is a snapshot's that clones map side by side.
+      "-object",
+      fmt::format("memory-backend-file,id=ram,size={}M,mem-path={},share={}", spec.mem_mib,
+                  qemu_option_value(paths.memory_file), spec.memory_private ? "off" : "on"),
       "-nodefaults",
       "-no-user-config",
       "-nographic",
@@ -47,17 +62,18 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
       "-append",
       join(kernel_args, " "),
       "-chardev",
-      fmt::format("file,id=console,path={}", spec.console_log),
+      fmt::format("file,id=console,path={}", qemu_option_value(spec.console_log)),
       "-serial",
       "chardev:console",
       "-device",
       "virtio-serial-device",
       "-chardev",
-      fmt::format("socket,id=agent,path={},server=on,wait=off", paths.agent_socket),
+      fmt::format("socket,id=agent,path={},server=on,wait=off",
+                  qemu_option_value(paths.agent_socket)),
       "-device",
       "virtserialport,chardev=agent,name=fcvm.agent",
       "-qmp",
-      fmt::format("unix:{},server=on,wait=off", paths.qmp_socket),
+      fmt::format("unix:{},server=on,wait=off", qemu_option_value(paths.qmp_socket)),
   };
   if (!spec.initrd.empty()) {
     argv.insert(argv.end(), {"-initrd", spec.initrd});
@@ -67,7 +83,7 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
     auto id = fmt::format("disk{}", index++);
     argv.insert(argv.end(),
                 {"-drive",
-                 fmt::format("file={},if=none,id={},format={}{}", disk.path, id,
+                 fmt::format("file={},if=none,id={},format={}{}", qemu_option_value(disk.path), id,
                              disk.format == DiskFormat::kQcow2 ? "qcow2" : "raw",
                              disk.read_only ? ",readonly=on" : ",discard=unmap"),
                  "-device", fmt::format("virtio-blk-device,drive={},serial={}", id, disk.serial)});

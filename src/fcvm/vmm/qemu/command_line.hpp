@@ -20,7 +20,11 @@ enum class Accel { kTcg, kKvm };
 struct QemuPaths {
   std::string qmp_socket;
   std::string agent_socket;
+  std::string memory_file;  // guest RAM (VmSpec::memory_file or DIR/memory.ram)
 };
+
+// A value for a QEMU -option key=value list: commas doubled.
+std::string qemu_option_value(const std::string& value);
 
 QemuPaths paths_for(const VmSpec& spec);
 

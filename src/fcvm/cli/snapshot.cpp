@@ -1,0 +1,192 @@
+// fcvm snapshot create VM NAME | ls [--json] [-q] | inspect NAME... | rm [-f] NAME...
+#include "fcvm/vm/snapshot.hpp"
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/cli/common.hpp"
+#include "fcvm/cli/main.hpp"
+#include "fcvm/cli/report.hpp"
+#include "fcvm/state/snapshot_store.hpp"
+#include "fcvm/vm/lifecycle.hpp"
+
+namespace fcvm::cli {
+namespace {
+
+nlohmann::json snapshot_json(state::VmStore& store, const state::SnapshotRecord& s) {
+  auto files = vm::snapshot_files(s);
+  auto options = nlohmann::json::parse(s.options_json, nullptr, false);
+  auto clones = nlohmann::json::array();
+  if (auto list = state::SnapshotStore(store.db()).clones_of(s.id)) {
+    for (const auto& [id, name] : *list) clones.push_back({{"id", id}, {"name", name}});
+  }
+  return {
+      {"id", s.id},
+      {"name", s.name},
+      {"status", std::string(state::snapshot_status_name(s.status))},
+      {"source", {{"id", s.source_id}, {"name", s.source_name}}},
+      {"image", s.image},
+      {"backend", s.backend},
+      {"resources", {{"vcpus", s.vcpus}, {"mem_mib", s.mem_mib}}},
+      {"kernel", s.kernel},
+      {"base_disk", s.base_disk},
+      {"size_bytes", s.size_bytes},
+      {"created_ms", s.created_ms},
+      {"completed_ms", s.completed_ms ? nlohmann::json(*s.completed_ms) : nullptr},
+      {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
+      {"clones", clones},
+      {"paths",
+       {{"dir", s.dir}, {"memory", files.memory}, {"state", files.state}, {"disk", files.disk}}}};
+}
+
+// A missing snapshot named on the command line is bad input (exit 2).
+Error not_found_is_usage(Error e) {
+  if (e.code() == ErrorCode::kNotFound) return Error(ErrorCode::kInvalidInput, e.message());
+  return e;
+}
+
+int create(const std::string& vm_ref, const std::string& name) {
+  if (auto r = vm::validate_snapshot_name(name); !r) {
+    return report_error(r.error().wrap("snapshot create"));
+  }
+  Session s;
+  if (auto r = open_session(s); !r) return report_error(r.error());
+  auto who = fmt::format("snapshot create {} {}", vm_ref, name);
+  auto rec = resolve(s, vm_ref);
+  if (!rec) return report_error(not_found_is_usage(rec.error()).wrap(who));
+  if (auto r = check_snapshot_name_free(s, name); !r) return report_error(r.error().wrap(who));
+  if (!vm::is_active(*rec)) {
+    return report_error(
+        Error(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec->name)).wrap(who));
+  }
+  auto client = vm::ControlClient::connect(*rec);
+  if (!client) return report_error(client.error().wrap(who));
+  if (auto r = client->send({{"type", "snapshot"}, {"name", name}}); !r) {
+    return report_error(r.error().wrap(who));
+  }
+  for (;;) {
+    auto frame = client->read();
+    if (!frame) return report_error(frame.error().wrap(who));
+    if (frame->kind != agent_proto::Kind::kControl) continue;
+    auto msg = agent_proto::parse_control(frame->payload);
+    if (!msg) return report_error(msg.error().wrap(who));
+    auto type = msg->value("type", "");
+    if (type == "ok") {
+      fmt::print("{}\n", msg->value("id", ""));
+      return k_exit_ok;
+    }
+    if (type == "error") {
+      auto code = msg->value("code", 1) == 2 ? ErrorCode::kInvalidInput : ErrorCode::kSystem;
+      return report_error(Error(code, msg->value("message", "?")).wrap(who));
+    }
+  }
+}
+
+int list(bool json, bool quiet) {
+  Session s;
+  if (auto r = open_session(s); !r) return report_error(r.error().wrap("snapshot ls"));
+  auto snaps = vm::list_snapshots(*s.store);
+  if (!snaps) return report_error(snaps.error().wrap("snapshot ls"));
+  if (json) {
+    auto arr = nlohmann::json::array();
+    for (const auto& snap : *snaps) arr.push_back(snapshot_json(*s.store, snap));
+    fmt::print("{}\n", arr.dump(2));
+    return k_exit_ok;
+  }
+  std::string out;
+  if (!quiet) {
+    out = fmt::format("{:<20} {:<12} {:<32} {:<20} {:<11} {:<10} {}\n", "NAME", "ID", "IMAGE",
+                      "SOURCE", "BACKEND", "SIZE", "CREATED");
+  }
+  auto now = state::now_ms();
+  for (const auto& snap : *snaps) {
+    if (quiet) {
+      out += snap.name + "\n";
+      continue;
+    }
+    auto image =
+        snap.image.size() > 32 ? "..." + snap.image.substr(snap.image.size() - 29) : snap.image;
+    out += fmt::format("{:<20} {:<12} {:<32} {:<20} {:<11} {:<10} {}\n", snap.name,
+                       snap.id.substr(0, 12), image, snap.source_name, snap.backend,
+                       human_size(snap.size_bytes), human_duration(now - snap.created_ms) + " ago");
+  }
+  fmt::print("{}", out);
+  return k_exit_ok;
+}
+
+int inspect(const std::vector<std::string>& refs) {
+  Session s;
+  if (auto r = open_session(s); !r) return report_error(r.error().wrap("snapshot inspect"));
+  auto arr = nlohmann::json::array();
+  int rc = k_exit_ok;
+  for (const auto& ref : refs) {
+    auto snap = vm::find_snapshot(*s.store, ref);
+    if (!snap) {
+      rc = std::max(rc, report_error(not_found_is_usage(snap.error()).wrap("snapshot inspect")));
+      continue;
+    }
+    arr.push_back(snapshot_json(*s.store, *snap));
+  }
+  if (!arr.empty()) fmt::print("{}\n", arr.dump(2));
+  return rc;
+}
+
+int remove(const std::vector<std::string>& refs, bool force) {
+  Session s;
+  if (auto r = open_session(s); !r) return report_error(r.error().wrap("snapshot rm"));
+  int rc = k_exit_ok;
+  for (const auto& ref : refs) {
+    auto who = "snapshot rm " + ref;
+    auto snap = vm::find_snapshot(*s.store, ref);
+    if (!snap) {
+      rc = std::max(rc, report_error(not_found_is_usage(snap.error()).wrap(who)));
+      continue;
+    }
+    if (auto r = vm::remove_snapshot(*s.store, *snap, force); !r) {
+      rc = std::max(rc, report_error(r.error().wrap(who)));
+      continue;
+    }
+    fmt::print("{}\n", snap->name);
+  }
+  return rc;
+}
+
+}  // namespace
+
+Command add_snapshot(CLI::App& app) {
+  struct Args {
+    std::string vm;
+    std::string name;
+    std::vector<std::string> refs;
+    bool json = false;
+    bool quiet = false;
+    bool force = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("snapshot", "Manage snapshots: create, ls, inspect, rm");
+  cmd->require_subcommand(1);
+  auto* create_cmd = cmd->add_subcommand(
+      "create", "Snapshot a running VM: pause it, write memory, devices and disk, resume it");
+  create_cmd->add_option("vm", args->vm, "The VM (name or id)")->required();
+  create_cmd->add_option("name", args->name, "The snapshot's name")->required();
+  auto* ls_cmd = cmd->add_subcommand("ls", "List complete snapshots");
+  ls_cmd->add_flag("--json", args->json, "Print JSON (the objects inspect prints)");
+  ls_cmd->add_flag("-q,--quiet", args->quiet, "Print names only");
+  auto* inspect_cmd = cmd->add_subcommand("inspect", "Show snapshots as JSON");
+  inspect_cmd->add_option("snapshot", args->refs, "Snapshot names or ids")->required();
+  auto* rm_cmd = cmd->add_subcommand(
+      "rm", "Remove snapshots (refused while VMs restored from them exist, unless -f)");
+  rm_cmd->add_flag("-f,--force", args->force, "Stop and remove the VMs restored from it first");
+  rm_cmd->add_option("snapshot", args->refs, "Snapshot names or ids")->required();
+  return {cmd, [=]() -> int {
+            if (create_cmd->parsed()) return create(args->vm, args->name);
+            if (ls_cmd->parsed()) return list(args->json, args->quiet);
+            if (inspect_cmd->parsed()) return inspect(args->refs);
+            return remove(args->refs, args->force);
+          }};
+}
+
+}  // namespace fcvm::cli
