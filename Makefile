@@ -46,6 +46,7 @@ bench: build guest images
 	@bench/cold_run.sh $(FCVM) $(IMAGES)
 	@bench/lifecycle.sh $(FCVM) $(IMAGES)
 	@bench/net.sh $(BUILD)
+	@bench/clone.sh $(FCVM) $(IMAGES) $(BUILD)
 
 format:
 	@find src tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

@@ -38,6 +38,10 @@ class VmNetwork {
   virtual nlohmann::json describe() const = 0;
   // Gives up ownership: nothing is undone on destruction.
   virtual void detach() = 0;
+  // Completes what may run while the VMM starts (rootless: slirp4netns becoming ready, the port
+  // forwards). Called once the VMM runs and before the guest is resumed (a restore) or needs the
+  // network (a boot takes seconds). Default: nothing left.
+  virtual Result<> finish() { return {}; }
 };
 
 }  // namespace fcvm::net

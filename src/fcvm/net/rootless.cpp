@@ -148,20 +148,30 @@ Result<std::unique_ptr<RootlessNetwork>> RootlessNetwork::create(const RootlessC
   net->m_slirp = std::move(*slirp);
   ready_w.reset();
   exit_r.reset();
-  auto readable = wait_readable(ready_r.get(), std::chrono::seconds(10));
+  net->m_slirp_ready = std::move(ready_r);
+  net->m_slirp_log = log_path;
+  net->m_ports = config.ports;
+  // 4. (finish) slirp4netns readiness and the port forwards: they need only slirp4netns, so
+  //    they proceed while the VMM starts.
+  return net;
+}
+
+Result<> RootlessNetwork::finish() {
+  if (m_finished) return {};
+  auto readable = wait_readable(m_slirp_ready.get(), std::chrono::seconds(10));
   char c = 0;
-  if (!readable || !*readable || ::read(ready_r.get(), &c, 1) != 1) {
-    auto log = read_file(log_path);
+  if (!readable || !*readable || ::read(m_slirp_ready.get(), &c, 1) != 1) {
+    auto log = read_file(m_slirp_log);
     return fail(ErrorCode::kSystem,
                 fmt::format("slirp4netns did not become ready{}{}", log ? ": " : "",
                             log ? std::string(trim(*log)) : ""));
   }
-
-  // 4. Port forwards from the host to the guest address.
-  for (const auto& port : config.ports) {
-    FCVM_TRY_CTX(net->add_port_forward(port), fmt::format("publish {}", port.to_string()));
+  m_slirp_ready.reset();
+  for (const auto& port : m_ports) {
+    FCVM_TRY_CTX(add_port_forward(port), fmt::format("publish {}", port.to_string()));
   }
-  return net;
+  m_finished = true;
+  return {};
 }
 
 Result<> RootlessNetwork::add_port_forward(const PortMapping& port) {

@@ -60,10 +60,17 @@ class RootlessNetwork final : public VmNetwork {
   nlohmann::json describe() const override;
   // Gives up ownership of the processes (a monitor that outlives us keeps them).
   void detach() override;
+  // Waits for slirp4netns and adds the port forwards (create() only starts slirp4netns).
+  Result<> finish() override;
 
  private:
   RootlessNetwork() = default;
   Result<> add_port_forward(const PortMapping& port);
+
+  UniqueFd m_slirp_ready;  // slirp4netns writes one byte here once it serves
+  std::string m_slirp_log;
+  std::vector<PortMapping> m_ports;
+  bool m_finished = false;
 
   NamespaceHolder m_holder;
   ChildProcess m_slirp;

@@ -584,6 +584,7 @@ void Monitor::teardown() {
 }
 
 int Monitor::run() {
+  m_timings.mark("monitor_started");
   // The control socket comes first: a foreground `run` attaches while the VM boots.
   auto listen = unix_listen(m_rec.dir + "/control.sock");
   if (!listen) {

@@ -112,6 +112,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   }
   rec.backend = std::string(vm->backend->name());
 
+  timings.mark("backend_ready");
   // 3. Copy-on-write root disk over the read-only base image (kept across stop/start).
   vmm::DiskSpec root;
   root.serial = k_root_serial;
@@ -153,7 +154,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   rec.helper = sys::ProcessIdentity::of(vm->network->helper_pid());
   const auto& guest = vm->network->guest();
   rec.network_json = vm->network->describe().dump();
-  timings.mark("network_ready_host");
+  timings.mark("network_started");
   save();  // from here on the record says what to clean up if this process is killed
 
   // 5. The VMM, inside the VM's namespaces. The guest finds its disks by serial; the serial a
@@ -193,13 +194,20 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.mmds_json = agent_proto::to_json(vm->plan).dump();
   timings.mark("vmm_starting");
   if (snap) {
-    FCVM_TRY_CTX(vm->backend->snapshot_load(spec, snap->memory, snap->state, /*resume=*/true),
+    FCVM_TRY_CTX(vm->backend->snapshot_load(spec, snap->memory, snap->state, /*resume=*/false),
                  fmt::format("restore snapshot {} in {}", restore_from->name, vm->backend->name()));
     timings.mark("vmm_started");
-    timings.mark("restored");
   } else {
     FCVM_TRY_CTX(vm->backend->start(spec), fmt::format("start {}", vm->backend->name()));
     timings.mark("vmm_started");
+  }
+  // What the network set up beside the VMM's start (slirp4netns, port forwards) is done before
+  // the guest can use it: a restored guest resumes only now; a booting one needs seconds.
+  FCVM_TRY_CTX(vm->network->finish(), "network");
+  timings.mark("network_finished");
+  if (snap) {
+    FCVM_TRY_CTX(vm->backend->resume(), "resume the restored guest");
+    timings.mark("restored");
   }
   rec.vmm = sys::ProcessIdentity::of(vm->backend->pid());
   save();
