@@ -176,5 +176,64 @@ TEST_F(FirecrackerBackendTest, EveryRequestOfTheLifecycleMatchesTheSpec) {
   ASSERT_TRUE(clone.wait_exit(milliseconds(5000)));
 }
 
+// A snapshot whose disks are copies: the drives point at the copies while the snapshot is written
+// (so its state file names them, not the source VM's files) and at the VM's own disks after.
+TEST_F(FirecrackerBackendTest, SnapshotNamesTheDiskCopiesItWasGiven) {
+  auto mem = m_dir.file("snap.mem");
+  auto state = m_dir.file("snap.state");
+  TempDir snap;
+  auto spec = vm_spec(m_dir.path());
+  std::vector<std::string> copies;
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    copies.push_back(snap.file("disk" + std::to_string(i)));
+    write_text(copies.back(), std::string(1 << 16, '\0'));
+  }
+  FirecrackerBackend backend;
+  ASSERT_TRUE(backend.start(spec));
+  auto created = backend.snapshot_create(mem, state, copies);
+  ASSERT_TRUE(created) << created.error().to_string();
+  ASSERT_TRUE(backend.shutdown());
+  auto calls = checked_calls(record_path());
+  auto snapshot_at = std::find(calls.begin(), calls.end(), "PUT /snapshot/create") - calls.begin();
+  ASSERT_LT(static_cast<size_t>(snapshot_at), calls.size());
+  // Requests by position: every PATCH /drives before the snapshot names a copy, every one after
+  // it the VM's own disk.
+  std::vector<std::string> before, after;
+  std::string root_copy;
+  for (size_t i = 0; i < spec.disks.size(); ++i) {
+    if (spec.disks[i].root) root_copy = copies[i];
+  }
+  auto lines = read_json_lines(record_path());
+  long request = 0;  // index among the non-GET requests, as in `calls`
+  for (const auto& line : lines) {
+    if (line["method"] == "GET") continue;
+    auto path = line["path"].get<std::string>();
+    if (line["method"] == "PATCH" && contains(path, "/drives/")) {
+      auto on_host = line["body"]["path_on_host"].get<std::string>();
+      bool is_before = request < snapshot_at;
+      (is_before ? before : after).push_back(on_host);
+      // Each drive gets its own disk's copy.
+      if (is_before && path == "/drives/fcvm_root") {
+        EXPECT_EQ(on_host, root_copy);
+      }
+    }
+    ++request;
+  }
+  std::vector<std::string> own;
+  for (const auto& d : spec.disks) own.push_back(d.path);
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  std::sort(copies.begin(), copies.end());
+  std::sort(own.begin(), own.end());
+  EXPECT_EQ(before, copies);
+  EXPECT_EQ(after, own);
+  // A wrong number of paths is refused before anything is sent.
+  FirecrackerBackend second;
+  ASSERT_TRUE(second.start(spec));
+  auto bad = second.snapshot_create(mem + "2", state + "2", {copies[0], copies[0], copies[0]});
+  EXPECT_FALSE(bad);
+  ASSERT_TRUE(second.shutdown());
+}
+
 }  // namespace
 }  // namespace fcvm::testing

@@ -93,11 +93,34 @@ TEST(VmStore, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_TRUE(store->find("kept"));
   auto v = store->db().prepare("PRAGMA user_version");
   ASSERT_TRUE(v && *v->step());
-  EXPECT_EQ(v->column_int(0), 1);
+  EXPECT_EQ(v->column_int(0), 2);
   ASSERT_TRUE(store->db().exec("PRAGMA user_version = 99"));
   auto newer = state::VmStore::open(path);
   ASSERT_FALSE(newer);
   EXPECT_NE(newer.error().message().find("newer"), std::string::npos);
+}
+
+// A database written by the first schema (no snapshots) migrates in place and keeps its VMs.
+TEST(VmStore, MigratesAVersionOneDatabase) {
+  auto path = temp_db();
+  {
+    auto store = state::VmStore::open(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->insert(record("v1old", "old")));
+    // Back to version 1 exactly: what migration 2 added goes.
+    ASSERT_TRUE(
+        store->db().exec("DROP INDEX vms_snapshot; DROP TABLE snapshots; "
+                         "ALTER TABLE vms DROP COLUMN snapshot; PRAGMA user_version = 1"));
+  }
+  auto store = state::VmStore::open(path);
+  ASSERT_TRUE(store) << store.error().message();
+  auto old = store->find("old");
+  ASSERT_TRUE(old) << old.error().message();
+  EXPECT_EQ(old->id, "v1old");
+  EXPECT_EQ(old->snapshot, "");
+  auto v = store->db().prepare("PRAGMA user_version");
+  ASSERT_TRUE(v && v->step());
+  EXPECT_EQ(v->column_int(0), 2);
 }
 
 TEST(VmStore, ConcurrentWritersLoseNothing) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fcvm/util/result.hpp"
+
 namespace fcvm::net {
 
 // The guest side of the network: identical in every VM and clone (each has its own namespace).

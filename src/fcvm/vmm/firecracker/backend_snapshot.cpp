@@ -41,11 +41,14 @@ Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
     return fail(ErrorCode::kInternal, "snapshot: one path per disk expected");
   }
   if (!m_paused) FCVM_TRY(pause());
+  // The same planning (drive ids and order) over the VM's disks and over their copies.
   auto drives = plan_drives(m_spec.disks);
-  // Points every drive at `paths` (index-aligned with drives); the way back is best effort.
+  auto copied_disks = m_spec.disks;
+  for (size_t i = 0; i < disk_paths.size(); ++i) copied_disks[i].path = disk_paths[i];
+  auto copies = plan_drives(copied_disks);
   auto repoint = [&](bool to_copies) -> Result<> {
     for (size_t i = 0; i < drives.size() && !disk_paths.empty(); ++i) {
-      auto path = vmm_path(to_copies ? disk_paths[i] : drives[i].disk.path);
+      auto path = vmm_path(to_copies ? copies[i].disk.path : drives[i].disk.path);
       if (!path) return fail(path.error().wrap("disk"));
       FCVM_TRY(
           api().patch("/drives/" + drives[i].drive_id, partial_drive(drives[i].drive_id, *path)));
