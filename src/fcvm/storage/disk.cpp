@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fcvm/util/fs.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/util/unix_socket.hpp"
 
@@ -196,50 +197,10 @@ Result<> create_qcow2_overlay([[maybe_unused]] sys::CommandRunner& runner, const
       "create disk overlay");
 }
 
-namespace {
-// Copies data extents only (SEEK_DATA/SEEK_HOLE), so a sparse base stays sparse.
-Result<> sparse_copy(int in, int out, off_t size) {
-  off_t pos = 0;
-  while (pos < size) {
-    off_t data = ::lseek(in, pos, SEEK_DATA);
-    if (data < 0) break;  // ENXIO: only a hole remains
-    off_t hole = ::lseek(in, data, SEEK_HOLE);
-    if (hole < 0) hole = size;
-    off_t off_in = data, off_out = data;
-    while (off_in < hole) {
-      ssize_t n =
-          ::copy_file_range(in, &off_in, out, &off_out, static_cast<size_t>(hole - off_in), 0);
-      if (n < 0) return fail_errno("copy_file_range");
-      if (n == 0) break;
-    }
-    pos = hole;
-  }
-  if (::ftruncate(out, size) != 0) return fail_errno("ftruncate");
-  return {};
-}
-}  // namespace
-
 Result<CloneMethod> clone_file(const std::string& src, const std::string& dst, bool reflink_only) {
-  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) return fail_errno(fmt::format("open {}", src));
-  struct stat st {};
-  if (::fstat(in.get(), &st) != 0) return fail_errno(fmt::format("stat {}", src));
-  UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out) return fail_errno(fmt::format("create {}", dst));
-  // FICLONE shares the extents of `in` with `out`; both are regular files on the same fs.
-  if (::ioctl(out.get(), FICLONE, in.get()) == 0) return CloneMethod::kReflink;
-  int e = errno;
-  if (reflink_only) {
-    ::unlink(dst.c_str());
-    return fail_errno(fmt::format("reflink {} to {}", src, dst), e);
-  }
-  auto copied = sparse_copy(in.get(), out.get(), st.st_size);
-  if (!copied) {
-    ::unlink(dst.c_str());
-    return tl::unexpected<Error>(
-        std::move(copied.error()).wrap(fmt::format("copy {} to {}", src, dst)));
-  }
-  return CloneMethod::kCopy;
+  auto shared = clone_file_data(src, dst, reflink_only);
+  if (!shared) return tl::unexpected<Error>(shared.error());
+  return *shared ? CloneMethod::kReflink : CloneMethod::kCopy;
 }
 
 }  // namespace fcvm::storage

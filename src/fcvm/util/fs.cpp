@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "fcvm/util/unique_fd.hpp"
@@ -73,6 +74,7 @@ namespace {
 // Copies data extents only (SEEK_DATA/SEEK_HOLE), so a sparse file stays sparse.
 Result<> sparse_copy(int in, int out, off_t size) {
   off_t pos = 0;
+  bool use_copy_range = true;
   while (pos < size) {
     off_t data = ::lseek(in, pos, SEEK_DATA);
     if (data < 0) break;  // ENXIO: only a hole remains
@@ -80,9 +82,31 @@ Result<> sparse_copy(int in, int out, off_t size) {
     if (hole < 0) hole = size;
     off_t off_in = data, off_out = data;
     while (off_in < hole) {
-      ssize_t n =
-          ::copy_file_range(in, &off_in, out, &off_out, static_cast<size_t>(hole - off_in), 0);
-      if (n < 0) return fail_errno("copy_file_range");
+      ssize_t n = -1;
+      if (use_copy_range) {
+        n = ::copy_file_range(in, &off_in, out, &off_out, static_cast<size_t>(hole - off_in), 0);
+        // Across filesystems (EXDEV) or where unsupported: plain reads and writes instead.
+        if (n < 0 &&
+            (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)) {
+          use_copy_range = false;
+          continue;
+        }
+        if (n < 0) return fail_errno("copy_file_range");
+      } else {
+        char buf[1 << 16];
+        auto want = std::min<off_t>(hole - off_in, static_cast<off_t>(sizeof buf));
+        n = ::pread(in, buf, static_cast<size_t>(want), off_in);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail_errno("read");
+        for (ssize_t done = 0; done < n;) {
+          ssize_t w = ::pwrite(out, buf + done, static_cast<size_t>(n - done), off_out + done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) return fail_errno("write");
+          done += w;
+        }
+        off_in += n;
+        off_out += n;
+      }
       if (n == 0) break;
     }
     pos = hole;
