@@ -120,22 +120,27 @@ Result<bool> clone_file_data(const std::string& src, const std::string& dst, boo
                              int mode) {
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return fail_errno(fmt::format("open {}", src));
+  auto r = clone_fd_data(in.get(), dst, reflink_only, mode);
+  if (!r) return tl::unexpected<Error>(std::move(r.error()).wrap(src));
+  return r;
+}
+
+Result<bool> clone_fd_data(int in, const std::string& dst, bool reflink_only, int mode) {
   struct stat st {};
-  if (::fstat(in.get(), &st) != 0) return fail_errno(fmt::format("stat {}", src));
+  if (::fstat(in, &st) != 0) return fail_errno("stat");
   UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!out) return fail_errno(fmt::format("create {}", dst));
   // FICLONE shares the extents of `in` with `out`; both are regular files on the same fs.
-  if (::ioctl(out.get(), FICLONE, in.get()) == 0) return true;
+  if (::ioctl(out.get(), FICLONE, in) == 0) return true;
   int e = errno;
   if (reflink_only) {
     ::unlink(dst.c_str());
-    return fail_errno(fmt::format("reflink {} to {}", src, dst), e);
+    return fail_errno(fmt::format("reflink to {}", dst), e);
   }
-  auto copied = sparse_copy(in.get(), out.get(), st.st_size);
+  auto copied = sparse_copy(in, out.get(), st.st_size);
   if (!copied) {
     ::unlink(dst.c_str());
-    return tl::unexpected<Error>(
-        std::move(copied.error()).wrap(fmt::format("copy {} to {}", src, dst)));
+    return tl::unexpected<Error>(std::move(copied.error()).wrap(fmt::format("copy to {}", dst)));
   }
   return false;
 }

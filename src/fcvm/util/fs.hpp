@@ -20,5 +20,9 @@ bool path_exists(const std::string& path);
 // failure. Returns true when the blocks are shared (a reflink).
 Result<bool> clone_file_data(const std::string& src, const std::string& dst,
                              bool reflink_only = false, int mode = 0644);
+// The same from an open file (read from offset 0 with pread-style offsets; the fd's own offset
+// is not used).
+Result<bool> clone_fd_data(int src_fd, const std::string& dst, bool reflink_only = false,
+                           int mode = 0644);
 
 }  // namespace fcvm

@@ -16,6 +16,7 @@
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
+#include "fcvm/vm/setup.hpp"
 #include "fcvm/vm/timings.hpp"
 
 namespace fcvm::vm {
@@ -121,6 +122,8 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
                            "firecracker.sock", "vsock.sock", "memory.ram"}) {
     ::unlink((rec.dir + "/" + sock).c_str());
   }
+  // A RAM file is unlinked as soon as QEMU runs; one killed before that may leave it.
+  ::unlink(memory_file_path(rec).c_str());
   if (rec.auto_remove) {
     (void)remove_all(rec.dir);
     FCVM_TRY(store.remove(rec.id));

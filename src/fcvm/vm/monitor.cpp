@@ -551,6 +551,7 @@ void Monitor::teardown() {
                            "firecracker.sock", "vsock.sock", "memory.ram"}) {
     ::unlink((m_rec.dir + "/" + sock).c_str());
   }
+  ::unlink(memory_file_path(m_rec).c_str());
   m_rec.status = state::VmStatus::kExited;
   m_rec.finished_ms = state::now_ms();
   m_rec.exit_code = m_exit_code ? std::optional<int64_t>(*m_exit_code) : std::nullopt;

@@ -70,6 +70,13 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
 
 }  // namespace
 
+std::string memory_file_path(const state::VmRecord& rec) {
+  // Guest RAM on a tmpfs: as fast as anonymous memory (a disk-backed file costs the guest ~15%
+  // in writeback), and never on disk. Where there is no usable /dev/shm, the VM's directory.
+  static const bool shm = ::access("/dev/shm", W_OK | X_OK) == 0;
+  return shm ? fmt::format("/dev/shm/fcvm-{}.ram", rec.id) : rec.dir + "/memory.ram";
+}
+
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
                                               const std::function<void()>& save,
                                               const state::SnapshotRecord* restore_from) {
@@ -185,6 +192,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.console_log = rec.dir + "/console.log";
   spec.vmm_log = rec.dir + "/vmm.log";
   spec.netns_holder = vm->network->holder_pid();
+  spec.memory_file = memory_file_path(rec);
   vm->plan = make_plan(vm->options, rec.id, rec.name, guest);
   if (spec.disks.size() > 1) {
     auto image_serial = vm->backend->guest_disk_serial(spec.disks[1]);

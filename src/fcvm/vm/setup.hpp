@@ -43,6 +43,9 @@ struct VmResources {
   bool restored = false;  // resumed from a snapshot: the agent is mid-plan and must re-handshake
 };
 
+// Where a booting VM's RAM file is made (QEMU; unlinked as soon as QEMU runs).
+std::string memory_file_path(const state::VmRecord& rec);
+
 // Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a connected
 // agent channel. With `restore_from` (a clone's first start) the VM is restored from that
 // snapshot instead of booted: its disk is a fresh layer over the snapshot's, its memory the

@@ -53,7 +53,9 @@ struct VmSpec {
   // Firecracker only: MMDS content (the run plan), as JSON text.
   std::string mmds_json{};
   // QEMU: guest RAM lives in a file so that a snapshot needs only the device state beside a copy
-  // of it. Empty: DIR/memory.ram, mapped shared (the file is the RAM; removed when the VMM ends).
+  // of it. Empty: DIR/memory.ram. Mapped shared, the file is the RAM: the backend unlinks it as
+  // soon as QEMU runs (holding a descriptor for snapshots), so it never outlives the VM; put it on
+  // a tmpfs (/dev/shm), since guest RAM in a disk-backed file slows the guest with writeback.
   // A VM restored from a snapshot maps the snapshot's memory file privately instead (copy on
   // write: clones of one snapshot share its clean pages and never change the file).
   std::string memory_file{};

@@ -60,7 +60,7 @@ Result<> QemuBackend::launch(const VmSpec& spec, std::vector<std::string> argv) 
       auto qmp = QmpClient::connect(paths.qmp_socket, std::chrono::seconds(5));
       if (qmp) {
         m_qmp = std::move(*qmp);
-        return {};
+        return hold_memory_file();
       }
       if (std::chrono::steady_clock::now() > deadline) {
         kill();
@@ -75,9 +75,26 @@ Result<> QemuBackend::launch(const VmSpec& spec, std::vector<std::string> argv) 
   }
 }
 
+Result<> QemuBackend::hold_memory_file() {
+  if (m_spec.memory_private) return {};
+  // QEMU has created and mapped its RAM file (it answers QMP only after that). We keep our own
+  // descriptor (snapshots read the RAM through it) and unlink the name at once: the memory then
+  // goes with the last of QEMU and us, whatever kills either, and never lingers as a file.
+  auto path = paths_for(m_spec).memory_file;
+  m_memory_fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!m_memory_fd) {
+    auto e = fail_errno(fmt::format("open the guest memory file {}", path));
+    kill();
+    return e;
+  }
+  ::unlink(path.c_str());
+  return {};
+}
+
 void QemuBackend::remove_memory_file() {
   // The shared RAM file is this VM's memory and nothing else's: gone with the VMM. A snapshot's
   // file (mapped privately) is never touched.
+  m_memory_fd.reset();
   if (!m_spec.dir.empty() && !m_spec.memory_private) {
     ::unlink(paths_for(m_spec).memory_file.c_str());
   }
@@ -129,7 +146,8 @@ Result<> QemuBackend::snapshot_create(const std::string& mem_path, const std::st
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   // With the guest stopped the RAM file is consistent: its copy is the snapshot's memory.
-  auto copied = clone_file_data(paths_for(m_spec).memory_file, mem_path, false, 0600);
+  if (!m_memory_fd) return fail(ErrorCode::kInternal, "snapshot: the guest memory is not held");
+  auto copied = clone_fd_data(m_memory_fd.get(), mem_path, false, 0600);
   if (!copied) return tl::unexpected<Error>(copied.error().wrap("copy the guest memory"));
   return {};
 }

@@ -49,11 +49,13 @@ class QemuBackend final : public Backend {
  private:
   std::string vmm_log_tail() const;
   Result<> launch(const VmSpec& spec, std::vector<std::string> argv);
+  Result<> hold_memory_file();
   void remove_memory_file();
   QemuOptions m_options;
   VmSpec m_spec;
   ChildProcess m_process;
   std::optional<QmpClient> m_qmp;
+  UniqueFd m_memory_fd;  // the guest RAM file (shared mapping), unlinked once QEMU runs
 };
 
 // Decides between KVM and TCG. KVM is used only when a probe proves that it boots the kernel
