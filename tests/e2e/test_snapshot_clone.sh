@@ -71,7 +71,8 @@ fcvm snapshot rm warm 2>"$TEST_TMP/err" || rc=$?
 fcvm stop -t 0 c3 >/dev/null
 fcvm rm c3 >/dev/null
 p4=$(free_port)
-fcvm clone --snapshot warm --name c4 -p "$p4:80" -d >/dev/null || fail "clone after rm of a clone"
+fcvm clone --snapshot warm --name c4 -p "$p4:80" -d --wait-ready 'mode=http,url=http://127.0.0.1:80/' \
+  >/dev/null || fail "clone (with an HTTP gate) after rm of a clone"
 curl -fsS "http://127.0.0.1:$p4/" | grep -q "$welcome" || fail "c4 does not serve"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p4/marker.txt")
 [ "$code" = 404 ] || fail "the snapshot has c1's file (HTTP $code)"
