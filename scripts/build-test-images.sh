@@ -14,9 +14,11 @@
 #                              stdout/stderr, port 80) and /usr/share/nginx/html/index.html
 #                              containing "Welcome to fcvm nginx". Cmd ["nginx"], ExposedPorts
 #                              80/tcp, StopSignal SIGQUIT. Ref name localhost/fcvm-test/nginx:latest
+#   OUTDIR/sqlite.oci.tar      the busybox image plus the host's sqlite3 and the libraries it links
+#                              (a database workload). Ref name localhost/fcvm-test/sqlite:latest
 # Same inputs, same bytes. A second run with unchanged inputs does nothing (stamp file in OUTDIR).
 # Each archive is checked with `skopeo inspect`. Needs: busybox-static, apt (for `apt-get
-# download nginx`), the host libraries nginx links (same Debian release), skopeo; no root.
+# download nginx`), the host libraries nginx links (same Debian release), sqlite3, skopeo; no root.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,13 +26,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib/common.sh"
 
 busybox=${FCVM_BUSYBOX:-/bin/busybox}
+sqlite3_bin=${FCVM_SQLITE3:-/usr/bin/sqlite3}
 tar_det=(--sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=gnu)
 
-# What the images are made of: this script, busybox, the nginx package and the libraries it links.
+# What the images are made of: this script, busybox, sqlite3, the nginx package and the libraries
+# they link.
 inputs() {
-  hash_paths "${BASH_SOURCE[0]}" "$here/lib/common.sh" "$busybox"
+  hash_paths "${BASH_SOURCE[0]}" "$here/lib/common.sh" "$busybox" "$sqlite3_bin"
   apt-cache policy nginx 2>/dev/null | sed -n 's/^ *Candidate: /nginx /p'
-  dpkg-query -W libc6 libcrypt1 libpcre2-8-0 libssl3 zlib1g 2>/dev/null || true
+  dpkg-query -W libc6 libcrypt1 libpcre2-8-0 libssl3 zlib1g libsqlite3-0 libreadline8 2>/dev/null || true
 }
 
 # make_layer DIR OUT.tar.gz: a deterministic gzip layer; prints the sha256 of the uncompressed tar
@@ -100,6 +104,37 @@ base_files() {
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
+# add_libraries ROOT BINARY: the libraries BINARY links and the loader, at the paths ldd reports
+# (the host is the same Debian release).
+add_libraries() {
+  local root=$1 binary=$2 ldd_out lib
+  ldd_out=$(ldd "$binary") || die "ldd $binary failed"
+  if grep -q 'not found' <<<"$ldd_out"; then
+    die "$(basename "$binary") needs libraries the host lacks: $(grep 'not found' <<<"$ldd_out" | tr -s ' \t\n' ' ')"
+  fi
+  while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+    chmod 0755 "$root$lib"
+  done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$ldd_out")
+}
+
+# The busybox image plus the host's sqlite3 (Debian's `sqlite3` package) and its libraries: a
+# database workload for the volume tests.
+build_sqlite() {
+  local out=$1 root=$work/sqlite applet
+  mkdir -p "$root"/{bin,usr/bin}
+  base_files "$root"
+  install -m 0755 "$busybox" "$root/bin/busybox"
+  for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+  done
+  install -m 0755 "$sqlite3_bin" "$root/usr/bin/sqlite3"
+  add_libraries "$root" "$root/usr/bin/sqlite3"
+  make_oci_archive "$root" localhost/fcvm-test/sqlite:latest \
+    '{"Env":["PATH=/usr/bin:/bin"],"Cmd":["sh"],"WorkingDir":"/"}' "$out"
+}
+
 build_busybox() {
   local out=$1 root=$work/busybox applet
   mkdir -p "$root"/{bin,var/www}
@@ -130,17 +165,7 @@ build_nginx() {
   ln -s ../run/lock "$root/var/lock"
   install -m 0755 "$work/nginx-pkg/usr/sbin/nginx" "$root/usr/sbin/nginx"
 
-  # The libraries and the loader, at the paths ldd reports (the host is the same Debian release).
-  local ldd_out
-  ldd_out=$(ldd "$root/usr/sbin/nginx") || die "ldd $root/usr/sbin/nginx failed"
-  if grep -q 'not found' <<<"$ldd_out"; then
-    die "nginx needs libraries the host lacks: $(grep 'not found' <<<"$ldd_out" | tr -s ' \t\n' ' ')"
-  fi
-  while read -r lib; do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-    chmod 0755 "$root$lib"
-  done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$ldd_out")
+  add_libraries "$root" "$root/usr/sbin/nginx"
 
   cat >"$root/etc/nginx/nginx.conf" <<'EOF'
 # fcvm test image: foreground, logs on stdout/stderr, port 80.
@@ -189,10 +214,12 @@ main() {
   [ -n "$outdir" ] || usage_error "usage: $0 [--force] OUTDIR"
   [ -x "$busybox" ] || die "static busybox not found at $busybox (apt-get install busybox-static)"
   command -v skopeo >/dev/null || die "skopeo not found (apt-get install skopeo)"
+  [ -x "$sqlite3_bin" ] || die "sqlite3 not found at $sqlite3_bin (apt-get install sqlite3)"
   mkdir -p "$outdir"
 
   local key stamp=$outdir/.test-images.stamp
-  local -a outputs=("$outdir/busybox.oci.tar" "$outdir/busybox.docker.tar" "$outdir/nginx.oci.tar")
+  local -a outputs=("$outdir/busybox.oci.tar" "$outdir/busybox.docker.tar" "$outdir/nginx.oci.tar"
+    "$outdir/sqlite.oci.tar")
   key=$(inputs | sha256_stdin)
   if [ "$force" -eq 0 ] && stamp_ok "$stamp" "$key" "${outputs[@]}"; then
     return 0
@@ -207,6 +234,7 @@ main() {
     die "skopeo copy to docker-archive failed"
   mv -f "$outdir/busybox.docker.tar.tmp" "$outdir/busybox.docker.tar"
   build_nginx "$outdir/nginx.oci.tar"
+  build_sqlite "$outdir/sqlite.oci.tar"
   stamp_write "$stamp" "$key"
   local f
   for f in "${outputs[@]}"; do

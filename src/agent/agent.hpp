@@ -39,6 +39,12 @@ struct AgentOptions {
   bool system_changes = true;
 };
 
+// /dev/vdX of the virtio disk with this serial (image.cpp).
+Result<std::string> find_disk_by_serial(const std::string& root, const std::string& serial);
+// Unmounts every block volume (before power-off: the host reads the images afterwards and
+// writes back only what a cleanly unmounted file system holds).
+void unmount_volumes(const std::string& root);
+
 class Agent {
  public:
   explicit Agent(AgentOptions options);
@@ -121,6 +127,8 @@ class Agent {
   void load_archive(const std::string& source, bool is_copy);
   void pull_image();
   void image_ready(const std::string& image);
+  // Block volumes: each disk mounted at k_volume_root/N for podman to bind (volumes.cpp).
+  Result<> mount_volumes();
   void start_container(const std::string& image);
   void on_notify();
   void container_started(const std::string& how);

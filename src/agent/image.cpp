@@ -13,8 +13,6 @@
 #include "fcvm/util/strings.hpp"
 
 namespace fcvm::agent {
-namespace {
-constexpr size_t k_stderr_in_errors = 4096;
 
 // /dev/vdX of the virtio disk whose serial is `serial` (QEMU: -device virtio-blk-pci,serial=S; at
 // most 20 bytes). The error lists the disks there are: what one needs to debug a mismatch.
@@ -34,6 +32,9 @@ Result<std::string> find_disk_by_serial(const std::string& root, const std::stri
   return fail(ErrorCode::kNotFound, fmt::format("no virtio disk with serial '{}' (disks: {})",
                                                 serial, seen.empty() ? "none" : seen));
 }
+
+namespace {
+constexpr size_t k_stderr_in_errors = 4096;
 
 std::string command_failure(const std::vector<std::string>& argv, const CommandOutput& out) {
   auto err = tail_lines(out.err, k_stderr_in_errors);
@@ -145,6 +146,10 @@ void Agent::pull_image() {
 void Agent::image_ready(const std::string& image) {
   if (m_phase != Phase::kPreparing) return;
   send_event("image_ready", image);
+  if (auto r = mount_volumes(); !r) {
+    fail_plan("volumes", r.error().to_string());
+    return;
+  }
   start_container(image);
 }
 

@@ -105,6 +105,7 @@ int agent_main(int argc, char** argv) {
     auto r = agent.run();
     reason = r ? *r : "agent failed: " + r.error().to_string();
   }  // the Agent's children (podman run, exec sessions) are killed and reaped here
+  if (args.options.system_changes) unmount_volumes(args.options.root);
   power_off(args.options.system_changes, reason);
   return 0;
 }

@@ -6,6 +6,8 @@
 
 namespace fcvm::agent {
 
+std::string volume_mount_dir(size_t index) { return fmt::format("{}/{}", k_volume_root, index); }
+
 std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image) {
   std::vector<std::string> argv = {"podman",      "run",       "--name", k_container_name,
                                    "--replace",   "--network", "host",   "--sdnotify=conmon",
@@ -23,6 +25,11 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
   if (!plan.workdir.empty()) {
     argv.push_back("-w");
     argv.push_back(plan.workdir);
+  }
+  for (size_t i = 0; i < plan.volumes.size(); ++i) {
+    argv.push_back("-v");
+    argv.push_back(fmt::format("{}:{}{}", volume_mount_dir(i), plan.volumes[i].guest_path,
+                               plan.volumes[i].read_only ? ":ro" : ""));
   }
   argv.push_back(image);
   argv.insert(argv.end(), plan.command.begin(), plan.command.end());

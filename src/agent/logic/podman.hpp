@@ -13,6 +13,9 @@ namespace fcvm::agent {
 
 // The VM's one main container.
 inline constexpr const char* k_container_name = "fcvm-main";
+// Where block volumes are mounted in the guest (N: the volume's index in the plan).
+inline constexpr const char* k_volume_root = "/run/fcvm/volumes";
+std::string volume_mount_dir(size_t index);
 
 // podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
 //   [--entrypoint JSON] [-e K=V]... [-w DIR] IMAGE [COMMAND...]

@@ -58,6 +58,16 @@ nlohmann::json to_json(const Plan& p) {
               {"time_unix_ns", p.time_unix_ns},
               {"stop_timeout_s", p.stop_timeout_s}};
   if (!p.rng_seed_hex.empty()) out["rng_seed"] = p.rng_seed_hex;
+  if (!p.volumes.empty()) {
+    json volumes = json::array();
+    for (const auto& v : p.volumes) {
+      volumes.push_back({{"guest_path", v.guest_path},
+                         {"mode", v.mode},
+                         {"serial", v.serial},
+                         {"read_only", v.read_only}});
+    }
+    out["volumes"] = volumes;
+  }
   return out;
 }
 
@@ -98,6 +108,20 @@ Result<Plan> plan_from_json(const json& j) {
     p.time_unix_ns = j.value("time_unix_ns", int64_t{0});
     p.stop_timeout_s = j.value("stop_timeout_s", 10);
     p.rng_seed_hex = j.value("rng_seed", "");
+    if (j.contains("volumes")) {
+      for (const auto& v : j.at("volumes")) {
+        VolumeSpec vol;
+        vol.guest_path = v.at("guest_path").get<std::string>();
+        vol.mode = v.value("mode", "block");
+        vol.serial = v.value("serial", "");
+        vol.read_only = v.value("read_only", false);
+        if (vol.guest_path.empty() || vol.guest_path[0] != '/') {
+          return fail(ErrorCode::kProtocol,
+                      fmt::format("volume guest path '{}' is not absolute", vol.guest_path));
+        }
+        p.volumes.push_back(vol);
+      }
+    }
     return p;
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad plan: {}", e.what()));

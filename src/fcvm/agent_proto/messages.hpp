@@ -41,6 +41,15 @@ struct NetworkSpec {
   int mtu = 1500;
 };
 
+// A host volume the container sees at `guest_path`. Block volumes are a disk with `serial` that the
+// agent mounts (ext4) and bind-mounts into the container.
+struct VolumeSpec {
+  std::string guest_path;
+  std::string mode = "block";  // block (sshfs and nfs are host-side modes of later versions)
+  std::string serial{};
+  bool read_only = false;
+};
+
 struct Plan {
   uint32_t version = k_protocol_version;  // the host's protocol version (major)
   std::string vm_id;
@@ -52,6 +61,7 @@ struct Plan {
   std::vector<std::string> env{};         // "K=V"
   std::string workdir{};
   NetworkSpec network;
+  std::vector<VolumeSpec> volumes{};
   int64_t time_unix_ns = 0;  // host clock when the plan was sent; the guest sets its clock
   int stop_timeout_s = 10;
   // Hex-encoded random bytes the agent mixes into the guest's entropy pool, so that clones of one

@@ -1,6 +1,7 @@
 #include "fcvm/cli/common.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -95,6 +96,27 @@ Result<> validate_gate(const std::string& spec) {
   auto gate = readiness::parse_gate(spec);
   if (!gate) return tl::unexpected<Error>(gate.error());
   return {};
+}
+
+Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network) {
+  switch (map.mode) {
+    case storage::VolumeMode::kBlock:
+      return {};
+    case storage::VolumeMode::kNfs:
+      if (::geteuid() != 0 || network != "privileged") {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("invalid --map \"{}\": mode=nfs needs root and --network "
+                                "privileged (the host exports the directory to the VM's address)",
+                                map.to_string()));
+      }
+      break;
+    case storage::VolumeMode::kSshfs:
+      break;
+  }
+  return fail(ErrorCode::kInvalidInput,
+              fmt::format("invalid --map \"{}\": mode={} is not available in this version; use "
+                          "mode=block",
+                          map.to_string(), storage::volume_mode_name(map.mode)));
 }
 
 Result<> check_ports_available(const std::vector<net::PortMapping>& ports) {

@@ -7,6 +7,7 @@
 #include "fcvm/config/config.hpp"
 #include "fcvm/net/publish.hpp"
 #include "fcvm/state/vm_store.hpp"
+#include "fcvm/storage/volume.hpp"
 #include "fcvm/vm/context.hpp"
 
 namespace fcvm::cli {
@@ -35,6 +36,8 @@ std::string human_size(int64_t bytes);
 Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish);
 Result<> validate_network(const std::string& mode);
 Result<> validate_gate(const std::string& spec);  // empty: no gate
+// A --map mode this host and network mode can serve.
+Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network);
 // The published ports are free for us, and not held by a privileged VM's DNAT rules either (they
 // take a port without a socket).
 Result<> check_ports_available(const std::vector<net::PortMapping>& ports);

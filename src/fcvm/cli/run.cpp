@@ -39,6 +39,8 @@ struct RunArgs {
   std::string wait_ready;
   std::string save_snapshot;
   bool snapshot_then_stop = false;
+  std::vector<std::string> maps;
+  std::string map_size;
   bool keep_on_failure = false;
   bool detach = false;
   bool rm = false;
@@ -107,12 +109,28 @@ Result<vm::RunOptions> validate(const RunArgs& a, const std::vector<std::string>
   }
   o.stop_timeout_s = static_cast<int>(*stop);
   o.timings_file = a.timings_file;
+  for (const auto& text : a.maps) {
+    auto m = storage::parse_volume_map(text);
+    if (!m) return tl::unexpected<Error>(m.error());
+    o.volumes.push_back(*m);
+  }
+  FCVM_TRY(storage::check_unique_guests(o.volumes));
+  for (const auto& m : o.volumes) FCVM_TRY(check_volume_mode(m, o.network));
+  if (!a.map_size.empty()) {
+    auto size = storage::parse_size_mib(a.map_size);
+    if (!size) return fail(ErrorCode::kInvalidInput, "--map-size: " + size.error().message());
+    o.map_size_mib = *size;
+  }
   FCVM_TRY(validate_gate(a.wait_ready));
   o.wait_ready = a.wait_ready;
   o.keep_on_failure = a.keep_on_failure;
   if (!a.save_snapshot.empty()) FCVM_TRY(vm::validate_snapshot_name(a.save_snapshot));
   if (a.snapshot_then_stop && a.save_snapshot.empty()) {
     return fail(ErrorCode::kInvalidInput, "--snapshot-then-stop needs --save-snapshot NAME");
+  }
+  if (!a.save_snapshot.empty() && !o.volumes.empty()) {
+    return fail(ErrorCode::kInvalidInput,
+                "--save-snapshot: VMs with --map volumes cannot be snapshotted (yet)");
   }
   o.save_snapshot = a.save_snapshot;
   o.snapshot_then_stop = a.snapshot_then_stop;
@@ -188,6 +206,14 @@ Command add_run(CLI::App& app) {
       "mode=exec,cmd=CMD; each with [,timeout=SECS] (default 60)");
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
                 "Keep the VM running when its readiness gate fails (for debugging)");
+  cmd->add_option("--map", args->maps,
+                  "Map host data into the container: HOST:GUEST[:ro][,mode=block] (repeatable). "
+                  "block: a directory becomes a disk image of its contents; the container's writes "
+                  "reach the directory when the VM stops cleanly. An image file is attached as is")
+      ->allow_extra_args(false);
+  cmd->add_option("--map-size", args->map_size,
+                  "Size of the disk image made for each mapped directory (e.g. 4G; default: twice "
+                  "its data plus 256 MiB, at least 512 MiB)");
   cmd->add_option("--save-snapshot", args->save_snapshot,
                   "Once ready: pause, write a snapshot NAME (memory, devices, disk), resume; "
                   "`fcvm clone --snapshot NAME` starts copies of it");

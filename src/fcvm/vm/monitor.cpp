@@ -17,6 +17,7 @@
 #include "fcvm/net/rootless.hpp"
 #include "fcvm/readiness/gate.hpp"
 #include "fcvm/state/vm_store.hpp"
+#include "fcvm/storage/volume.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
@@ -60,6 +61,9 @@ class Monitor {
  private:
   void loop();
   void teardown();
+  // Block volumes of host directories: the images' files back into the directories, when the
+  // guest ended cleanly (the VMM has exited).
+  void write_back_volumes();
   void save();
   void report_ready(const std::string& line);
   void gate_passed();
@@ -545,6 +549,7 @@ void Monitor::teardown() {
   if (m_vm) {
     m_vm->backend->kill();
     m_vm->network.reset();
+    write_back_volumes();
   }
   if (m_log) m_log->flush();
   for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
@@ -582,6 +587,37 @@ void Monitor::teardown() {
     save();
   }
   m_clients.clear();
+}
+
+void Monitor::write_back_volumes() {
+  const auto& maps = m_vm->options.volumes;
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const auto& m = maps[i];
+    if (m.mode != storage::VolumeMode::kBlock || !m.host_is_dir) continue;
+    auto image = volume_image_path(m_rec, i);
+    if (!path_exists(image)) continue;
+    auto clean = storage::ext4_image_clean(image);
+    // Only a container that ended and a guest that unmounted the volume give a complete state;
+    // otherwise the directory keeps the state it had when the VM started.
+    if (m.read_only) {
+      // nothing to write back
+    } else if (!m_exit_code || !clean || !*clean) {
+      FCVM_LOG(kWarn, "monitor",
+               "volume {}: the guest did not end cleanly; {} keeps its state from before the start",
+               m.guest, m.host);
+    } else {
+      auto synced = storage::sync_image_to_dir(m_ctx.runner, image, m.host,
+                                               fmt::format("{}/vol-{}.sync", m_rec.dir, i));
+      if (!synced) {
+        auto e = synced.error().wrap(fmt::format("write volume {} back to {}", m.guest, m.host));
+        FCVM_LOG(kError, "monitor", "{}", e.to_string());
+        if (!m_error) m_error = e;
+      } else {
+        m_timings.mark("volume_written_back", m.host);
+      }
+    }
+    ::unlink(image.c_str());
+  }
 }
 
 int Monitor::run() {

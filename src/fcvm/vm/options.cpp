@@ -75,7 +75,11 @@ Result<> validate_registry(const std::string& host_port) {
 std::string options_to_json(const RunOptions& o) {
   std::vector<std::string> ports;
   for (const auto& p : o.ports) ports.push_back(p.to_string());
+  std::vector<std::string> maps;
+  for (const auto& m : o.volumes) maps.push_back(m.to_string());
   nlohmann::json j = {{"name", o.name},
+                      {"maps", maps},
+                      {"map_size_mib", o.map_size_mib},
                       {"image", o.image.original},
                       {"command", o.command},
                       {"entrypoint", o.entrypoint},
@@ -116,6 +120,12 @@ Result<RunOptions> options_from_json(const std::string& text) {
       o.ports.push_back(*m);
     }
     o.insecure_registries = j.value("insecure_registries", std::vector<std::string>{});
+    for (const auto& map : j.value("maps", std::vector<std::string>{})) {
+      auto m = storage::parse_volume_map(map);  // the host path may have gone since
+      if (!m) return tl::unexpected<Error>(m.error());
+      o.volumes.push_back(*m);
+    }
+    o.map_size_mib = j.value("map_size_mib", int64_t{0});
     o.mem_mib = j.value("mem_mib", 1024);
     o.vcpus = j.value("vcpus", 2);
     o.vmm = j.value("vmm", "auto");

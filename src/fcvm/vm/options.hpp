@@ -5,6 +5,7 @@
 
 #include "fcvm/net/publish.hpp"
 #include "fcvm/storage/image_ref.hpp"
+#include "fcvm/storage/volume.hpp"
 #include "fcvm/util/result.hpp"
 
 namespace fcvm::vm {
@@ -17,6 +18,8 @@ struct RunOptions {
   std::vector<std::string> env{};  // "K=V"
   std::string workdir{};
   std::vector<net::PortMapping> ports{};
+  std::vector<storage::VolumeMap> volumes{};  // --map
+  int64_t map_size_mib = 0;                   // --map-size: block images of directories (0: auto)
   std::vector<std::string> insecure_registries{};
   int mem_mib = 1024;
   int vcpus = 2;

@@ -10,6 +10,7 @@
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/net/rootless.hpp"
 #include "fcvm/storage/disk.hpp"
+#include "fcvm/storage/volume.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -69,6 +70,10 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
 }
 
 }  // namespace
+
+std::string volume_image_path(const state::VmRecord& rec, size_t index) {
+  return fmt::format("{}/vol-{}.ext4", rec.dir, index);
+}
 
 std::string memory_file_path(const state::VmRecord& rec) {
   // Guest RAM on a tmpfs: as fast as anonymous memory (a disk-backed file costs the guest ~15%
@@ -184,6 +189,32 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     spec.disks.push_back(
         {vm->options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
   }
+  // Volumes (block mode): a directory becomes a fresh ext4 image of its contents, an image file
+  //    is attached as it is.
+  size_t first_volume_disk = spec.disks.size();
+  for (size_t i = 0; i < vm->options.volumes.size(); ++i) {
+    const auto& m = vm->options.volumes[i];
+    if (m.mode != storage::VolumeMode::kBlock) {
+      return fail(ErrorCode::kUnavailable,
+                  fmt::format("--map {}: mode {} is not available", m.to_string(),
+                              storage::volume_mode_name(m.mode)));
+    }
+    vmm::DiskSpec disk;
+    disk.format = vmm::DiskFormat::kRaw;
+    disk.read_only = m.read_only;
+    disk.serial = fmt::format("fcvm-vol{}", i);
+    disk.path = m.host;
+    if (m.host_is_dir) {
+      disk.path = volume_image_path(rec, i);
+      auto usage = storage::tree_usage(m.host);
+      if (!usage) return tl::unexpected<Error>(usage.error().wrap("volume " + m.host));
+      FCVM_TRY(storage::create_volume_image(
+          ctx.runner, m.host, disk.path,
+          storage::volume_image_size(*usage, vm->options.map_size_mib)));
+    }
+    spec.disks.push_back(disk);
+  }
+  if (!vm->options.volumes.empty()) timings.mark("volumes_ready");
   auto root_serial = vm->backend->guest_disk_serial(spec.disks[0]);
   if (!root_serial) return tl::unexpected<Error>(root_serial.error());
   spec.kernel_args = {fmt::format("fcvm.root={}", *root_serial),
@@ -194,10 +225,16 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.netns_holder = vm->network->holder_pid();
   spec.memory_file = memory_file_path(rec);
   vm->plan = make_plan(vm->options, rec.id, rec.name, guest);
-  if (spec.disks.size() > 1) {
+  if (first_volume_disk > 1) {
     auto image_serial = vm->backend->guest_disk_serial(spec.disks[1]);
     if (!image_serial) return tl::unexpected<Error>(image_serial.error());
     vm->plan.image.archive_serial = *image_serial;
+  }
+  for (size_t i = 0; i < vm->options.volumes.size(); ++i) {
+    auto serial = vm->backend->guest_disk_serial(spec.disks[first_volume_disk + i]);
+    if (!serial) return tl::unexpected<Error>(serial.error());
+    vm->plan.volumes.push_back(
+        {vm->options.volumes[i].guest, "block", *serial, vm->options.volumes[i].read_only});
   }
   spec.mmds_json = agent_proto::to_json(vm->plan).dump();
   timings.mark("vmm_starting");

@@ -43,6 +43,9 @@ struct VmResources {
   bool restored = false;  // resumed from a snapshot: the agent is mid-plan and must re-handshake
 };
 
+// The ext4 image made for the index-th --map of a host directory.
+std::string volume_image_path(const state::VmRecord& rec, size_t index);
+
 // Where a booting VM's RAM file is made (QEMU; unlinked as soon as QEMU runs).
 std::string memory_file_path(const state::VmRecord& rec);
 

@@ -70,6 +70,11 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
                                             const state::VmRecord& rec, VmResources& vm,
                                             const std::string& name, bool resume_after) {
   FCVM_TRY(validate_snapshot_name(name));
+  if (!vm.options.volumes.empty()) {
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("VM {} has --map volumes, which snapshots do not hold (yet)", rec.name));
+  }
   state::SnapshotStore snaps(store.db());
   state::SnapshotRecord s;
   s.id = sys::random_hex(32);

@@ -1,0 +1,58 @@
+#pragma once
+// Volumes: host data mapped into a VM (`--map HOST:GUEST[:ro][,mode=block|sshfs|nfs]`).
+//
+// Block mode, the default: the volume is a disk attached to the VM. A host directory gets an ext4
+// image made from its contents at every start (the host directory is the truth while the VM is
+// not running); when the guest shut down cleanly the image's files are written back into the
+// directory, each file replaced atomically (rename), so the directory holds the old or the new
+// state of every file and never a torn one. A host file is attached as it is (an image the user
+// owns: never created, resized or deleted by fcvm).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fcvm/sys/command_runner.hpp"
+#include "fcvm/util/result.hpp"
+
+namespace fcvm::storage {
+
+enum class VolumeMode { kBlock, kSshfs, kNfs };
+std::string_view volume_mode_name(VolumeMode m);
+
+struct VolumeMap {
+  std::string host;   // absolute, as resolved when the VM was created
+  std::string guest;  // absolute path in the container
+  bool read_only = false;
+  VolumeMode mode = VolumeMode::kBlock;
+  bool host_is_dir = true;  // false: an image file (block mode only)
+
+  std::string to_string() const;  // the canonical --map spelling
+};
+
+// Parses one --map value; the host path must exist (fcvm never creates it: a typo would otherwise
+// silently become an empty volume). kInvalidInput names the bad value.
+Result<VolumeMap> parse_volume_map(std::string_view text);
+// No two maps share a guest path.
+Result<> check_unique_guests(const std::vector<VolumeMap>& maps);
+// "512M", "2G", "1024" (MiB) -> MiB.
+Result<int64_t> parse_size_mib(std::string_view text);
+
+// Bytes the files under dir take (allocated blocks), not following symlinks.
+Result<uint64_t> tree_usage(const std::string& dir);
+// The image size for a directory: twice its data plus 256 MiB, at least 512 MiB (or size_mib).
+uint64_t volume_image_size(uint64_t usage_bytes, int64_t size_mib);
+// A new ext4 image at `image` (replacing any old one) holding dir's files, owners and modes.
+Result<> create_volume_image(sys::CommandRunner& runner, const std::string& dir,
+                             const std::string& image, uint64_t size_bytes);
+// True when the ext4 image was unmounted cleanly (valid state, no journal to replay).
+Result<bool> ext4_image_clean(const std::string& image);
+// Writes the image's files back into target (a directory): extracted into `staging` (which must
+// not exist), then merged: each file renamed over its counterpart (copied beside it first when
+// staging is on another filesystem), directories created, entries gone from the image removed.
+// lost+found at the image's top is not part of the data.
+Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
+                           const std::string& target, const std::string& staging);
+// The merge step alone (tests use it directly).
+Result<> merge_tree(const std::string& from, const std::string& target);
+
+}  // namespace fcvm::storage
