@@ -44,10 +44,15 @@ Result<std::string> Agent::run() {
     reap_helpers();
     reap_streams();
     check_deadlines();
+    check_volumes();
     if (m_phase == Phase::kDone) {
-      if (m_channel.flushed()) return m_finish_reason;
+      if (m_channel.flushed()) {
+        finish_volumes();
+        return m_finish_reason;
+      }
       if (uptime_ms() >= m_power_off_at_ms) {
         sayf("the host did not take the last {} bytes in time", m_channel.queued_bytes());
+        finish_volumes();
         return m_finish_reason;
       }
     }
@@ -57,6 +62,7 @@ Result<std::string> Agent::run() {
     // Deadlines (helpers, stop, power-off, readiness probe, stream exits) are checked at this
     // granularity; a few wake-ups per second cost nothing even under emulation.
     bool timed = m_phase == Phase::kStarting || m_phase == Phase::kStopping ||
+                 !m_pending_image.empty() ||
                  m_phase == Phase::kDone || !m_helpers.empty() ||
                  std::any_of(m_streams.begin(), m_streams.end(),
                              [](const auto& s) { return s.second.proc->exited(); });

@@ -129,6 +129,12 @@ class Agent {
   void image_ready(const std::string& image);
   // Block volumes: each disk mounted at k_volume_root/N for podman to bind (volumes.cpp).
   Result<> mount_volumes();
+  Result<> start_sshfs(size_t index);
+  bool volumes_mounted() const;
+  void check_volumes();
+  // Unmounts the volumes while their sshfs processes still serve them (writes are flushed to the
+  // host), then lets those end.
+  void finish_volumes();
   void start_container(const std::string& image);
   void on_notify();
   void container_started(const std::string& how);
@@ -159,6 +165,9 @@ class Agent {
   int64_t m_kill_at_ms = 0;         // SIGKILL podman run if it has not exited by then
   int64_t m_power_off_at_ms = 0;    // phase kDone: give up delivering the answer
   std::string m_finish_reason;
+  std::vector<ChildProcess> m_volume_procs;  // sshfs, one per sshfs volume
+  std::string m_pending_image;               // the container waits for its sshfs volumes
+  int64_t m_volumes_deadline_ms = 0;
 };
 
 }  // namespace fcvm::agent

@@ -21,21 +21,6 @@ namespace {
 
 constexpr const char* k_virtio_ports = "/sys/class/virtio-ports";
 
-// /dev/vportNpM of the virtio-serial port with this name. There is no udev in the guest, so the
-// /dev/virtio-ports/NAME symlink does not exist; devtmpfs creates the vportNpM node itself.
-Result<std::string> find_serial_port(const std::string& name) {
-  std::error_code ec;
-  std::filesystem::directory_iterator it(k_virtio_ports, ec), end;
-  if (ec) return fail_errno(fmt::format("list {}", k_virtio_ports), ec.value());
-  for (; it != end; it.increment(ec)) {
-    auto port_name = read_file(it->path().string() + "/name");
-    if (port_name && trim(*port_name) == name) {
-      return "/dev/" + it->path().filename().string();
-    }
-  }
-  return fail(ErrorCode::kNotFound, fmt::format("no virtio-serial port named {}", name));
-}
-
 Result<UniqueFd> open_serial(const std::string& name) {
   auto dev = find_serial_port(name);
   if (!dev) return tl::unexpected<Error>(dev.error());
@@ -78,6 +63,22 @@ Result<UniqueFd> connect_unix(const std::string& path) {
 }
 
 }  // namespace
+
+// /dev/vportNpM of the virtio-serial port with this name. There is no udev in the guest, so the
+// /dev/virtio-ports/NAME symlink does not exist; devtmpfs creates the vportNpM node itself.
+Result<std::string> find_serial_port(const std::string& name) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(k_virtio_ports, ec), end;
+  if (ec) return fail_errno(fmt::format("list {}", k_virtio_ports), ec.value());
+  for (; it != end; it.increment(ec)) {
+    auto port_name = read_file(it->path().string() + "/name");
+    if (port_name && trim(*port_name) == name) {
+      return "/dev/" + it->path().filename().string();
+    }
+  }
+  return fail(ErrorCode::kNotFound, fmt::format("no virtio-serial port named {}", name));
+}
+
 
 void Channel::try_open() {
   int64_t now = uptime_ms();

@@ -31,6 +31,9 @@
 
 namespace fcvm::agent {
 
+// /dev/vportNpM of the virtio-serial port with this name (found through sysfs: no udev here).
+Result<std::string> find_serial_port(const std::string& name);
+
 struct ChannelEvent {
   enum class Type { kConnected, kDisconnected, kFrame };
   Type type = Type::kFrame;

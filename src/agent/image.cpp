@@ -150,6 +150,12 @@ void Agent::image_ready(const std::string& image) {
     fail_plan("volumes", r.error().to_string());
     return;
   }
+  if (!volumes_mounted()) {
+    // sshfs mounts in the background: the loop starts the container once they are up.
+    m_pending_image = image;
+    m_volumes_deadline_ms = uptime_ms() + 30'000;
+    return;
+  }
   start_container(image);
 }
 

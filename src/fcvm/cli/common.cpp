@@ -110,8 +110,15 @@ Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& net
                                 map.to_string()));
       }
       break;
-    case storage::VolumeMode::kSshfs:
-      break;
+    case storage::VolumeMode::kSshfs: {
+      auto server = storage::find_sftp_server();
+      if (!server) return tl::unexpected<Error>(server.error());
+      if (::access("/usr/bin/bwrap", X_OK) != 0) {
+        return fail(ErrorCode::kUnavailable,
+                    "mode=sshfs needs bubblewrap on the host (apt-get install bubblewrap)");
+      }
+      return {};
+    }
   }
   return fail(ErrorCode::kInvalidInput,
               fmt::format("invalid --map \"{}\": mode={} is not available in this version; use "

@@ -296,4 +296,66 @@ Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
   return merged;
 }
 
+Result<std::string> find_sftp_server() {
+  for (const char* p : {"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                        "/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server"}) {
+    if (::access(p, X_OK) == 0) return std::string(p);
+  }
+  return fail(ErrorCode::kUnavailable,
+              "mode=sshfs needs OpenSSH's sftp-server on the host (apt-get install "
+              "openssh-sftp-server)");
+}
+
+std::vector<std::string> sftp_server_argv(const std::string& server,
+                                          const std::vector<std::string>& libraries,
+                                          const std::string& passwd, const std::string& dir,
+                                          bool read_only) {
+  std::vector<std::string> argv = {"bwrap",         "--unshare-all", "--die-with-parent",
+                                   "--new-session", "--dev",         "/dev"};
+  for (const auto& lib : libraries) argv.insert(argv.end(), {"--ro-bind", lib, lib});
+  // sftp-server looks its user up: a one-line passwd naming only that user.
+  argv.insert(argv.end(), {"--ro-bind", passwd, "/etc/passwd"});
+  argv.insert(argv.end(), {"--ro-bind", server, server, read_only ? "--ro-bind" : "--bind", dir,
+                           "/volume", "--chdir", "/volume", server, "-d", "/volume", "-e", "-l",
+                           "ERROR"});
+  if (read_only) argv.push_back("-R");
+  return argv;
+}
+
+Result<ChildProcess> spawn_sftp_server(sys::CommandRunner& runner, const std::string& dir,
+                                       bool read_only, int fd, const std::string& log_path) {
+  auto server = find_sftp_server();
+  if (!server) return tl::unexpected<Error>(server.error());
+  if (::access("/usr/bin/bwrap", X_OK) != 0) {
+    return fail(ErrorCode::kUnavailable,
+                "mode=sshfs needs bubblewrap on the host (apt-get install bubblewrap)");
+  }
+  auto ldd = runner.run({"ldd", *server});
+  if (!ldd) return tl::unexpected<Error>(ldd.error());
+  std::vector<std::string> libraries;
+  for (auto line : split(*ldd, '\n')) {
+    std::string text(trim(line));  // the words below are views into it
+    for (auto word : split(text, ' ')) {
+      if (!word.empty() && word[0] == '/') {
+        libraries.emplace_back(word);
+        break;
+      }
+    }
+  }
+  UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log_fd) return fail_errno(fmt::format("open {}", log_path));
+  auto passwd = log_path + ".passwd";
+  FCVM_TRY(write_file_atomic(
+      passwd, fmt::format("fcvm:x:{}:{}::/volume:/bin/false\n", ::geteuid(), ::getegid()), 0644));
+  SpawnOptions opts;
+  opts.argv = sftp_server_argv(*server, libraries, passwd, dir, read_only);
+  FCVM_LOG(kInfo, "volume", "sftp server for {}: {}", dir, join(opts.argv, " "));
+  opts.stdin_fd = fd;
+  opts.stdout_fd = fd;
+  opts.stderr_fd = log_fd.get();
+  auto child = ChildProcess::spawn(opts);
+  if (!child) return tl::unexpected<Error>(child.error().wrap("start sftp-server"));
+  return child;
+}
+
 }  // namespace fcvm::storage

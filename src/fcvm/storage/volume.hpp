@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fcvm/sys/command_runner.hpp"
+#include "fcvm/util/child_process.hpp"
 #include "fcvm/util/result.hpp"
 
 namespace fcvm::storage {
@@ -54,5 +55,20 @@ Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
                            const std::string& target, const std::string& staging);
 // The merge step alone (tests use it directly).
 Result<> merge_tree(const std::string& from, const std::string& target);
+
+// sshfs mode: the host serves the directory over SFTP on a byte channel to the guest, where sshfs
+// (slave mode) mounts it. The server is OpenSSH's sftp-server in a bubblewrap sandbox whose whole
+// file system is the server binary, the libraries it links (read-only) and the directory at
+// /volume, so the guest can reach nothing else on the host.
+// The sftp-server binary, or kUnavailable naming the packages to install.
+Result<std::string> find_sftp_server();
+// The sandboxed server's argv (pure; `libraries` are the absolute paths ldd lists).
+std::vector<std::string> sftp_server_argv(const std::string& server,
+                                          const std::vector<std::string>& libraries,
+                                          const std::string& passwd, const std::string& dir,
+                                          bool read_only);
+// Starts the server with its stdin and stdout on `fd` (borrowed) and stderr into log_path.
+Result<ChildProcess> spawn_sftp_server(sys::CommandRunner& runner, const std::string& dir,
+                                       bool read_only, int fd, const std::string& log_path);
 
 }  // namespace fcvm::storage

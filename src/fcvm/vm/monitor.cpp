@@ -64,6 +64,8 @@ class Monitor {
   // Block volumes of host directories: the images' files back into the directories, when the
   // guest ended cleanly (the VMM has exited).
   void write_back_volumes();
+  // An sshfs volume's server that ended leaves the guest's mount hanging: the VM stops.
+  void check_volume_servers();
   void save();
   void report_ready(const std::string& line);
   void gate_passed();
@@ -505,6 +507,7 @@ void Monitor::loop() {
     }
     maybe_send_plan();  // the attach deadline may have passed
     gate_tick();
+    check_volume_servers();
     auto now = Clock::now();
     if (!m_hello && now > boot_deadline) {
       m_error = Error(ErrorCode::kTimeout,
@@ -587,6 +590,20 @@ void Monitor::teardown() {
     save();
   }
   m_clients.clear();
+}
+
+void Monitor::check_volume_servers() {
+  if (m_stop_deadline || m_error) return;
+  for (size_t i = 0; i < m_vm->volume_servers.size(); ++i) {
+    auto st = m_vm->volume_servers[i].try_wait();
+    if (!st || !*st) continue;
+    auto log = read_file(fmt::format("{}/sftp-{}.log", m_rec.dir, i));
+    m_error = Error(ErrorCode::kSystem,
+                    fmt::format("the SFTP server of an sshfs volume exited ({}): {}",
+                                (*st)->describe(), log ? std::string(trim(*log)) : "?"));
+    begin_stop(0);
+    return;
+  }
 }
 
 void Monitor::write_back_volumes() {

@@ -71,6 +71,8 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
 
 }  // namespace
 
+std::string sshfs_port_name(size_t index) { return fmt::format("fcvm.vol{}", index); }
+
 std::string volume_image_path(const state::VmRecord& rec, size_t index) {
   return fmt::format("{}/vol-{}.ext4", rec.dir, index);
 }
@@ -194,6 +196,10 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   size_t first_volume_disk = spec.disks.size();
   for (size_t i = 0; i < vm->options.volumes.size(); ++i) {
     const auto& m = vm->options.volumes[i];
+    if (m.mode == storage::VolumeMode::kSshfs) {
+      spec.serial_ports.push_back(sshfs_port_name(i));
+      continue;
+    }
     if (m.mode != storage::VolumeMode::kBlock) {
       return fail(ErrorCode::kUnavailable,
                   fmt::format("--map {}: mode {} is not available", m.to_string(),
@@ -230,11 +236,15 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     if (!image_serial) return tl::unexpected<Error>(image_serial.error());
     vm->plan.image.archive_serial = *image_serial;
   }
-  for (size_t i = 0; i < vm->options.volumes.size(); ++i) {
-    auto serial = vm->backend->guest_disk_serial(spec.disks[first_volume_disk + i]);
+  for (size_t i = 0, disk = first_volume_disk; i < vm->options.volumes.size(); ++i) {
+    const auto& m = vm->options.volumes[i];
+    if (m.mode == storage::VolumeMode::kSshfs) {
+      vm->plan.volumes.push_back({m.guest, "sshfs", sshfs_port_name(i), m.read_only});
+      continue;
+    }
+    auto serial = vm->backend->guest_disk_serial(spec.disks[disk++]);
     if (!serial) return tl::unexpected<Error>(serial.error());
-    vm->plan.volumes.push_back(
-        {vm->options.volumes[i].guest, "block", *serial, vm->options.volumes[i].read_only});
+    vm->plan.volumes.push_back({m.guest, "block", *serial, m.read_only});
   }
   spec.mmds_json = agent_proto::to_json(vm->plan).dump();
   timings.mark("vmm_starting");
@@ -256,6 +266,19 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   }
   rec.vmm = sys::ProcessIdentity::of(vm->backend->pid());
   save();
+
+  // 5b. Volumes served from the host (sshfs): each port gets its sandboxed SFTP server.
+  for (size_t i = 0; i < vm->options.volumes.size(); ++i) {
+    const auto& m = vm->options.volumes[i];
+    if (m.mode != storage::VolumeMode::kSshfs) continue;
+    auto port = vm->backend->connect_serial_port(sshfs_port_name(i), 10s);
+    if (!port) return tl::unexpected<Error>(port.error().wrap("volume " + m.guest));
+    auto server = storage::spawn_sftp_server(ctx.runner, m.host, m.read_only, port->get(),
+                                             fmt::format("{}/sftp-{}.log", rec.dir, i));
+    if (!server) return tl::unexpected<Error>(server.error().wrap("volume " + m.guest));
+    vm->volume_servers.push_back(std::move(*server));
+    // The server has its own copy of the descriptor; ours closes here.
+  }
 
   // 6. The agent channel (the guest's hello arrives on it once it has booted).
   auto channel = vm->backend->connect_agent(10s);

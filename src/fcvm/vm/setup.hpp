@@ -41,7 +41,11 @@ struct VmResources {
   std::unique_ptr<net::VmNetwork> network;
   UniqueFd channel;       // to fc-agent
   bool restored = false;  // resumed from a snapshot: the agent is mid-plan and must re-handshake
+  std::vector<ChildProcess> volume_servers;  // sshfs volumes: the host's SFTP servers
 };
+
+// The virtio-serial port of the index-th --map in sshfs mode.
+std::string sshfs_port_name(size_t index);
 
 // The ext4 image made for the index-th --map of a host directory.
 std::string volume_image_path(const state::VmRecord& rec, size_t index);

@@ -60,6 +60,10 @@ struct VmSpec {
   // write: clones of one snapshot share its clean pages and never change the file).
   std::string memory_file{};
   bool memory_private = false;
+  // Extra byte channels to the guest, by name (QEMU: virtio-serial ports the guest finds under
+  // /sys/class/virtio-ports/*/name, each backed by a Unix socket in DIR). Used for volumes served
+  // from the host (sshfs). Firecracker has no virtio-serial: it refuses them.
+  std::vector<std::string> serial_ports{};
 };
 
 class Backend {
@@ -76,6 +80,14 @@ class Backend {
   virtual Result<> start(const VmSpec& spec) = 0;
   // A connected byte stream to fc-agent (retries until the timeout passes).
   virtual Result<UniqueFd> connect_agent(std::chrono::milliseconds timeout) = 0;
+  // A connected byte stream to the extra port `name` of VmSpec::serial_ports.
+  virtual Result<UniqueFd> connect_serial_port(const std::string& name,
+                                               std::chrono::milliseconds timeout) {
+    (void)name;
+    (void)timeout;
+    return fail(ErrorCode::kUnavailable,
+                std::string(this->name()) + ": extra serial ports are not supported");
+  }
   virtual Result<> pause() = 0;
   virtual Result<> resume() = 0;
   // Asks the VMM to end now (QMP quit, Firecracker SendCtrlAltDel then kill).

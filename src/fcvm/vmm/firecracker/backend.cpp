@@ -54,6 +54,11 @@ Result<> FirecrackerBackend::validate(const VmSpec& spec, bool booting) const {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("VM directory \"{}\" does not exist", spec.dir));
   }
+  if (!spec.serial_ports.empty()) {
+    return fail(ErrorCode::kUnavailable,
+                "Firecracker has no virtio-serial ports (needed by --map mode=sshfs): use --vmm "
+                "qemu");
+  }
   constexpr size_t k_max_sun_path = sizeof(sockaddr_un{}.sun_path) - 1;
   for (const char* name : {k_api_sock_name, k_vsock_name}) {
     auto p = spec.dir + "/" + name;

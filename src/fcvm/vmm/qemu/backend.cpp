@@ -197,6 +197,11 @@ Result<UniqueFd> QemuBackend::connect_agent(std::chrono::milliseconds timeout) {
   return unix_connect(paths_for(m_spec).agent_socket, timeout);
 }
 
+Result<UniqueFd> QemuBackend::connect_serial_port(const std::string& name,
+                                                  std::chrono::milliseconds timeout) {
+  return unix_connect(serial_port_socket(m_spec, name), timeout);
+}
+
 Result<> QemuBackend::pause() {
   if (!m_qmp) return fail(ErrorCode::kInternal, "qemu is not running");
   FCVM_TRY(m_qmp->execute("stop"));

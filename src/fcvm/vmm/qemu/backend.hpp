@@ -32,6 +32,8 @@ class QemuBackend final : public Backend {
 
   Result<> start(const VmSpec& spec) override;
   Result<UniqueFd> connect_agent(std::chrono::milliseconds timeout) override;
+  Result<UniqueFd> connect_serial_port(const std::string& name,
+                                       std::chrono::milliseconds timeout) override;
   Result<> pause() override;
   Result<> resume() override;
   Result<> shutdown() override;

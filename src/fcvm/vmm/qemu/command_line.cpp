@@ -11,6 +11,10 @@ QemuPaths paths_for(const VmSpec& spec) {
           spec.memory_file.empty() ? spec.dir + "/memory.ram" : spec.memory_file};
 }
 
+std::string serial_port_socket(const VmSpec& spec, const std::string& port) {
+  return fmt::format("{}/{}.sock", spec.dir, port);
+}
+
 std::string qemu_option_value(const std::string& value) {
   std::string out;
   for (char c : value) {
@@ -77,6 +81,13 @@ std::vector<std::string> build_command_line(const VmSpec& spec, Accel accel,
   };
   if (!spec.initrd.empty()) {
     argv.insert(argv.end(), {"-initrd", spec.initrd});
+  }
+  for (const auto& port : spec.serial_ports) {
+    argv.insert(argv.end(),
+                {"-chardev",
+                 fmt::format("socket,id={},path={},server=on,wait=off", port,
+                             qemu_option_value(serial_port_socket(spec, port))),
+                 "-device", fmt::format("virtserialport,chardev={},name={}", port, port)});
   }
   int index = 0;
   for (const auto& disk : spec.disks) {

@@ -23,6 +23,9 @@ struct QemuPaths {
   std::string memory_file;  // guest RAM (VmSpec::memory_file or DIR/memory.ram)
 };
 
+// The Unix socket behind an extra virtio-serial port (VmSpec::serial_ports).
+std::string serial_port_socket(const VmSpec& spec, const std::string& port);
+
 // A value for a QEMU -option key=value list: commas doubled.
 std::string qemu_option_value(const std::string& value);
 
