@@ -62,8 +62,7 @@ Result<std::string> Agent::run() {
     // Deadlines (helpers, stop, power-off, readiness probe, stream exits) are checked at this
     // granularity; a few wake-ups per second cost nothing even under emulation.
     bool timed = m_phase == Phase::kStarting || m_phase == Phase::kStopping ||
-                 !m_pending_image.empty() ||
-                 m_phase == Phase::kDone || !m_helpers.empty() ||
+                 !m_pending_image.empty() || m_phase == Phase::kDone || !m_helpers.empty() ||
                  std::any_of(m_streams.begin(), m_streams.end(),
                              [](const auto& s) { return s.second.proc->exited(); });
     if (timed) timeout = timeout < 0 ? 100 : std::min(timeout, 100);

@@ -79,7 +79,6 @@ Result<std::string> find_serial_port(const std::string& name) {
   return fail(ErrorCode::kNotFound, fmt::format("no virtio-serial port named {}", name));
 }
 
-
 void Channel::try_open() {
   int64_t now = uptime_ms();
   if (now < m_next_attempt_ms) return;

@@ -1,8 +1,8 @@
 // Block volumes in the guest: the host attaches one disk per --map (serial fcvm-vol<N>, an ext4
 // image); the agent mounts it at k_volume_root/N before the container starts, podman binds that
 // into the container (podman_run_argv), and everything is unmounted before power-off.
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -39,9 +39,9 @@ Result<> Agent::mount_volumes() {
   for (size_t i = 0; i < m_plan->volumes.size(); ++i) {
     const auto& v = m_plan->volumes[i];
     if (v.mode != "block" && v.mode != "sshfs") {
-      return fail(ErrorCode::kUnavailable,
-                  fmt::format("volume {}: mode {} is not supported by this agent", v.guest_path,
-                              v.mode));
+      return fail(
+          ErrorCode::kUnavailable,
+          fmt::format("volume {}: mode {} is not supported by this agent", v.guest_path, v.mode));
     }
     if (!m_options.system_changes) continue;  // tests on the host mount nothing
     auto dir = volume_mount_dir(i);
@@ -75,10 +75,7 @@ Result<> Agent::start_sshfs(size_t index) {
   auto log_path = fmt::format("/run/fcvm/sshfs-{}.log", index);
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   SpawnOptions o;
-  // hard_remove: an unlinked file that is still open goes at once (no .fuse_hidden files left
-  // in the host directory, e.g. by sqlite journals).
-  o.argv = {"sshfs", "-f", "-o", "slave", "-o", "allow_other", "-o", "dir_cache=no", "-o",
-            "hard_remove"};
+  o.argv = {"sshfs", "-f", "-o", "slave", "-o", "allow_other", "-o", "dir_cache=no"};
   if (v.read_only) o.argv.insert(o.argv.end(), {"-o", "ro"});
   o.argv.insert(o.argv.end(), {"fcvm:/volume", volume_mount_dir(index)});
   o.stdin_fd = port.get();

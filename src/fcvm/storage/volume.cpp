@@ -296,6 +296,24 @@ Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
   return merged;
 }
 
+Result<size_t> remove_fuse_hidden(const std::string& dir, int64_t since_ms) {
+  size_t removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> doomed;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
+  if (ec) return fail_errno(fmt::format("list {}", dir), ec.value());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    if (it->path().filename().string().rfind(".fuse_hidden", 0) != 0) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    int64_t mtime_ms = int64_t{st.st_mtim.tv_sec} * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    if (mtime_ms + 1000 >= since_ms) doomed.push_back(it->path());
+  }
+  for (const auto& p : doomed) removed += ::unlink(p.c_str()) == 0 ? 1 : 0;
+  return removed;
+}
+
 Result<std::string> find_sftp_server() {
   for (const char* p : {"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                         "/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server"}) {
@@ -315,9 +333,9 @@ std::vector<std::string> sftp_server_argv(const std::string& server,
   for (const auto& lib : libraries) argv.insert(argv.end(), {"--ro-bind", lib, lib});
   // sftp-server looks its user up: a one-line passwd naming only that user.
   argv.insert(argv.end(), {"--ro-bind", passwd, "/etc/passwd"});
-  argv.insert(argv.end(), {"--ro-bind", server, server, read_only ? "--ro-bind" : "--bind", dir,
-                           "/volume", "--chdir", "/volume", server, "-d", "/volume", "-e", "-l",
-                           "ERROR"});
+  argv.insert(argv.end(),
+              {"--ro-bind", server, server, read_only ? "--ro-bind" : "--bind", dir, "/volume",
+               "--chdir", "/volume", server, "-d", "/volume", "-e", "-l", "ERROR"});
   if (read_only) argv.push_back("-R");
   return argv;
 }

@@ -67,6 +67,9 @@ std::vector<std::string> sftp_server_argv(const std::string& server,
                                           const std::vector<std::string>& libraries,
                                           const std::string& passwd, const std::string& dir,
                                           bool read_only);
+// Removes the .fuse_hidden* files under dir modified at or after since_ms (epoch ms): what sshfs
+// leaves of files deleted while still open. Returns how many went.
+Result<size_t> remove_fuse_hidden(const std::string& dir, int64_t since_ms);
 // Starts the server with its stdin and stdout on `fd` (borrowed) and stderr into log_path.
 Result<ChildProcess> spawn_sftp_server(sys::CommandRunner& runner, const std::string& dir,
                                        bool read_only, int fd, const std::string& log_path);

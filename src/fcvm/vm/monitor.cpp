@@ -610,6 +610,15 @@ void Monitor::write_back_volumes() {
   const auto& maps = m_vm->options.volumes;
   for (size_t i = 0; i < maps.size(); ++i) {
     const auto& m = maps[i];
+    if (m.mode == storage::VolumeMode::kSshfs && !m.read_only && m_rec.started_ms) {
+      // sshfs renames a file deleted while open to .fuse_hidden*; with the VM gone nothing holds
+      // those of this run any more.
+      auto removed = storage::remove_fuse_hidden(m.host, *m_rec.started_ms);
+      if (removed && *removed > 0) {
+        FCVM_LOG(kInfo, "monitor", "volume {}: removed {} .fuse_hidden files", m.guest, *removed);
+      }
+      continue;
+    }
     if (m.mode != storage::VolumeMode::kBlock || !m.host_is_dir) continue;
     auto image = volume_image_path(m_rec, i);
     if (!path_exists(image)) continue;
