@@ -47,6 +47,7 @@ bench: build guest images
 	@bench/lifecycle.sh $(FCVM) $(IMAGES)
 	@bench/net.sh $(BUILD)
 	@bench/clone.sh $(FCVM) $(IMAGES) $(BUILD)
+	@bench/volumes.sh $(FCVM) $(IMAGES)
 
 format:
 	@find src tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

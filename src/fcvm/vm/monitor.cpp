@@ -632,6 +632,7 @@ void Monitor::write_back_volumes() {
                "volume {}: the guest did not end cleanly; {} keeps its state from before the start",
                m.guest, m.host);
     } else {
+      m_timings.mark("volume_writing_back", m.host);
       auto synced = storage::sync_image_to_dir(m_ctx.runner, image, m.host,
                                                fmt::format("{}/vol-{}.sync", m_rec.dir, i));
       if (!synced) {
