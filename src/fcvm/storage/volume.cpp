@@ -38,6 +38,15 @@ namespace {
 Error bad_map(std::string_view text, const std::string& why) {
   return Error(ErrorCode::kInvalidInput, fmt::format("invalid --map \"{}\": {}", text, why));
 }
+// e2fsprogs lives in sbin, which an ordinary user's PATH often lacks.
+std::string e2fs_tool(const char* name) {
+  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/"}) {
+    auto p = std::string(dir) + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return name;
+}
+
 bool clean_absolute(const std::string& p) {
   if (p.empty() || p[0] != '/') return false;
   for (auto part : split(p, '/')) {
@@ -97,8 +106,15 @@ Result<VolumeMap> parse_volume_map(std::string_view text) {
     return tl::unexpected<Error>(
         bad_map(text, fmt::format("mode={} needs a host directory", volume_mode_name(m.mode))));
   }
-  m.guest = std::string(parts[1]);
-  while (m.guest.size() > 1 && m.guest.back() == '/') m.guest.pop_back();
+  if (!clean_absolute(std::string(parts[1]))) {
+    return tl::unexpected<Error>(
+        bad_map(text, "the guest path must be absolute, without . or .. parts"));
+  }
+  // One spelling per path: repeated and trailing slashes go.
+  for (auto part : split(parts[1], '/')) {
+    if (!part.empty()) m.guest += "/" + std::string(part);
+  }
+  if (m.guest.empty()) m.guest = "/";
   if (!clean_absolute(m.guest)) {
     return tl::unexpected<Error>(
         bad_map(text, "the guest path must be absolute, without . or .. parts"));
@@ -175,8 +191,9 @@ Result<> create_volume_image(sys::CommandRunner& runner, const std::string& dir,
     ::unlink(image.c_str());
     return fail_errno(fmt::format("stat {}", dir));
   }
-  auto made = runner.run({"mke2fs", "-q", "-F", "-t", "ext4", "-m", "0", "-L", "fcvm-volume", "-E",
-                          fmt::format("root_owner={}:{}", st.st_uid, st.st_gid), "-d", dir, image});
+  auto made =
+      runner.run({e2fs_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-m", "0", "-L", "fcvm-volume",
+                  "-E", fmt::format("root_owner={}:{}", st.st_uid, st.st_gid), "-d", dir, image});
   if (!made) {
     ::unlink(image.c_str());
     return fail(made.error().wrap(fmt::format("make a volume image of {}", dir)));
@@ -227,6 +244,8 @@ Result<> replace_entry(const fs::path& from, const fs::path& to) {
       return fail_errno(fmt::format("sync {}", tmp.string()));
     }
     (void)::lchown(tmp.c_str(), st.st_uid, st.st_gid);
+    // After the chown (which clears set-id bits), and whatever the umask took at creation.
+    (void)::chmod(tmp.c_str(), st.st_mode & 07777);
     timespec times[2] = {st.st_atim, st.st_mtim};
     (void)::utimensat(AT_FDCWD, tmp.c_str(), times, AT_SYMLINK_NOFOLLOW);
   }
@@ -287,11 +306,32 @@ Result<> merge_tree(const std::string& from, const std::string& target) {
 }
 
 Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
-                           const std::string& target, const std::string& staging) {
+                           const std::string& target, const std::string& staging, bool check_fs) {
   if (::mkdir(staging.c_str(), 0700) != 0) return fail_errno(fmt::format("create {}", staging));
-  auto dumped = runner.run({"debugfs", "-R", "rdump / " + staging, image});
-  Result<> merged = dumped ? merge_tree(staging, target)
-                           : Result<>(tl::unexpected<Error>(dumped.error().wrap("read " + image)));
+  // debugfs exits 0 even when it cannot open the image or a file fails to come out: its stderr
+  // is the verdict (anything beyond its version banner is a failure). Merging an incomplete
+  // extraction would delete the host's files, so nothing is merged then.
+  auto extract = [&]() -> Result<> {
+    if (check_fs) {
+      auto checked = runner.run({e2fs_tool("e2fsck"), "-n", "-f", image});
+      if (!checked) return fail(checked.error().wrap("check " + image));
+    }
+    auto err = runner.run({"sh", "-c", "\"$1\" -R \"rdump / $2\" \"$3\" 2>&1 >/dev/null", "sh",
+                           e2fs_tool("debugfs"), staging, image});
+    if (!err) return fail(err.error().wrap("read " + image));
+    std::string problems;
+    for (auto line : split(*err, '\n')) {
+      auto t = trim(line);
+      if (t.empty() || t.rfind("debugfs ", 0) == 0) continue;
+      problems += (problems.empty() ? "" : "; ") + std::string(t);
+    }
+    if (!problems.empty()) {
+      return fail(ErrorCode::kSystem, fmt::format("read {}: {}", image, problems));
+    }
+    return {};
+  };
+  auto done = extract();
+  Result<> merged = done ? merge_tree(staging, target) : done;
   (void)remove_all(staging);
   return merged;
 }

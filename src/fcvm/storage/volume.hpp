@@ -51,8 +51,12 @@ Result<bool> ext4_image_clean(const std::string& image);
 // not exist), then merged: each file renamed over its counterpart (copied beside it first when
 // staging is on another filesystem), directories created, entries gone from the image removed.
 // lost+found at the image's top is not part of the data.
+// check_fs: run `e2fsck -n -f` first (a cleanly unmounted image); off for a copy of a frozen,
+// still mounted file system (consistent, but its journal flag is set). Nothing is merged unless
+// the whole image came out.
 Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
-                           const std::string& target, const std::string& staging);
+                           const std::string& target, const std::string& staging,
+                           bool check_fs = true);
 // The merge step alone (tests use it directly).
 Result<> merge_tree(const std::string& from, const std::string& target);
 

@@ -66,6 +66,11 @@ class Monitor {
   void write_back_volumes();
   // An sshfs volume's server that ended leaves the guest's mount hanging: the VM stops.
   void check_volume_servers();
+  // Runs argv in the guest OS and waits for its exit code (the agent channel is served meanwhile).
+  Result<int> run_in_guest(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+  // `fcvm volume sync`: each writable block volume of a directory written back while the VM
+  // runs, from a copy taken with the guest's file system frozen.
+  Result<size_t> sync_volumes_live();
   void save();
   void report_ready(const std::string& line);
   void gate_passed();
@@ -120,6 +125,9 @@ class Monitor {
   std::optional<int> m_exit_code;
   std::optional<Error> m_error;
   std::optional<state::SnapshotRecord> m_restore_from;  // a clone's first start
+  // run_in_guest: the stream it waits for and what became of it.
+  uint32_t m_sync_stream = 0;
+  std::optional<int> m_sync_exit;
 };
 
 std::string Monitor::console_tail() const {
@@ -308,6 +316,8 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
                                     "\"{}\" passed",
                                     *m_exit_code, m_gate->spec));
       }
+    } else if (stream == m_sync_stream && m_sync_stream != 0) {
+      m_sync_exit = msg.value("code", 1);
     } else if (stream == m_probe_stream) {
       m_probe_stream = 0;
       if (msg.value("code", 1) == 0) {
@@ -322,6 +332,9 @@ Result<> Monitor::on_agent_control(const nlohmann::json& msg) {
   } else if (type == proto::k_error) {
     m_error = Error(ErrorCode::kSystem, fmt::format("guest: {}: {}", msg.value("stage", "?"),
                                                     msg.value("message", "?")));
+  } else if (type == "exec_error" && m_sync_stream != 0 &&
+             msg.value("stream", 0u) == m_sync_stream) {
+    FCVM_LOG(kWarn, "monitor", "guest command refused: {}", msg.value("message", ""));
   } else if (type == "exec_error" && msg.value("stream", 0u) == m_probe_stream &&
              m_probe_stream != 0) {
     // A refused probe (e.g. the container is not up yet): the exit that follows retries it.
@@ -391,6 +404,18 @@ void Monitor::on_client_control(Client& c, nlohmann::json msg) {
   } else if (type == "kill") {
     m_vm->backend->kill();
     reply({{"type", "ok"}});
+  } else if (type == "volume_sync") {
+    if (!m_container_running || m_exit_code || m_stop_deadline || !m_channel_open) {
+      reply({{"type", "error"},
+             {"message", fmt::format("VM {} is not running a container", m_rec.name)}});
+      return;
+    }
+    auto synced = sync_volumes_live();
+    if (!synced) {
+      reply({{"type", "error"}, {"message", synced.error().message()}});
+    } else {
+      reply({{"type", "ok"}, {"volumes", *synced}});
+    }
   } else if (type == "snapshot") {
     if (!m_ready || m_exit_code || m_stop_deadline || !m_channel_open) {
       reply({{"type", "error"},
@@ -590,6 +615,67 @@ void Monitor::teardown() {
     save();
   }
   m_clients.clear();
+}
+
+Result<int> Monitor::run_in_guest(const std::vector<std::string>& argv,
+                                  std::chrono::milliseconds timeout) {
+  m_sync_stream = m_next_stream++;
+  m_sync_exit.reset();
+  send_agent(nlohmann::json{
+      {"type", "exec"},
+      {"stream", m_sync_stream},
+      {"argv", argv},
+      {"in_vm", true},
+      {"tty", false},
+      {"stdin",
+       false}}.dump());
+  auto deadline = Clock::now() + timeout;
+  while (!m_sync_exit && m_channel_open && Clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto readable =
+        wait_readable(m_vm->channel.get(), std::min(left, std::chrono::milliseconds(100)));
+    if (readable && *readable) FCVM_TRY(on_agent_bytes());
+  }
+  m_sync_stream = 0;
+  if (!m_sync_exit) {
+    return fail(ErrorCode::kTimeout,
+                fmt::format("{} did not finish in the guest", join(argv, " ")));
+  }
+  return *m_sync_exit;
+}
+
+Result<size_t> Monitor::sync_volumes_live() {
+  size_t done = 0;
+  const auto& maps = m_vm->options.volumes;
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const auto& m = maps[i];
+    if (m.mode != storage::VolumeMode::kBlock || !m.host_is_dir || m.read_only) continue;
+    auto mount = fmt::format("/run/fcvm/volumes/{}", i);
+    auto image = volume_image_path(m_rec, i);
+    auto copy = fmt::format("{}/vol-{}.frozen", m_rec.dir, i);
+    ::unlink(copy.c_str());
+    // Frozen, the guest's file system is consistent on the disk (journal flushed) and stays so
+    // while the host copies the image; the container's writes wait meanwhile.
+    auto frozen = run_in_guest({"fsfreeze", "--freeze", mount}, std::chrono::seconds(30));
+    if (!frozen || *frozen != 0) {
+      return fail(ErrorCode::kSystem,
+                  fmt::format("volume {}: the guest could not freeze it{}", m.guest,
+                              frozen ? "" : ": " + frozen.error().message()));
+    }
+    auto copied = clone_file_data(image, copy, false, 0600);
+    auto thawed = run_in_guest({"fsfreeze", "--unfreeze", mount}, std::chrono::seconds(30));
+    if (!copied) return fail(copied.error().wrap("volume " + m.guest));
+    if (!thawed || *thawed != 0) {
+      FCVM_LOG(kError, "monitor", "volume {}: unfreeze failed", m.guest);
+    }
+    auto synced = storage::sync_image_to_dir(m_ctx.runner, copy, m.host,
+                                             fmt::format("{}/vol-{}.sync", m_rec.dir, i),
+                                             /*check_fs=*/false);
+    ::unlink(copy.c_str());
+    if (!synced) return fail(synced.error().wrap(fmt::format("write volume {} back", m.guest)));
+    ++done;
+  }
+  return done;
 }
 
 void Monitor::check_volume_servers() {
