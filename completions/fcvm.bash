@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start rm"
+  local commands="run ls inspect logs exec stop start rm snapshot clone volume"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -19,7 +19,10 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --stop-timeout -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    clone) opts="--snapshot --name -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
+    snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
+    volume) opts="sync --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
     inspect | start) opts="--help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
@@ -31,9 +34,17 @@ _fcvm() {
     --vmm) COMPREPLY=($(compgen -W "auto qemu firecracker" -- "$cur")); return ;;
     --network) COMPREPLY=($(compgen -W "rootless privileged" -- "$cur")); return ;;
     --env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
+    --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif [ "$cmd" = snapshot ] && [ "$prev" = snapshot ]; then
+    COMPREPLY=($(compgen -W "create ls inspect rm" -- "$cur"))
+  elif [ "$cmd" = snapshot ] && { [ "$prev" = inspect ] || [ "$prev" = rm ]; }; then
+    COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur"))
+  elif [ "$cmd" = volume ] && [ "$prev" = volume ]; then
+    COMPREPLY=($(compgen -W "sync" -- "$cur"))
   elif [ "$cmd" = run ]; then
     COMPREPLY=($(compgen -f -P oci-archive: -- "${cur#oci-archive:}"))
   else

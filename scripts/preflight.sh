@@ -54,6 +54,14 @@ fi
 check_tool ip iproute2
 check_tool nft nftables optional "port forwarding in the privileged network mode"
 check_tool unshare util-linux
+PATH=$PATH:/usr/sbin:/sbin check_tool mke2fs e2fsprogs required "--map volumes in block mode"
+PATH=$PATH:/usr/sbin:/sbin check_tool debugfs e2fsprogs required "writing block volumes back"
+check_tool bwrap bubblewrap optional "--map mode=sshfs (sandboxes the SFTP server)"
+if [ -x /usr/lib/openssh/sftp-server ]; then
+  ok sftp-server /usr/lib/openssh/sftp-server
+else
+  optional sftp-server "not found (--map mode=sshfs)" "${sudo}apt-get install -y openssh-sftp-server"
+fi
 
 echo "Kernel features:"
 userns_ok=1
