@@ -6,7 +6,8 @@
 #   b. SIGTERM to fcvm run: the container is stopped, exit 143;
 #   c. a failure injected at each configuration call: exit 1, one error line naming the call and
 #      Firecracker's fault_message, nothing left behind;
-#   d. --vmm firecracker without a binary: exit 1, a clear message, nothing created.
+#   d. --vmm firecracker without a binary: exit 1, a clear message, nothing created;
+#   e. run --save-snapshot and clone: the snapshot and load calls, disks and memory backend.
 # FCVM_ACCEL=kvm trusts KVM without the boot probe (this host's KVM may not boot a guest); the
 # probe still opens /dev/kvm and creates a VM, so the test needs /dev/kvm.
 source "$(dirname "$0")/../lib/common.sh"
@@ -172,4 +173,55 @@ grep -q "^fcvm: error: .*--vmm firecracker: not available: .*/nonexistent" <<<"$
 [ -z "$("$FCVM_BIN" ls -a -q)" ] || fail "no firecracker: a VM was recorded: $("$FCVM_BIN" ls -a)"
 assert_clean "--vmm firecracker without a binary"
 log "d. no binary: exit 1: $err"
+# e. Snapshot and clone with Firecracker: run -d --save-snapshot, then a clone restored from it;
+#    every call checked against the spec; the snapshot names its own disk copies, the clone loads
+#    it with a File memory backend and points the drives at its own disk.
+rec_src=$TEST_TMP/snap-src.jsonl
+rec_clone=$TEST_TMP/snap-clone.jsonl
+FAKE_FC_RUN_UNTIL_STOP=1 FAKE_FC_RECORD=$rec_src run_fc -d --name fsrc --cpu 1 --mem 256 \
+  --save-snapshot fcsnap "oci-archive:$archive" >/dev/null 2>"$TEST_TMP/err" ||
+  { show_vm_logs; fail "run --save-snapshot with firecracker: $(cat "$TEST_TMP/err")"; }
+[ "$("$FCVM_BIN" snapshot ls -q)" = fcsnap ] || fail "snapshot ls: $("$FCVM_BIN" snapshot ls)"
+snapdir=$("$FCVM_BIN" snapshot inspect fcsnap | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["paths"]["dir"])')
+FAKE_FC_RUN_UNTIL_STOP=1 FAKE_FC_RECORD=$rec_clone "$FCVM_BIN" clone --snapshot fcsnap --name fclone -d \
+  >/dev/null 2>"$TEST_TMP/err" || { show_vm_logs; fail "clone with firecracker: $(cat "$TEST_TMP/err")"; }
+"$FCVM_BIN" logs fclone 2>/dev/null | grep -q 'fake guest: running' || fail "no output from the clone"
+python3 - "$rec_src" "$rec_clone" "$snapdir" "$FCVM_DATA_DIR" <<'PY' || fail "snapshot API calls (above)"
+import json, sys
+rec_src, rec_clone, snapdir, data = sys.argv[1:]
+src = [json.loads(l) for l in open(rec_src)]
+clone = [json.loads(l) for l in open(rec_clone)]
+errors = []
+def check(ok, what):
+    if not ok: errors.append(what)
+for c in src + clone:
+    check(c["status"] < 300, f'{c["method"]} {c["path"]} answered {c["status"]}: {c.get("fault_message")}')
+seen = [f'{c["method"]} {c["path"]}' for c in src if c["method"] != "GET"]
+i = seen.index("PUT /snapshot/create") if "PUT /snapshot/create" in seen else -1
+check(i > 0, f"no snapshot/create: {seen}")
+if i > 0:
+    before = [c for c in src if c["method"] == "PATCH" and c["path"].startswith("/drives/")][:2]
+    check(all(c["body"]["path_on_host"].startswith(snapdir + "/") for c in before),
+          f"the snapshot does not name its own disk copies: {[c['body'] for c in before]}")
+    create = next(c for c in src if c["path"] == "/snapshot/create")
+    check(create["body"]["mem_file_path"] == snapdir + "/memory.ram", f"mem file {create['body']}")
+load = next((c for c in clone if c["path"] == "/snapshot/load"), None)
+check(load is not None, "the clone did not load the snapshot")
+if load:
+    check(load["body"].get("mem_backend", {}).get("backend_type") == "File", f"load {load['body']}")
+    check(load["body"]["snapshot_path"] == snapdir + "/state.bin", f"load {load['body']}")
+drives = [c["body"] for c in clone if c["method"] == "PATCH" and c["path"].startswith("/drives/")]
+check(any(d["path_on_host"].startswith(data + "/vms/") and d["path_on_host"].endswith("/root.ext4")
+          for d in drives), f"the clone's root drive is not its own disk: {drives}")
+check(not any(c["path"] == "/boot-source" for c in clone), "the clone booted instead of loading")
+for e in errors: print("  " + e)
+sys.exit(1 if errors else 0)
+PY
+rc=0
+"$FCVM_BIN" snapshot rm fcsnap 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "snapshot rm with a clone: exit $rc, want 2"
+"$FCVM_BIN" rm -f fclone fsrc >/dev/null
+"$FCVM_BIN" snapshot rm fcsnap >/dev/null || fail "snapshot rm"
+assert_clean "snapshot and clone"
+log "e. firecracker snapshot + clone: spec-checked calls, own disk copies, File memory backend"
 echo "firecracker run via fake-firecracker: all scenarios passed"
