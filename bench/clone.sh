@@ -36,7 +36,7 @@ def free_port():
 
 def http_ok(port):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=0.25) as r:
             return r.status == 200
     except Exception:
         return False
