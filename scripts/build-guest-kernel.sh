@@ -32,7 +32,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # metadata; names the kernel builds in are skipped. Optional ones may be absent from a kernel.
 required_modules=(virtio virtio_ring virtio_mmio virtio_pci virtio_blk virtio_net virtio_console
   vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport overlay ext4 fuse)
-optional_modules=(virtio_pci_modern_dev virtio_pci_legacy_dev net_failover failover virtio_rng)
+optional_modules=(virtio_pci_modern_dev virtio_pci_legacy_dev net_failover failover virtio_rng nfsv4)
 
 busybox=${FCVM_BUSYBOX:-/bin/busybox}
 init_script=$here/guest/initramfs-init

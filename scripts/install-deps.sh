@@ -12,7 +12,8 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libcli11-dev nlohmann-json3-de
 run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-linux curl e2fsprogs
   bubblewrap openssh-sftp-server)
 guest_pkgs=(mmdebstrap e2fsprogs busybox-static cpio zstd xz-utils lz4 kmod file dpkg-dev)
-test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3)
+test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3 jq
+  nfs-ganesha nfs-ganesha-vfs)
 
 what=${1:-all}
 case "$what" in

@@ -57,6 +57,7 @@ check_tool unshare util-linux
 PATH=$PATH:/usr/sbin:/sbin check_tool mke2fs e2fsprogs required "--map volumes in block mode"
 PATH=$PATH:/usr/sbin:/sbin check_tool debugfs e2fsprogs required "writing block volumes back"
 check_tool bwrap bubblewrap optional "--map mode=sshfs (sandboxes the SFTP server)"
+check_tool ganesha.nfsd nfs-ganesha optional "--map mode=nfs (also nfs-ganesha-vfs)"
 if [ -x /usr/lib/openssh/sftp-server ]; then
   ok sftp-server /usr/lib/openssh/sftp-server
 else

@@ -38,7 +38,7 @@ std::vector<std::string> mounted_volumes(const std::string& root, bool fuse_only
 Result<> Agent::mount_volumes() {
   for (size_t i = 0; i < m_plan->volumes.size(); ++i) {
     const auto& v = m_plan->volumes[i];
-    if (v.mode != "block" && v.mode != "sshfs") {
+    if (v.mode != "block" && v.mode != "sshfs" && v.mode != "nfs") {
       return fail(
           ErrorCode::kUnavailable,
           fmt::format("volume {}: mode {} is not supported by this agent", v.guest_path, v.mode));
@@ -48,6 +48,18 @@ Result<> Agent::mount_volumes() {
     FCVM_TRY(make_dirs(dir, 0755));
     if (v.mode == "sshfs") {
       FCVM_TRY(start_sshfs(i));
+      continue;
+    }
+    if (v.mode == "nfs") {
+      // The kernel's NFS client speaks to the host's per-VM server; text options carry the
+      // address and port (no mount helper in the guest).
+      unsigned long nfs_flags = 0;
+      if (v.read_only) nfs_flags |= MS_RDONLY;
+      if (::mount(v.source.c_str(), dir.c_str(), "nfs4", nfs_flags, v.options.c_str()) != 0) {
+        return fail_errno(
+            fmt::format("volume {}: mount nfs {} ({})", v.guest_path, v.source, v.options));
+      }
+      sayf("volume {} ({}) mounted from nfs {}", v.guest_path, dir, v.source);
       continue;
     }
     auto dev = find_disk_by_serial(m_options.root, v.serial);

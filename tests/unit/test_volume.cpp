@@ -872,5 +872,35 @@ TEST(VolumeSshfs, RemovesRecentFuseHiddenFilesOnly) {
   EXPECT_TRUE(exists(tmp / ".fuse_hidden0004"));
 }
 
+// The NFS server's configuration: NFSv4 only on the bridge address and port, one export per
+// volume whose only client is the VM's address, RO for :ro.
+TEST(VolumeNfs, ConfigExportsToTheVmAlone) {
+  auto conf = nfs_server_config({{"/srv/a", "/vol0", false}, {"/srv/b dir", "/vol2", true}},
+                                "172.31.0.1", 40123, "172.31.0.7", "/run/vm/nfs");
+  EXPECT_NE(conf.find("Protocols = 4;"), std::string::npos);
+  EXPECT_NE(conf.find("NFS_Port = 40123;"), std::string::npos);
+  EXPECT_NE(conf.find("Bind_addr = 172.31.0.1;"), std::string::npos);
+  EXPECT_NE(conf.find("Graceless = true;"), std::string::npos);
+  EXPECT_NE(conf.find("RecoveryRoot = /run/vm/nfs;"), std::string::npos);
+  EXPECT_NE(conf.find("Path = \"/srv/a\";"), std::string::npos);
+  EXPECT_NE(conf.find("Path = \"/srv/b dir\";"), std::string::npos);
+  EXPECT_NE(conf.find("Pseudo = /vol2;"), std::string::npos);
+  EXPECT_NE(conf.find("CLIENT { Clients = 172.31.0.7; Access_Type = RW; }"), std::string::npos);
+  EXPECT_NE(conf.find("CLIENT { Clients = 172.31.0.7; Access_Type = RO; }"), std::string::npos);
+  // Nobody else: the export's own access is NONE, and no other client line exists.
+  size_t clients = 0;
+  for (size_t at = conf.find("Clients = "); at != std::string::npos;
+       at = conf.find("Clients = ", at + 1)) {
+    ++clients;
+  }
+  EXPECT_EQ(clients, 2u);
+  size_t none = 0;
+  for (size_t at = conf.find("Access_Type = NONE;"); at != std::string::npos;
+       at = conf.find("Access_Type = NONE;", at + 1)) {
+    ++none;
+  }
+  EXPECT_EQ(none, 2u);
+}
+
 }  // namespace
 }  // namespace fcvm::storage

@@ -61,10 +61,13 @@ nlohmann::json to_json(const Plan& p) {
   if (!p.volumes.empty()) {
     json volumes = json::array();
     for (const auto& v : p.volumes) {
-      volumes.push_back({{"guest_path", v.guest_path},
-                         {"mode", v.mode},
-                         {"serial", v.serial},
-                         {"read_only", v.read_only}});
+      json vol = {{"guest_path", v.guest_path},
+                  {"mode", v.mode},
+                  {"serial", v.serial},
+                  {"read_only", v.read_only}};
+      if (!v.source.empty()) vol["source"] = v.source;
+      if (!v.options.empty()) vol["options"] = v.options;
+      volumes.push_back(vol);
     }
     out["volumes"] = volumes;
   }
@@ -115,6 +118,8 @@ Result<Plan> plan_from_json(const json& j) {
         vol.mode = v.value("mode", "block");
         vol.serial = v.value("serial", "");
         vol.read_only = v.value("read_only", false);
+        vol.source = v.value("source", "");
+        vol.options = v.value("options", "");
         if (vol.guest_path.empty() || vol.guest_path[0] != '/') {
           return fail(ErrorCode::kProtocol,
                       fmt::format("volume guest path '{}' is not absolute", vol.guest_path));

@@ -45,9 +45,11 @@ struct NetworkSpec {
 // agent mounts (ext4) and bind-mounts into the container.
 struct VolumeSpec {
   std::string guest_path;
-  std::string mode = "block";  // block (sshfs and nfs are host-side modes of later versions)
-  std::string serial{};
+  std::string mode = "block";  // block | sshfs | nfs
+  std::string serial{};        // block: the disk's serial; sshfs: the virtio-serial port's name
   bool read_only = false;
+  std::string source{};   // nfs: SERVER:/PATH
+  std::string options{};  // nfs: the kernel's mount options (addr=, port=, vers=, ...)
 };
 
 struct Plan {

@@ -109,7 +109,10 @@ Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& net
                                 "privileged (the host exports the directory to the VM's address)",
                                 map.to_string()));
       }
-      break;
+      if (auto server = storage::find_nfs_server(); !server) {
+        return tl::unexpected<Error>(server.error());
+      }
+      return {};
     case storage::VolumeMode::kSshfs: {
       auto server = storage::find_sftp_server();
       if (!server) return tl::unexpected<Error>(server.error());
@@ -120,10 +123,7 @@ Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& net
       return {};
     }
   }
-  return fail(ErrorCode::kInvalidInput,
-              fmt::format("invalid --map \"{}\": mode={} is not available in this version; use "
-                          "mode=block",
-                          map.to_string(), storage::volume_mode_name(map.mode)));
+  return fail(ErrorCode::kInternal, "unknown volume mode");
 }
 
 Result<> check_ports_available(const std::vector<net::PortMapping>& ports) {

@@ -1,13 +1,17 @@
 #include "fcvm/storage/volume.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
@@ -45,6 +49,17 @@ std::string e2fs_tool(const char* name) {
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
   return name;
+}
+
+bool tcp_port_open(const std::string& address, int port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) return false;
+  // sockaddr_in is the concrete type behind the generic sockaddr the call takes.
+  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
 }
 
 bool clean_absolute(const std::string& p) {
@@ -352,6 +367,64 @@ Result<size_t> remove_fuse_hidden(const std::string& dir, int64_t since_ms) {
   }
   for (const auto& p : doomed) removed += ::unlink(p.c_str()) == 0 ? 1 : 0;
   return removed;
+}
+
+std::string nfs_server_config(const std::vector<NfsExport>& exports,
+                              const std::string& bind_address, int port, const std::string& client,
+                              const std::string& state_dir) {
+  // NFSv4 only (no rpcbind, NLM or rquota), graceless (a fresh server per VM has no clients to
+  // wait for), state kept in the VM's directory.
+  std::string out = fmt::format(
+      "NFS_CORE_PARAM {{\n  Protocols = 4;\n  NFS_Port = {};\n  Bind_addr = {};\n"
+      "  Enable_NLM = false;\n  Enable_RQUOTA = false;\n  Enable_UDP = false;\n}}\n"
+      "NFSV4 {{\n  Graceless = true;\n  RecoveryBackend = fs;\n  RecoveryRoot = {};\n"
+      "  Minor_Versions = 1, 2;\n}}\n",
+      port, bind_address, state_dir);
+  int id = 1;
+  for (const auto& e : exports) {
+    out += fmt::format(
+        "EXPORT {{\n  Export_Id = {};\n  Path = \"{}\";\n  Pseudo = {};\n  Access_Type = NONE;\n"
+        "  Squash = No_Root_Squash;\n  Protocols = 4;\n  SecType = sys;\n"
+        "  CLIENT {{ Clients = {}; Access_Type = {}; }}\n  FSAL {{ Name = VFS; }}\n}}\n",
+        id++, e.dir, e.pseudo, client, e.read_only ? "RO" : "RW");
+  }
+  return out;
+}
+
+Result<std::string> find_nfs_server() {
+  for (const char* p : {"/usr/bin/ganesha.nfsd", "/usr/sbin/ganesha.nfsd"}) {
+    if (::access(p, X_OK) == 0) return std::string(p);
+  }
+  return fail(ErrorCode::kUnavailable,
+              "mode=nfs needs NFS-Ganesha on the host (apt-get install nfs-ganesha "
+              "nfs-ganesha-vfs)");
+}
+
+Result<ChildProcess> spawn_nfs_server(const std::string& config, const std::string& address,
+                                      int port, const std::string& log_path) {
+  auto server = find_nfs_server();
+  if (!server) return tl::unexpected<Error>(server.error());
+  SpawnOptions opts;
+  opts.argv = {*server,         "-F", "-f",      config, "-L", log_path, "-p",
+               config + ".pid", "-N", "NIV_WARN"};
+  auto child = ChildProcess::spawn(opts);
+  if (!child) return tl::unexpected<Error>(child.error().wrap("start the NFS server"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    auto st = child->try_wait();
+    if (st && *st) {
+      auto log = read_file(log_path);
+      return fail(ErrorCode::kSystem,
+                  fmt::format("the NFS server exited ({}): {}", (*st)->describe(),
+                              log ? std::string(trim(*log)).substr(0, 400) : "?"));
+    }
+    if (tcp_port_open(address, port)) return child;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return fail(ErrorCode::kTimeout,
+                  fmt::format("the NFS server did not listen on {}:{} within 15 s", address, port));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 Result<std::string> find_sftp_server() {

@@ -71,6 +71,24 @@ std::vector<std::string> sftp_server_argv(const std::string& server,
                                           const std::vector<std::string>& libraries,
                                           const std::string& passwd, const std::string& dir,
                                           bool read_only);
+// nfs mode (root, privileged networking): a per-VM NFSv4 server (NFS-Ganesha, user space, in the
+// foreground, dying with the monitor) bound to the bridge address, exporting each directory to
+// the VM's own address alone; the guest's kernel mounts it.
+struct NfsExport {
+  std::string dir;     // host directory
+  std::string pseudo;  // path in the server's pseudo file system, e.g. /vol0
+  bool read_only = false;
+};
+// The server's configuration (pure).
+std::string nfs_server_config(const std::vector<NfsExport>& exports,
+                              const std::string& bind_address, int port, const std::string& client,
+                              const std::string& state_dir);
+// ganesha.nfsd, or kUnavailable naming the packages.
+Result<std::string> find_nfs_server();
+// Starts the server on `config` and waits until it accepts connections on address:port.
+Result<ChildProcess> spawn_nfs_server(const std::string& config, const std::string& address,
+                                      int port, const std::string& log_path);
+
 // Removes the .fuse_hidden* files under dir modified at or after since_ms (epoch ms): what sshfs
 // leaves of files deleted while still open. Returns how many went.
 Result<size_t> remove_fuse_hidden(const std::string& dir, int64_t since_ms);

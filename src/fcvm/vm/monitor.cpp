@@ -683,10 +683,10 @@ void Monitor::check_volume_servers() {
   for (size_t i = 0; i < m_vm->volume_servers.size(); ++i) {
     auto st = m_vm->volume_servers[i].try_wait();
     if (!st || !*st) continue;
-    auto log = read_file(fmt::format("{}/sftp-{}.log", m_rec.dir, i));
     m_error = Error(ErrorCode::kSystem,
-                    fmt::format("the SFTP server of an sshfs volume exited ({}): {}",
-                                (*st)->describe(), log ? std::string(trim(*log)) : "?"));
+                    fmt::format("a volume's server on the host exited ({}); see {}/sftp-*.log "
+                                "or {}/nfs.log",
+                                (*st)->describe(), m_rec.dir, m_rec.dir));
     begin_stop(0);
     return;
   }

@@ -1,7 +1,10 @@
 #include "fcvm/vm/setup.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -67,6 +70,57 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
   auto network = net::RootlessNetwork::create(config, ctx.runner);
   if (!network) return tl::unexpected<Error>(network.error());
   return std::unique_ptr<net::VmNetwork>(std::move(*network));
+}
+
+// Free TCP port on `address` (bound and released: the server binds it a moment later).
+Result<int> free_port_on(const std::string& address) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail_errno("socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
+    return fail(ErrorCode::kInternal, "bad address " + address);
+  }
+  // sockaddr_in is the concrete type behind the generic sockaddr the calls take.
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+    return fail_errno(fmt::format("bind {}", address));
+  }
+  socklen_t len = sizeof a;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    return fail_errno("getsockname");
+  }
+  return static_cast<int>(ntohs(a.sin_port));
+}
+
+Result<> start_nfs_server(VmResources& vm, const state::VmRecord& rec, std::string& server,
+                          int& port) {
+  std::vector<storage::NfsExport> exports;
+  for (size_t i = 0; i < vm.options.volumes.size(); ++i) {
+    const auto& m = vm.options.volumes[i];
+    if (m.mode == storage::VolumeMode::kNfs) {
+      exports.push_back({m.host, fmt::format("/vol{}", i), m.read_only});
+    }
+  }
+  if (exports.empty()) return {};
+  auto net = vm.network->describe();
+  auto client = net.value("host_address", std::string());
+  auto bridge = net.value("bridge_address", std::string());
+  if (client.empty() || bridge.empty()) {
+    return fail(ErrorCode::kInvalidInput, "mode=nfs needs --network privileged");
+  }
+  server = bridge.substr(0, bridge.find('/'));
+  auto p = free_port_on(server);
+  if (!p) return tl::unexpected<Error>(p.error());
+  port = *p;
+  auto state_dir = rec.dir + "/nfs";
+  FCVM_TRY(make_dirs(state_dir, 0700));
+  auto config = rec.dir + "/ganesha.conf";
+  FCVM_TRY(write_file_atomic(
+      config, storage::nfs_server_config(exports, server, port, client, state_dir), 0600));
+  auto child = storage::spawn_nfs_server(config, server, port, rec.dir + "/nfs.log");
+  if (!child) return tl::unexpected<Error>(child.error());
+  vm.volume_servers.push_back(std::move(*child));
+  return {};
 }
 
 }  // namespace
@@ -171,6 +225,11 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   timings.mark("network_started");
   save();  // from here on the record says what to clean up if this process is killed
 
+  // 4b. nfs volumes: the VM's own NFS server on the bridge, exporting to the VM's address alone.
+  std::string nfs_server;
+  int nfs_port = 0;
+  FCVM_TRY_CTX(start_nfs_server(*vm, rec, nfs_server, nfs_port), "nfs volumes");
+
   // 5. The VMM, inside the VM's namespaces. The guest finds its disks by serial; the serial a
   //    disk shows is the backend's business (Firecracker derives it from the file).
   vmm::VmSpec spec;
@@ -200,6 +259,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
       spec.serial_ports.push_back(sshfs_port_name(i));
       continue;
     }
+    if (m.mode == storage::VolumeMode::kNfs) continue;
     if (m.mode != storage::VolumeMode::kBlock) {
       return fail(ErrorCode::kUnavailable,
                   fmt::format("--map {}: mode {} is not available", m.to_string(),
@@ -240,6 +300,13 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     const auto& m = vm->options.volumes[i];
     if (m.mode == storage::VolumeMode::kSshfs) {
       vm->plan.volumes.push_back({m.guest, "sshfs", sshfs_port_name(i), m.read_only});
+      continue;
+    }
+    if (m.mode == storage::VolumeMode::kNfs) {
+      vm->plan.volumes.push_back(
+          {m.guest, "nfs", "", m.read_only, fmt::format("{}:/vol{}", nfs_server, i),
+           fmt::format("vers=4.2,addr={},port={},proto=tcp,sec=sys,hard,clientaddr={}", nfs_server,
+                       nfs_port, guest.ip)});
       continue;
     }
     auto serial = vm->backend->guest_disk_serial(spec.disks[disk++]);
