@@ -7,6 +7,7 @@
 # Block mode's two host-side copies are reported too: the image made at start (volumes_ready
 # milestone) and the write-back after a clean stop (volume_written_back).
 #   bench/volumes.sh [FCVM_BIN] [IMAGES_DIR]       (make bench)   MB=256 FILES=1000
+# Modes: block, sshfs (needs openssh-sftp-server and bubblewrap), nfs (needs root and nfs-ganesha).
 # Under TCG the guest CPU, not the disk, is the limit for every in-guest figure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,14 +47,22 @@ mkdir -p "$tmp/host"
 drop_host='sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true'
 row "host disk (/var/tmp)" "$(sh -c "$workload" sh "$tmp/host" "$drop_host")"
 
-for mode in block sshfs; do
+for mode in block sshfs nfs; do
   dir=$tmp/vol-$mode
   mkdir -p "$dir"
   if [ "$mode" = sshfs ] && { [ ! -x /usr/lib/openssh/sftp-server ] || ! command -v bwrap >/dev/null; }; then
     echo "$mode: skipped (needs openssh-sftp-server and bubblewrap)"
     continue
   fi
-  "$fcvm" run -d --name "bench-$mode" --timings "$tmp/t-$mode" --map "$dir:/data,mode=$mode" \
+  net=()
+  if [ "$mode" = nfs ]; then
+    if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/bin/ganesha.nfsd ]; then
+      echo "$mode: skipped (needs root and nfs-ganesha)"
+      continue
+    fi
+    net=(--network privileged)
+  fi
+  "$fcvm" run -d --name "bench-$mode" "${net[@]}" --timings "$tmp/t-$mode" --map "$dir:/data,mode=$mode" \
     "oci-archive:$images/sqlite.oci.tar" sleep 3600 >/dev/null
   vm=bench-$mode
   # The page cache is the guest's: drop it from the guest OS between write and read.
