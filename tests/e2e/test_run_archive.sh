@@ -6,6 +6,10 @@ need_root "the e2e tier runs as root in CI"
 need_guest
 busybox_oci=$(need_image busybox.oci.tar)
 busybox_docker=$(need_image busybox.docker.tar)
+use_private_data_dir
+# Whatever happens, no VM of this test outlives it (a killed foreground run's VM would otherwise
+# take its stop timeout to go).
+on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done"
 assert_no_leftovers
 
 # 1. oci-archive, env from the command line and a file, exit code 3.

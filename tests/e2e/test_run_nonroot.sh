@@ -38,7 +38,7 @@ on_exit "pkill -9 -u $user 2>/dev/null"
 body=$(wait_http "http://127.0.0.1:$port/" 150) || { cat "$TEST_TMP/err" >&2; fail "no HTTP 200 as $user"; }
 [ "$body" = "rootless-ok" ] || fail "unexpected body: $body"
 # The VMM and slirp4netns run as the user, not as root.
-owner=$(ps -o user= -C slirp4netns | sort -u | tr -d ' ')
+owner=$(ps -o user= -p "$(pgrep -d, -f "slirp4netns.*$TEST_TMP/home/data")" | sort -u | tr -d ' ')
 [ "$owner" = "$user" ] || fail "slirp4netns runs as '$owner', want $user"
 # Signal fcvm itself: runuser would forward SIGTERM and then SIGKILL its child after 2 s.
 fcvm_pid=$(pgrep -u "$user" -x -r R,S fcvm) || fail "fcvm process of $user not found"

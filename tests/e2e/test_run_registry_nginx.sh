@@ -15,7 +15,7 @@ log "fcvm run $REGISTRY/nginx:latest --publish 127.0.0.1:$port:80"
 "$FCVM_BIN" run --name web-e2e --publish "127.0.0.1:$port:80" "$REGISTRY/nginx:latest" \
   >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
 pid=$!
-on_exit "kill -9 $pid 2>/dev/null"
+on_exit "kill -9 $pid 2>/dev/null; '$FCVM_BIN' rm -f web-e2e >/dev/null 2>&1"
 start=$SECONDS
 body=$(wait_http "http://127.0.0.1:$port/" 120) || {
   cat "$TEST_TMP/err" >&2
