@@ -68,13 +68,13 @@ def vm_pss_kib(name):
     info = json.loads(subprocess.check_output([fcvm, "inspect", name]))[0]
     root = info["processes"]["monitor"]["pid"]
     # The monitor and every process below it.
-    pids, todo = set(), [root]
-    while todo:
-        pid = todo.pop(); pids.add(pid)
+    pids, pending = set(), [root]
+    while pending:
+        pid = pending.pop(); pids.add(pid)
         try:
             for t in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{t}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
+                    pending += [int(c) for c in f.read().split()]
         except FileNotFoundError:
             pass
     total = 0

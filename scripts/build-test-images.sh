@@ -122,27 +122,30 @@ add_libraries() {
 # The busybox image plus the host's sqlite3 (Debian's `sqlite3` package) and its libraries: a
 # database workload for the volume tests.
 build_sqlite() {
-  local out=$1 root=$work/sqlite applet
-  mkdir -p "$root"/{bin,usr/bin}
-  base_files "$root"
-  install -m 0755 "$busybox" "$root/bin/busybox"
-  for applet in $("$busybox" --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
-  done
+  local out=$1 root=$work/sqlite
+  mkdir -p "$root/usr/bin"
+  busybox_root "$root"
   install -m 0755 "$sqlite3_bin" "$root/usr/bin/sqlite3"
   add_libraries "$root" "$root/usr/bin/sqlite3"
   make_oci_archive "$root" localhost/fcvm-test/sqlite:latest \
     '{"Env":["PATH=/usr/bin:/bin"],"Cmd":["sh"],"WorkingDir":"/"}' "$out"
 }
 
-build_busybox() {
-  local out=$1 root=$work/busybox applet
-  mkdir -p "$root"/{bin,var/www}
+# busybox_root ROOT: base files and static busybox with a link per applet in ROOT/bin.
+busybox_root() {
+  local root=$1 applet
+  mkdir -p "$root/bin"
   base_files "$root"
   install -m 0755 "$busybox" "$root/bin/busybox"
   for applet in $("$busybox" --list); do
     [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
   done
+}
+
+build_busybox() {
+  local out=$1 root=$work/busybox
+  mkdir -p "$root/var/www"
+  busybox_root "$root"
   printf 'Hello from fcvm busybox\n' >"$root/var/www/index.html"
   make_oci_archive "$root" localhost/fcvm-test/busybox:latest \
     '{"Env":["PATH=/bin"],"Cmd":["sh"],"WorkingDir":"/"}' "$out"
