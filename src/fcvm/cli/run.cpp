@@ -207,9 +207,11 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
                 "Keep the VM running when its readiness gate fails (for debugging)");
   cmd->add_option("--map", args->maps,
-                  "Map host data into the container: HOST:GUEST[:ro][,mode=block] (repeatable). "
-                  "block: a directory becomes a disk image of its contents; the container's writes "
-                  "reach the directory when the VM stops cleanly. An image file is attached as is")
+                  "Map host data into the container: HOST:GUEST[:ro][,mode=block|sshfs|nfs] "
+                  "(repeatable; HOST must exist). block (default): a directory becomes a disk "
+                  "image of its contents, written back when the VM stops cleanly (or on `fcvm "
+                  "volume sync`); an image file is attached as is. sshfs: live, rootless (QEMU). "
+                  "nfs: live, root and --network privileged")
       ->allow_extra_args(false);
   cmd->add_option("--map-size", args->map_size,
                   "Size of the disk image made for each mapped directory (e.g. 4G; default: twice "
