@@ -26,6 +26,8 @@ need_cmd slirp4netns
 need_cmd python3
 
 export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
+# Whatever fails, no VM (and no fake VMM) of this test outlives it.
+on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done; for s in \$('$FCVM_BIN' snapshot ls -q 2>/dev/null); do '$FCVM_BIN' snapshot rm -f \$s >/dev/null 2>&1; done"
 export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
 # Like a real guest, the fake agent listens only after a while (fcvm retries the vsock CONNECT
 # meanwhile) and its container takes a while to start after the plan: `fcvm run` has attached to
