@@ -603,10 +603,9 @@ void Monitor::teardown() {
     }
   }
   bool never_ran = !m_ready;
-  if (never_ran)
-    report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
   // A VM that never got to run its container on its first start leaves nothing behind; one that
-  // asked to be removed when it ends goes too.
+  // asked to be removed when it ends goes too. Before the starting command hears of the failure:
+  // when `run -d` returns, nothing of the VM is left.
   if (m_rec.auto_remove || (m_fresh && never_ran)) {
     (void)remove_all(m_rec.dir);
     (void)m_store.remove(m_rec.id);
@@ -614,6 +613,8 @@ void Monitor::teardown() {
     ::unlink((m_rec.dir + "/control.sock").c_str());
     save();
   }
+  if (never_ran)
+    report_ready("error: " + (m_error ? m_error->to_string() : "stopped during start-up"));
   m_clients.clear();
 }
 
