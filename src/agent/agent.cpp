@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,15 +22,8 @@ constexpr int64_t k_answer_grace_ms = 10'000;
 
 Agent::Agent(AgentOptions options) : m_options(std::move(options)), m_channel(m_options.channel) {
   // SIGTERM/SIGINT (catatonit forwards what PID 1 gets, e.g. ctrl-alt-del) stop the container
-  // like a host `stop`; they are read from a signalfd in the loop, so they are blocked here.
-  // Children start with an empty mask (ChildProcess::spawn).
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
-  m_signal_fd.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!m_signal_fd) sayf("signalfd: {} (SIGTERM will kill the agent)", std::strerror(errno));
+  // like a host `stop`; they are read from a signalfd in the loop (m_signals blocks them).
+  if (!m_signals.valid()) sayf("signalfd: {} (SIGTERM will kill the agent)", std::strerror(errno));
 }
 
 Agent::~Agent() = default;
@@ -72,7 +64,7 @@ Result<std::string> Agent::run() {
 
 void Agent::build_poll_set(PollSet& set) {
   m_channel.add_to(set);
-  if (m_signal_fd) set.add(m_signal_fd.get(), POLLIN, [this](short) { on_signal(); });
+  if (m_signals.valid()) set.add(m_signals.fd(), POLLIN, [this](short) { on_signal(); });
   if (m_notify_fd) set.add(m_notify_fd.get(), POLLIN, [this](short) { on_notify(); });
   add_helpers_to(set);
   add_streams_to(set);
@@ -246,10 +238,9 @@ void Agent::finish(const std::string& reason) {
 }
 
 void Agent::on_signal() {
-  signalfd_siginfo info{};
-  while (::read(m_signal_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+  while (auto signo = m_signals.take()) {
     int timeout = m_plan ? m_plan->stop_timeout_s : 10;
-    handle_stop(timeout, fmt::format("received {}", strsignal(static_cast<int>(info.ssi_signo))));
+    handle_stop(timeout, fmt::format("received {}", strsignal(*signo)));
   }
 }
 

@@ -26,6 +26,7 @@
 #include "agent/piped_process.hpp"
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/child_process.hpp"
+#include "fcvm/util/signal_fd.hpp"
 #include "fcvm/util/unique_fd.hpp"
 
 namespace fcvm::agent {
@@ -154,7 +155,7 @@ class Agent {
   std::map<uint32_t, Stream> m_streams;
   uint64_t m_exec_serial = 0;  // makes every container exec's mark unique
 
-  UniqueFd m_signal_fd;
+  SignalFd m_signals{SIGTERM, SIGINT};
   UniqueFd m_notify_fd;
   std::string m_archive_copy;  // temporary copy of the image archive, removed after loading
   int64_t m_probe_at_ms = 0;   // when to ask podman whether the container runs (no READY yet)

@@ -42,8 +42,9 @@ assert_no_leftovers
 #    attached client is gone and removes the (auto-remove) VM.
 "$FCVM_BIN" run --name f3 "oci-archive:$busybox" sleep 600 >/dev/null 2>&1 &
 runner=$!
-for _ in $(seq 100); do [ -n "$(fcvm ls -q)" ] && break; sleep 0.05; done
-sleep 2  # mid-boot
+# Mid-boot: its VMM runs, the container does not yet.
+vmm_running() { [ "$(pid_of f3 vmm 2>/dev/null || echo 0)" -gt 0 ]; }
+wait_until 60 vmm_running || fail "the VMM of f3 never started"
 kill -9 "$runner"
 for _ in $(seq 300); do [ -z "$(fcvm ls -a -q)" ] && break; sleep 0.1; done
 [ -z "$(fcvm ls -a -q)" ] || fail "VM of a killed foreground run survives: $(fcvm ls -a)"

@@ -42,8 +42,7 @@ last=$(fcvm logs --tail 1 life | awk '{print $2}')
 fcvm logs -f life >"$TEST_TMP/follow" 2>&1 &
 follower=$!
 on_exit "kill $follower 2>/dev/null"
-sleep 3
-grep -q "^tick $((last + 2))$" "$TEST_TMP/follow" || fail "logs -f missed new output (last was $last): $(tail -3 "$TEST_TMP/follow")"
+wait_until 30 grep -q "^tick $((last + 2))$" "$TEST_TMP/follow" || fail "logs -f missed new output (last was $last): $(tail -3 "$TEST_TMP/follow")"
 
 # 4. exec: exit code, stdin, env, workdir, the guest OS.
 expect_rc 7 fcvm exec life -- sh -c 'exit 7'

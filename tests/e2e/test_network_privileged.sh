@@ -61,7 +61,7 @@ fi
 taken=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$taken)); s.listen(); time.sleep(600)" &
 on_exit "kill $!"
-sleep 0.3
+wait_until 30 port_listening "$taken" || fail "the helper never bound port $taken"
 rules_before=$(nft list table inet fcvm | grep -c 'comment "fcvm:' || true)
 expect_rc 2 fcvm run --network bogus "oci-archive:$busybox" true
 grep -q '"bogus"' "$TEST_TMP/last.err" || fail "--network bogus: $(cat "$TEST_TMP/last.err")"

@@ -25,8 +25,7 @@ log "HTTP 200 after $((SECONDS - start)) s"
 grep -q "Welcome to fcvm nginx" <<<"$body" || fail "unexpected page: $body"
 
 # The container's access log reaches fcvm's stdout/stderr.
-sleep 1
-grep -q 'GET / HTTP' "$TEST_TMP/out" "$TEST_TMP/err" || fail "nginx access log not streamed"
+wait_until 30 grep -q 'GET / HTTP' "$TEST_TMP/out" "$TEST_TMP/err" || fail "nginx access log not streamed"
 
 kill -TERM "$pid"
 rc=0

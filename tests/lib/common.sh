@@ -27,6 +27,19 @@ trap _run_cleanups EXIT
 need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root: $*"; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"; }
 
+# Runs CMD... until it succeeds, for at most TIMEOUT_S seconds: waits on a condition, never on
+# a fixed time. Returns 1 at the deadline.
+wait_until() { # TIMEOUT_S CMD...
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+# Something listens on 127.0.0.1:PORT.
+port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # A TCP port nobody listens on right now.
 free_port() {
   python3 - <<'PY'

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "fcvm/vm/options.hpp"
+#include "fcvm/vm/validate.hpp"
 #include "fcvm/vm/plan.hpp"
 
 using namespace fcvm;
@@ -23,29 +24,29 @@ TEST(Options, Names) {
 }
 
 TEST(Options, Env) {
-  EXPECT_EQ(*vm::normalize_env("A=1"), "A=1");
-  EXPECT_EQ(*vm::normalize_env("A="), "A=");
-  EXPECT_EQ(*vm::normalize_env("A=b=c"), "A=b=c");
+  EXPECT_EQ(*vm::normalize_env("A=1", vm::process_env()), "A=1");
+  EXPECT_EQ(*vm::normalize_env("A=", vm::process_env()), "A=");
+  EXPECT_EQ(*vm::normalize_env("A=b=c", vm::process_env()), "A=b=c");
   setenv("FCVM_TEST_VAR", "xyz", 1);
-  EXPECT_EQ(*vm::normalize_env("FCVM_TEST_VAR"), "FCVM_TEST_VAR=xyz");
+  EXPECT_EQ(*vm::normalize_env("FCVM_TEST_VAR", vm::process_env()), "FCVM_TEST_VAR=xyz");
   unsetenv("FCVM_TEST_UNSET");
-  EXPECT_FALSE(vm::normalize_env("FCVM_TEST_UNSET"));
-  EXPECT_FALSE(vm::normalize_env("=1"));
-  EXPECT_FALSE(vm::normalize_env("1A=1"));
-  EXPECT_FALSE(vm::normalize_env("A-B=1"));
+  EXPECT_FALSE(vm::normalize_env("FCVM_TEST_UNSET", vm::process_env()));
+  EXPECT_FALSE(vm::normalize_env("=1", vm::process_env()));
+  EXPECT_FALSE(vm::normalize_env("1A=1", vm::process_env()));
+  EXPECT_FALSE(vm::normalize_env("A-B=1", vm::process_env()));
 }
 
 TEST(Options, EnvFile) {
   std::string path = testing::TempDir() + "/env";
   std::ofstream(path) << "# comment\n\nA=1\n  B=two words  \n";
-  auto env = vm::read_env_file(path);
+  auto env = vm::read_env_file(path, vm::process_env());
   ASSERT_TRUE(env);
   EXPECT_EQ(*env, (std::vector<std::string>{"A=1", "B=two words"}));
   std::ofstream(path) << "A=1\nnot valid\n";
-  auto bad = vm::read_env_file(path);
+  auto bad = vm::read_env_file(path, vm::process_env());
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find(":2:"), std::string::npos) << bad.error().message();
-  EXPECT_FALSE(vm::read_env_file("/nonexistent/env"));
+  EXPECT_FALSE(vm::read_env_file("/nonexistent/env", vm::process_env()));
 }
 
 // The network mode survives the record (a stopped privileged VM starts privileged again); records

@@ -270,6 +270,42 @@ Result<Signal> signal_from_json(const json& j) {
   }
 }
 
+Result<Exit> exit_from_json(const json& j) {
+  try {
+    Exit e;
+    e.stream = j.at("stream").get<uint32_t>();
+    e.code = j.at("code").get<int>();
+    return e;
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad exit: {}", e.what()));
+  }
+}
+
+Result<Event> event_from_json(const json& j) {
+  try {
+    return Event{j.value("name", "event"), j.value("uptime_ms", int64_t{0}),
+                 j.value("detail", "")};
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad event: {}", e.what()));
+  }
+}
+
+Result<ErrorMsg> error_from_json(const json& j) {
+  try {
+    return ErrorMsg{j.value("stage", "?"), j.value("message", "?")};
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad error: {}", e.what()));
+  }
+}
+
+Result<std::string> log_from_json(const json& j) {
+  try {
+    return j.value("message", "");
+  } catch (const json::exception& e) {
+    return fail(ErrorCode::kProtocol, fmt::format("bad log: {}", e.what()));
+  }
+}
+
 Result<json> parse_control(const std::string& payload) {
   json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()) {

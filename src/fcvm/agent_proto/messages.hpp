@@ -170,6 +170,12 @@ std::string encode_resize(const Resize& r);
 Result<Resize> resize_from_json(const nlohmann::json& j);
 std::string encode_signal(const Signal& s);
 Result<Signal> signal_from_json(const nlohmann::json& j);
+// Guest -> host messages the host decodes (kProtocol for a member of the wrong type).
+Result<Exit> exit_from_json(const nlohmann::json& j);
+Result<Event> event_from_json(const nlohmann::json& j);
+Result<ErrorMsg> error_from_json(const nlohmann::json& j);
+// The message of a `log` (empty when it has none).
+Result<std::string> log_from_json(const nlohmann::json& j);
 // Parses a hello (either direction).
 Result<Hello> hello_from_json(const nlohmann::json& j);
 

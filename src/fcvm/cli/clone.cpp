@@ -1,7 +1,6 @@
 // fcvm clone --snapshot NAME [--name X] [-p ...] [-d] [--wait-ready ...]
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <memory>
 
 #include "fcvm/cli/common.hpp"
@@ -53,34 +52,13 @@ Command add_clone(CLI::App& app) {
   return {
       cmd, [args]() -> int {
         // Everything that can be checked without the store first: bad input creates nothing.
-        vm::CloneOptions c;
-        if (!args->name.empty()) {
-          if (auto r = vm::validate_name(args->name); !r) {
-            return report_error(r.error().wrap("clone"));
-          }
-        }
-        c.name = args->name;
-        auto ports = parse_ports(args->publish);
-        if (!ports) return report_error(ports.error().wrap("clone"));
-        c.ports = *ports;
-        if (!args->network.empty()) {
-          if (auto r = validate_network(args->network); !r) {
-            return report_error(r.error().wrap("clone"));
-          }
-        }
-        c.network = args->network;
-        if (auto r = validate_gate(args->wait_ready); !r) {
-          return report_error(r.error().wrap("clone"));
-        }
-        c.wait_ready = args->wait_ready;
-        c.keep_on_failure = args->keep_on_failure;
-        c.timings_file = args->timings_file;
         if (args->rm && args->keep) {
           return report_error(Error(ErrorCode::kInvalidInput, "clone: --rm and --keep conflict"));
         }
-        if (auto r = check_ports_available(c.ports); !r) {
-          return report_error(r.error().wrap("clone"));
-        }
+        vm::CloneRequest request{args->name,       args->publish,         args->network,
+                                 args->wait_ready, args->keep_on_failure, args->timings_file};
+        auto c = vm::validate_clone(request);
+        if (!c) return report_error(c.error().wrap("clone"));
         Session s;
         if (auto r = open_session(s); !r) return report_error(r.error());
         auto snap = vm::find_snapshot(*s.store, args->snapshot);
@@ -90,18 +68,16 @@ Command add_clone(CLI::App& app) {
           if (e.code() == ErrorCode::kNotFound) e = Error(ErrorCode::kInvalidInput, e.message());
           return report_error(e.wrap("clone"));
         }
-        auto options = vm::clone_run_options(*snap, c);
+        auto options = vm::clone_run_options(*snap, *c);
         if (!options) return report_error(options.error().wrap("clone"));
-        if (!args->timings_file.empty()) {
-          ::setenv("FCVM_TIMINGS", args->timings_file.c_str(), 1);
-        }
+
         bool auto_remove = args->detach ? args->rm : !args->keep;
         auto rec = vm::create_clone(*s.ctx, *s.store, *snap, *options, auto_remove);
         if (!rec) {
           return report_error(
               rec.error().wrap(args->name.empty() ? std::string("clone") : "clone " + args->name));
         }
-        return launch_vm(s, *rec, args->detach, "clone");
+        return launch_vm(s, *rec, args->detach, "clone", args->timings_file);
       }};
 }
 

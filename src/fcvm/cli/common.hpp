@@ -5,10 +5,9 @@
 #include <vector>
 
 #include "fcvm/config/config.hpp"
-#include "fcvm/net/publish.hpp"
 #include "fcvm/state/vm_store.hpp"
-#include "fcvm/storage/volume.hpp"
 #include "fcvm/vm/context.hpp"
+#include "fcvm/vm/validate.hpp"
 
 namespace fcvm::cli {
 
@@ -32,19 +31,10 @@ std::string human_duration(int64_t ms);
 // "1.5 GiB", "230 MiB", ...
 std::string human_size(int64_t bytes);
 
-// Validators shared by run and clone; each error is kInvalidInput and names the value.
-Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish);
-Result<> validate_network(const std::string& mode);
-Result<> validate_gate(const std::string& spec);  // empty: no gate
-// A --map mode this host and network mode can serve.
-Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network);
-// The published ports are free for us, and not held by a privileged VM's DNAT rules either (they
-// take a port without a socket).
-Result<> check_ports_available(const std::vector<net::PortMapping>& ports);
+// The configuration file's defaults for `run`.
+vm::RunDefaults run_defaults(const config::Config& config);
 // Spawns the monitor of a new record and follows it: -d waits until it is ready and prints the
 // id; otherwise attaches (output, exit code). Returns the exit code for the command.
-int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb);
-// No snapshot (complete or being written) has this name.
-Result<> check_snapshot_name_free(Session& s, const std::string& name);
-
+int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb,
+              const std::string& timings_file = {});
 }  // namespace fcvm::cli

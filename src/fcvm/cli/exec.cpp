@@ -1,9 +1,12 @@
 // fcvm exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--vm] NAME -- CMD...
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
@@ -34,6 +37,14 @@ class RawTerminal {
   termios m_saved{};
   bool m_active = false;
 };
+
+// The size of the terminal on fd 1 (none when it is not a terminal).
+std::optional<vm::WindowSize> terminal_size() {
+  winsize ws{};
+  // TIOCGWINSZ fills ws for a terminal (and fails harmlessly for anything else).
+  if (::ioctl(1, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0) return std::nullopt;
+  return vm::WindowSize{ws.ws_row, ws.ws_col};
+}
 
 }  // namespace
 
@@ -83,7 +94,15 @@ Command add_exec(CLI::App& app) {
                                                 rec->name, state::status_name(rec->status))));
         }
         vm::ExecRequest req{args->argv,        args->env, args->workdir, args->user,
-                            args->interactive, args->tty, args->in_vm};
+                            args->interactive, args->tty, args->in_vm, terminal_size};
+        if (args->tty) {
+          // The container's terminal type is ours unless -e TERM= says otherwise.
+          bool set = false;
+          for (const auto& e : req.env) set = set || e.rfind("TERM=", 0) == 0;
+          if (const char* term = std::getenv("TERM"); term != nullptr && !set) {
+            req.env.push_back(std::string("TERM=") + term);
+          }
+        }
         std::optional<RawTerminal> raw;
         if (args->tty && args->interactive) raw.emplace();
         auto code = vm::exec_in_vm(*rec, req);

@@ -1,5 +1,5 @@
-// Internal subcommands, not for users: `__monitor` (the per-VM monitor) and `__names` (shell
-// completion).
+// Internal subcommands, not for users: `__names` (shell completion). (A VM's monitor is this
+// binary too, but main() hands `__monitor` to vm::monitor_main before the CLI parses anything.)
 #include <fmt/format.h>
 
 #include <memory>
@@ -7,33 +7,9 @@
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
-#include "fcvm/util/log.hpp"
 #include "fcvm/vm/lifecycle.hpp"
-#include "fcvm/vm/monitor.hpp"
 
 namespace fcvm::cli {
-
-Command add_monitor(CLI::App& app) {
-  struct Args {
-    std::string id;
-    int ready_fd = -1;
-    bool fresh = false;
-    bool wait_attach = false;
-  };
-  auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("__monitor", "");
-  cmd->group("");  // hidden from --help
-  cmd->add_option("id", args->id)->required();
-  cmd->add_option("--ready-fd", args->ready_fd);
-  cmd->add_flag("--fresh", args->fresh);
-  cmd->add_flag("--wait-attach", args->wait_attach);
-  return {cmd, [args]() -> int {
-            auto paths = vm::default_paths();
-            if (!paths) return report_error(paths.error());
-            vm::Context ctx{*paths, sys::default_runner()};
-            return vm::monitor_main(ctx, args->id, args->ready_fd, args->fresh, args->wait_attach);
-          }};
-}
 
 Command add_names(CLI::App& app) {
   auto* cmd = app.add_subcommand("__names", "");

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
       });
   std::vector<Command> commands;
   for (auto add : {add_run, add_ls, add_inspect, add_logs, add_exec, add_stop, add_start, add_rm,
-                   add_snapshot, add_clone, add_volume, add_monitor, add_names}) {
+                   add_snapshot, add_clone, add_volume, add_events, add_names}) {
     commands.push_back(add(app));
   }
   try {

@@ -27,7 +27,7 @@ Command add_rm(CLI::App& app);
 Command add_snapshot(CLI::App& app);
 Command add_clone(CLI::App& app);
 Command add_volume(CLI::App& app);
-Command add_monitor(CLI::App& app);
+Command add_events(CLI::App& app);
 Command add_names(CLI::App& app);
 
 }  // namespace fcvm::cli

@@ -6,11 +6,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/state/snapshot_store.hpp"
+#include "fcvm/vm/control_client.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -57,32 +57,17 @@ int create(const std::string& vm_ref, const std::string& name) {
   auto who = fmt::format("snapshot create {} {}", vm_ref, name);
   auto rec = resolve(s, vm_ref);
   if (!rec) return report_error(not_found_is_usage(rec.error()).wrap(who));
-  if (auto r = check_snapshot_name_free(s, name); !r) return report_error(r.error().wrap(who));
+  if (auto r = vm::check_snapshot_name_free(*s.store, name); !r) return report_error(r.error().wrap(who));
   if (!vm::is_active(*rec)) {
     return report_error(
         Error(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec->name)).wrap(who));
   }
   auto client = vm::ControlClient::connect(*rec);
   if (!client) return report_error(client.error().wrap(who));
-  if (auto r = client->send({{"type", "snapshot"}, {"name", name}}); !r) {
-    return report_error(r.error().wrap(who));
-  }
-  for (;;) {
-    auto frame = client->read();
-    if (!frame) return report_error(frame.error().wrap(who));
-    if (frame->kind != agent_proto::Kind::kControl) continue;
-    auto msg = agent_proto::parse_control(frame->payload);
-    if (!msg) return report_error(msg.error().wrap(who));
-    auto type = msg->value("type", "");
-    if (type == "ok") {
-      fmt::print("{}\n", msg->value("id", ""));
-      return k_exit_ok;
-    }
-    if (type == "error") {
-      auto code = msg->value("code", 1) == 2 ? ErrorCode::kInvalidInput : ErrorCode::kSystem;
-      return report_error(Error(code, msg->value("message", "?")).wrap(who));
-    }
-  }
+  auto made = client->call(vm::control::Snapshot{name, false});
+  if (!made) return report_error(made.error().wrap(who));
+  fmt::print("{}\n", made->id);
+  return k_exit_ok;
 }
 
 int list(bool json, bool quiet) {

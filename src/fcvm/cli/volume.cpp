@@ -3,10 +3,10 @@
 
 #include <memory>
 
-#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
+#include "fcvm/vm/control_client.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -18,19 +18,9 @@ Result<size_t> sync_one(Session& s, const std::string& ref) {
   if (!vm::is_active(*rec)) {
     return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec->name));
   }
-  auto client = vm::ControlClient::connect(*rec);
-  if (!client) return tl::unexpected<Error>(client.error());
-  FCVM_TRY(client->send({{"type", "volume_sync"}}));
-  for (;;) {
-    auto frame = client->read();
-    if (!frame) return tl::unexpected<Error>(frame.error());
-    if (frame->kind != agent_proto::Kind::kControl) continue;
-    auto msg = agent_proto::parse_control(frame->payload);
-    if (!msg) return tl::unexpected<Error>(msg.error());
-    auto type = msg->value("type", "");
-    if (type == "ok") return msg->value("volumes", size_t{0});
-    if (type == "error") return fail(ErrorCode::kSystem, msg->value("message", "?"));
-  }
+  FCVM_TRY_ASSIGN(auto client, vm::ControlClient::connect(*rec));
+  FCVM_TRY_ASSIGN(auto ok, client.call(vm::control::VolumeSync{}));
+  return static_cast<size_t>(ok.count.value_or(0));
 }
 
 }  // namespace

@@ -158,7 +158,7 @@ int64_t now_ms() {
 Result<VmStore> VmStore::open(const std::string& path) {
   auto db = Database::open(path);
   if (!db) return tl::unexpected<Error>(db.error());
-  VmStore store(std::move(*db));
+  VmStore store(std::move(*db), path);
   FCVM_TRY(store.migrate());
   return store;
 }

@@ -58,11 +58,14 @@ class VmStore {
   Result<VmRecord> find(const std::string& ref);
   Result<std::vector<VmRecord>> list();
   Database& db() { return m_db; }
+  // The database file this store was opened from.
+  const std::string& path() const { return m_path; }
 
  private:
-  explicit VmStore(Database db) : m_db(std::move(db)) {}
+  VmStore(Database db, std::string path) : m_db(std::move(db)), m_path(std::move(path)) {}
   Result<> migrate();
   Database m_db;
+  std::string m_path;
 };
 
 }  // namespace fcvm::state

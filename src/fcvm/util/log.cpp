@@ -17,6 +17,11 @@ Level level() { return g_level.load(std::memory_order_relaxed); }
 void set_level(Level l) { g_level.store(l); }
 void set_fd(int fd) { g_fd.store(fd); }
 
+std::string_view level_name(Level l) {
+  auto i = static_cast<int>(l);
+  return i >= 0 && i <= static_cast<int>(Level::kOff) ? k_names[i] : "info";
+}
+
 bool parse_level(std::string_view text, Level& out) {
   for (int i = 0; i <= static_cast<int>(Level::kOff); ++i) {
     if (text == k_names[i]) {

@@ -13,6 +13,7 @@ enum class Level { kTrace = 0, kDebug = 1, kInfo = 2, kWarn = 3, kError = 4, kOf
 Level level();
 void set_level(Level level);
 bool parse_level(std::string_view text, Level& out);
+std::string_view level_name(Level level);
 // Reads FCVM_LOG once; call at start-up.
 void init_from_env();
 // Redirects log lines to fd (borrowed; must outlive logging).

@@ -77,3 +77,15 @@ Result<T> with_context(Result<T> r, std::string_view context) {
     if (!fcvm_try_r_)                                                                   \
       return ::tl::unexpected<::fcvm::Error>(std::move(fcvm_try_r_.error()).wrap(ctx)); \
   } while (0)
+
+// Declares or assigns `lhs` from an expression that yields a Result, propagating its error:
+//   FCVM_TRY_ASSIGN(auto fd, open_socket(path));
+//   FCVM_TRY_ASSIGN(options.name, parse_name(text));
+#define FCVM_TRY_CONCAT_INNER_(a, b) a##b
+#define FCVM_TRY_CONCAT_(a, b) FCVM_TRY_CONCAT_INNER_(a, b)
+#define FCVM_TRY_ASSIGN(lhs, expr) \
+  FCVM_TRY_ASSIGN_IMPL_(FCVM_TRY_CONCAT_(fcvm_try_v_, __LINE__), lhs, expr)
+#define FCVM_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                                 \
+  auto tmp = (expr);                                                          \
+  if (!tmp) return ::tl::unexpected<::fcvm::Error>(std::move(tmp.error())); \
+  lhs = std::move(*tmp)

@@ -2,16 +2,13 @@
 
 #include <fmt/format.h>
 #include <poll.h>
-#include <sys/signalfd.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <thread>
-
-#include "fcvm/agent_proto/messages.hpp"
-#include "fcvm/util/strings.hpp"
+#include "fcvm/util/signal_fd.hpp"
 #include "fcvm/util/unix_socket.hpp"
+#include "fcvm/vm/control_client.hpp"
 #include "fcvm/vm/lifecycle.hpp"
-#include "fcvm/vm/setup.hpp"
 
 namespace fcvm::vm {
 
@@ -19,6 +16,7 @@ using namespace std::chrono_literals;
 namespace proto = agent_proto;
 
 namespace {
+
 // The start-up error the monitor wrote, if it has written one (non-blocking).
 std::optional<Error> ready_error(int ready_fd, const state::VmRecord& rec) {
   auto readable = wait_readable(ready_fd, 0ms);
@@ -27,10 +25,15 @@ std::optional<Error> ready_error(int ready_fd, const state::VmRecord& rec) {
   if (r) return std::nullopt;
   return r.error();
 }
+
+void copy_output(const ControlClient::Output& out, const Stdio& io) {
+  (void)write_all(out.kind == proto::Kind::kStderr ? io.err : io.out, out.bytes);
+}
+
 }  // namespace
 
-Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
-  StopSignals signals;
+Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io) {
+  SignalFd signals({SIGINT, SIGTERM, SIGHUP});
   // 1. Connect as soon as the monitor listens (it does before booting the VM).
   std::optional<ControlClient> client;
   auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -46,35 +49,109 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd) {
                   fmt::format("the VM monitor did not come up (see {}/monitor.log)", rec.dir));
     }
   }
-  FCVM_TRY(client->send({{"type", "attach"}}));
+  FCVM_TRY(client->send(control::Attach{}));
   // 2. Output until the exit code.
   int stops = 0;
   for (;;) {
     pollfd fds[2] = {{client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
     int r = ::poll(fds, 2, -1);
     if (r < 0 && errno == EINTR) continue;
-    if (fds[1].revents & POLLIN) {
-      signalfd_siginfo info{};
-      if (::read(signals.fd(), &info, sizeof info) == sizeof info) {
-        (void)client->send({{"type", ++stops == 1 ? "stop" : "kill"}});
+    if ((fds[1].revents & POLLIN) && signals.take()) {
+      if (++stops == 1) {
+        (void)client->send(control::Stop{});
+      } else {
+        (void)client->send(control::Kill{});
       }
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    auto messages = client->pump();
-    if (!messages) return tl::unexpected<Error>(messages.error());
-    if (!*messages) {
+    FCVM_TRY_ASSIGN(auto items, client->pump());
+    if (!items) {
       if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
       return fail(ErrorCode::kSystem,
                   fmt::format("the VM monitor went away without an exit code (see {}/monitor.log)",
                               rec.dir));
     }
-    for (const auto& msg : **messages) {
-      auto type = msg["type"].get<std::string>();
-      if (type == proto::k_exit) return msg.value("code", 1);
-      if (type == proto::k_error) {
+    for (const auto& item : *items) {
+      if (const auto* out = std::get_if<ControlClient::Output>(&item)) {
+        copy_output(*out, io);
+        continue;
+      }
+      const auto& msg = std::get<control::Message>(item);
+      if (const auto* exited = std::get_if<control::Exited>(&msg)) return exited->code;
+      if (const auto* failure = std::get_if<control::Failure>(&msg)) {
         if (stops > 0) return 130;  // interrupted while booting
         if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
-        return fail(ErrorCode::kSystem, msg.value("message", "the VM failed"));
+        return tl::unexpected<Error>(failure->error);
+      }
+    }
+  }
+}
+
+Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const Stdio& io) {
+  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+  FCVM_TRY_ASSIGN(auto client, ControlClient::connect(rec));
+  control::Exec exec;
+  exec.argv = req.argv;
+  exec.env = req.env;
+  exec.workdir = req.workdir;
+  exec.user = req.user;
+  exec.tty = req.tty;
+  exec.in_vm = req.in_vm;
+  exec.stdin_open = req.interactive;
+  if (req.tty && req.window_size) {
+    if (auto ws = req.window_size()) {
+      exec.rows = ws->rows;
+      exec.cols = ws->cols;
+    }
+  }
+  FCVM_TRY(client.send(exec));
+  bool stdin_open = req.interactive;
+  for (;;) {
+    pollfd fds[3] = {{client.fd(), POLLIN, 0},
+                     {signals.fd(), POLLIN, 0},
+                     {stdin_open ? io.in : -1, POLLIN, 0}};
+    int r = ::poll(fds, 3, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (fds[1].revents & POLLIN) {
+      if (auto signo = signals.take()) {
+        if (*signo == SIGWINCH) {
+          auto ws = req.tty && req.window_size ? req.window_size() : std::nullopt;
+          if (ws) (void)client.send(control::Resize{ws->rows, ws->cols});
+        } else {
+          const char* name = *signo == SIGINT ? "INT" : *signo == SIGHUP ? "HUP" : "TERM";
+          (void)client.send(control::Signal{name});
+        }
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      char buf[32768];
+      ssize_t n = ::read(io.in, buf, sizeof buf);
+      if (n > 0) {
+        (void)client.send_input(proto::Kind::kStdin,
+                                std::string_view(buf, static_cast<size_t>(n)));
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        stdin_open = false;
+        (void)client.send_input(proto::Kind::kStdinEof, {});
+      }
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    FCVM_TRY_ASSIGN(auto items, client.pump());
+    if (!items) {
+      return fail(ErrorCode::kSystem,
+                  fmt::format("VM {}: the connection to its monitor closed", rec.name));
+    }
+    for (const auto& item : *items) {
+      if (const auto* out = std::get_if<ControlClient::Output>(&item)) {
+        copy_output(*out, io);
+        continue;
+      }
+      const auto& msg = std::get<control::Message>(item);
+      if (const auto* exited = std::get_if<control::Exited>(&msg)) return exited->code;
+      if (const auto* failure = std::get_if<control::Failure>(&msg)) {
+        if (failure->error.code() == ErrorCode::kInvalidInput) {
+          return tl::unexpected<Error>(failure->error.wrap(fmt::format("exec in VM {}", rec.name)));
+        }
+        return tl::unexpected<Error>(failure->error);
       }
     }
   }

@@ -17,7 +17,7 @@ Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
   if (find_executable("qemu-system-x86_64")) {
     options.boot_probe = [&ctx]() -> Result<> {
       std::string why;
-      if (vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), why) ==
+      if (vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), ctx.accel, why) ==
           vmm::qemu::Accel::kKvm) {
         return {};
       }
@@ -53,7 +53,8 @@ Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const s
   }
   std::string accel_why;
   vmm::qemu::QemuOptions options;
-  options.accel = vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), accel_why);
+  options.accel = vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), ctx.accel,
+                                           accel_why);
   why += "qemu: " + accel_why;
   return std::unique_ptr<vmm::Backend>(new vmm::qemu::QemuBackend(options));
 }

@@ -14,27 +14,39 @@ std::string Paths::vmlinux() const {
   return path_exists(built) ? built : guest_dir + "/kernel/vmlinux";
 }
 
-Result<Paths> default_paths() {
+Environment Environment::capture() {
+  auto get = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  return {get("FCVM_DATA_DIR"), get("FCVM_GUEST_DIR"), get("XDG_DATA_HOME"),
+          get("XDG_CACHE_HOME"), get("HOME"),          get("FCVM_ACCEL")};
+}
+
+Result<Paths> resolve_paths(const Environment& env, const std::string& config_data_dir,
+                            const std::string& config_guest_dir) {
   Paths p;
-  if (const char* d = std::getenv("FCVM_DATA_DIR"); d != nullptr && *d != '\0') {
-    p.data_dir = d;
-  } else if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') {
-    p.data_dir = std::string(x) + "/fcvm";
+  if (!env.data_dir.empty()) {
+    p.data_dir = env.data_dir;
+  } else if (!config_data_dir.empty()) {
+    p.data_dir = config_data_dir;
+  } else if (!env.xdg_data_home.empty()) {
+    p.data_dir = env.xdg_data_home + "/fcvm";
+  } else if (!env.home.empty()) {
+    p.data_dir = env.home + "/.local/share/fcvm";
   } else {
-    const char* home = std::getenv("HOME");
-    if (home == nullptr || *home == '\0') {
-      return fail(ErrorCode::kUnavailable, "HOME is not set: set FCVM_DATA_DIR");
-    }
-    p.data_dir = std::string(home) + "/.local/share/fcvm";
+    return fail(ErrorCode::kUnavailable, "HOME is not set: set FCVM_DATA_DIR");
   }
-  if (const char* c = std::getenv("XDG_CACHE_HOME"); c != nullptr && *c != '\0') {
-    p.cache_dir = std::string(c) + "/fcvm";
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    p.cache_dir = std::string(home) + "/.cache/fcvm";
+  if (!env.xdg_cache_home.empty()) {
+    p.cache_dir = env.xdg_cache_home + "/fcvm";
+  } else if (!env.home.empty()) {
+    p.cache_dir = env.home + "/.cache/fcvm";
   }
   if (p.cache_dir.empty() || !make_dirs(p.cache_dir, 0700)) p.cache_dir.clear();
-  if (const char* g = std::getenv("FCVM_GUEST_DIR"); g != nullptr && *g != '\0') {
-    p.guest_dir = g;
+  if (!env.guest_dir.empty()) {
+    p.guest_dir = env.guest_dir;
+  } else if (!config_guest_dir.empty()) {
+    p.guest_dir = config_guest_dir;
   } else {
     p.guest_dir = p.data_dir;
   }

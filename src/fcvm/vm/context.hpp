@@ -25,11 +25,29 @@ struct Paths {
   }
 };
 
-Result<Paths> default_paths();
+// The environment variables fcvm reads, captured once by a front end's main(): below the front
+// ends nothing calls getenv, so a long-running server serves each request with the settings it
+// resolved, not with its own environment.
+struct Environment {
+  std::string data_dir{};        // FCVM_DATA_DIR
+  std::string guest_dir{};       // FCVM_GUEST_DIR
+  std::string xdg_data_home{};   // XDG_DATA_HOME
+  std::string xdg_cache_home{};  // XDG_CACHE_HOME
+  std::string home{};            // HOME
+  std::string accel{};           // FCVM_ACCEL: kvm | tcg forces QEMU's accelerator
+  static Environment capture();
+};
+
+// Where things live, with one precedence: environment, then the configuration file's data_dir
+// and guest_dir (empty: not set), then the built-in defaults ($XDG_DATA_HOME/fcvm, else
+// ~/.local/share/fcvm; the guest artifacts in the data directory). Creates the cache directory.
+Result<Paths> resolve_paths(const Environment& env, const std::string& config_data_dir = {},
+                            const std::string& config_guest_dir = {});
 
 struct Context {
   Paths paths;
   sys::CommandRunner& runner;
+  std::string accel{};  // "kvm" or "tcg" forces QEMU's accelerator; empty: probe
 };
 
 }  // namespace fcvm::vm

@@ -6,22 +6,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
+#include "fcvm/vm/control_client.hpp"
+#include "fcvm/vm/events.hpp"
+#include "fcvm/vm/monitor.hpp"
 #include "fcvm/vm/setup.hpp"
 #include "fcvm/vm/timings.hpp"
 
 namespace fcvm::vm {
 
 using namespace std::chrono_literals;
+
+namespace {
+// Events of the commands themselves (the monitor publishes the rest): into the journal beside
+// the store.
+void publish(const state::VmStore& store, EventType type, const state::VmRecord& rec,
+             std::string detail = {}) {
+  auto slash = store.path().rfind('/');
+  auto data_dir = slash == std::string::npos ? std::string(".") : store.path().substr(0, slash);
+  journal_append(journal_path(data_dir), make_event(type, rec.id, rec.name, std::move(detail)));
+}
+}  // namespace
 
 Result<state::VmStore> open_store(Context& ctx) {
   FCVM_TRY(make_dirs(ctx.paths.data_dir, 0700));
@@ -56,30 +68,41 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
     (void)remove_all(rec.dir);
     return tl::unexpected<Error>(inserted.error());
   }
+  publish(store, EventType::kCreated, rec, rec.image);
   return rec;
 }
 
-Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec, bool fresh,
-                                     bool wait_attach) {
+Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
+                                     const SpawnMonitorOptions& options) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("pipe2");
   UniqueFd ready_r(p[0]), ready_w(p[1]);
   auto log_path = rec.dir + "/monitor.log";
   UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log_fd) return fail_errno(fmt::format("open {}", log_path));
+  MonitorLaunch launch;
+  launch.id = rec.id;
+  launch.fresh = options.fresh;
+  launch.wait_attach = options.wait_attach;
+  launch.timings_file = options.timings_file;
+  // The monitor logs at least at info into monitor.log; a more verbose caller's level carries.
+  launch.log_level = log::level() < log::Level::kInfo ? std::string(log::level_name(log::level()))
+                                                       : std::string("info");
+  // The monitor resolves nothing itself: it gets the directories we resolved (flags, config,
+  // environment).
+  launch.data_dir = ctx.paths.data_dir;
+  launch.guest_dir = ctx.paths.guest_dir;
+  launch.cache_dir = ctx.paths.cache_dir;
+  launch.accel = ctx.accel;
+  launch.t0_ns = process_start_ns();
   SpawnOptions opts;
-  opts.argv = {"/proc/self/exe", "__monitor", rec.id, "--ready-fd", std::to_string(ready_w.get())};
-  if (fresh) opts.argv.push_back("--fresh");
-  if (wait_attach) opts.argv.push_back("--wait-attach");
+  opts.argv = {"/proc/self/exe"};
+  for (auto& a : monitor_args(launch, ready_w.get())) opts.argv.push_back(std::move(a));
   opts.keep_fds = {ready_w.get()};
   opts.stdout_fd = log_fd.get();
   opts.stderr_fd = log_fd.get();
   opts.new_session = true;       // Ctrl-C in the user's terminal does not reach it
   opts.die_with_parent = false;  // it outlives the command that started it
-  // The monitor resolves the same directories as we did, whatever told us (flags, config, env).
-  opts.env = {fmt::format("FCVM_T0_NS={}", process_start_ns()),
-              "FCVM_DATA_DIR=" + ctx.paths.data_dir, "FCVM_GUEST_DIR=" + ctx.paths.guest_dir};
-  if (!std::getenv("FCVM_LOG")) opts.env.push_back("FCVM_LOG=info");
   auto child = ChildProcess::spawn(opts);
   if (!child) return tl::unexpected<Error>(std::move(child.error()).wrap("start the VM monitor"));
   return MonitorProcess{std::move(*child), std::move(ready_r)};
@@ -127,6 +150,7 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   if (rec.auto_remove) {
     (void)remove_all(rec.dir);
     FCVM_TRY(store.remove(rec.id));
+    publish(store, EventType::kRemoved, rec);
     return std::optional<state::VmRecord>{};
   }
   rec.status = state::VmStatus::kExited;
@@ -134,6 +158,7 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   if (rec.error.empty() && !rec.exit_code) rec.error = "the VM's monitor ended unexpectedly";
   rec.monitor = rec.vmm = rec.helper = {};
   FCVM_TRY(store.update(rec));
+  publish(store, EventType::kExited, rec, rec.error);
   return std::optional<state::VmRecord>(rec);
 }
 
@@ -171,7 +196,7 @@ Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_
   if (!*current || !is_active(**current)) return {};
   auto client = ControlClient::connect(**current, 2s);
   if (client) {
-    (void)client->send({{"type", "stop"}, {"timeout_s", timeout_s}});
+    (void)client->send(control::Stop{timeout_s});
   } else {
     // No control socket yet (still booting) or a stuck monitor: the monitor's SIGTERM path.
     (**current).monitor.signal_if_alive(SIGTERM);
@@ -189,7 +214,7 @@ Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& re
   if (is_active(**current)) {
     return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is already running", rec.name));
   }
-  auto monitor = spawn_monitor(ctx, **current, false);
+  auto monitor = spawn_monitor(ctx, **current, {});
   if (!monitor) return tl::unexpected<Error>(monitor.error());
   monitor->process.detach();
   return wait_ready(monitor->ready.get(), **current);
@@ -205,7 +230,7 @@ Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force
                   fmt::format("VM {} is running: stop it first, or use rm -f", rec.name));
     }
     auto client = ControlClient::connect(**current, 1s);
-    if (client) (void)client->send({{"type", "kill"}});
+    if (client) (void)client->send(control::Kill{});
     (**current).monitor.signal_if_alive(SIGTERM);
     wait_monitor_gone(**current, 10s);
     (**current).vmm.kill_if_alive();
@@ -213,58 +238,9 @@ Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force
     release_network(**current);  // the monitor may have been killed before its teardown
   }
   FCVM_TRY(remove_all(rec.dir));
-  return store.remove(rec.id);
-}
-
-Result<ControlClient> ControlClient::connect(const state::VmRecord& rec,
-                                             std::chrono::milliseconds timeout) {
-  auto fd = unix_connect(rec.dir + "/control.sock", timeout);
-  if (!fd) return tl::unexpected<Error>(std::move(fd.error()).wrap(fmt::format("VM {}", rec.name)));
-  ControlClient c;
-  c.m_fd = std::move(*fd);
-  return c;
-}
-
-Result<> ControlClient::send(const nlohmann::json& msg) {
-  return agent_proto::write_frame(m_fd.get(), agent_proto::Kind::kControl, 0, msg.dump());
-}
-
-Result<> ControlClient::send_frame(agent_proto::Kind kind, uint32_t stream,
-                                   std::string_view payload) {
-  return agent_proto::write_frame(m_fd.get(), kind, stream, payload);
-}
-
-Result<agent_proto::Frame> ControlClient::read() { return agent_proto::read_frame(m_fd.get()); }
-
-}  // namespace fcvm::vm
-
-namespace fcvm::vm {
-
-Result<std::optional<std::vector<nlohmann::json>>> ControlClient::pump() {
-  char buf[65536];
-  ssize_t n;
-  do {
-    n = ::read(m_fd.get(), buf, sizeof buf);
-  } while (n < 0 && errno == EINTR);
-  if (n <= 0) return std::optional<std::vector<nlohmann::json>>{};
-  m_decoder.feed(std::string_view(buf, static_cast<size_t>(n)));
-  std::vector<nlohmann::json> messages;
-  for (;;) {
-    auto frame = m_decoder.next();
-    if (!frame) return tl::unexpected<Error>(frame.error());
-    if (!*frame) break;
-    const auto& f = **frame;
-    if (f.kind == agent_proto::Kind::kStdout) {
-      (void)write_all(1, f.payload);
-    } else if (f.kind == agent_proto::Kind::kStderr) {
-      (void)write_all(2, f.payload);
-    } else if (f.kind == agent_proto::Kind::kControl) {
-      auto msg = agent_proto::parse_control(f.payload);
-      if (!msg) return tl::unexpected<Error>(msg.error());
-      messages.push_back(std::move(*msg));
-    }
-  }
-  return std::optional<std::vector<nlohmann::json>>(std::move(messages));
+  FCVM_TRY(store.remove(rec.id));
+  publish(store, EventType::kRemoved, rec);
+  return {};
 }
 
 }  // namespace fcvm::vm

@@ -22,7 +22,9 @@ Result<> validate_name(const std::string& name) {
   return {};
 }
 
-Result<std::string> normalize_env(const std::string& entry) {
+Result<std::string> normalize_env(
+    const std::string& entry,
+    const std::function<std::optional<std::string>(const std::string&)>& lookup) {
   static const std::regex key_re("[A-Za-z_][A-Za-z0-9_]*");
   auto eq = entry.find('=');
   auto key = entry.substr(0, eq);
@@ -32,16 +34,18 @@ Result<std::string> normalize_env(const std::string& entry) {
         fmt::format("invalid --env \"{}\": the name must match [A-Za-z_][A-Za-z0-9_]*", entry));
   }
   if (eq != std::string::npos) return entry;
-  const char* v = std::getenv(key.c_str());
-  if (v == nullptr) {
+  auto v = lookup ? lookup(key) : std::nullopt;
+  if (!v) {
     return fail(
         ErrorCode::kInvalidInput,
         fmt::format("invalid --env \"{}\": no value given and {} is not set here", entry, key));
   }
-  return key + "=" + v;
+  return key + "=" + *v;
 }
 
-Result<std::vector<std::string>> read_env_file(const std::string& path) {
+Result<std::vector<std::string>> read_env_file(
+    const std::string& path,
+    const std::function<std::optional<std::string>(const std::string&)>& lookup) {
   auto text = read_file(path);
   if (!text) {
     return fail(ErrorCode::kInvalidInput,
@@ -53,7 +57,7 @@ Result<std::vector<std::string>> read_env_file(const std::string& path) {
     ++line_no;
     auto t = trim(line);
     if (t.empty() || t[0] == '#') continue;
-    auto env = normalize_env(std::string(t));
+    auto env = normalize_env(std::string(t), lookup);
     if (!env) {
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("{}:{}: {}", path, line_no, env.error().message()));

@@ -1,5 +1,7 @@
 #pragma once
 // What the user asked `fcvm run` for, validated (cli:: parses and validates; vm:: executes).
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,10 +44,15 @@ Result<RunOptions> options_from_json(const std::string& text);
 
 // Validators shared by the CLI and tests. Each error is kInvalidInput and names the value.
 Result<> validate_name(const std::string& name);
-// "K=V" is kept; a bare "K" takes the value from the environment (error when unset).
-Result<std::string> normalize_env(const std::string& entry);
-// Parses an --env-file: K=V lines, '#' comments and blank lines ignored.
-Result<std::vector<std::string>> read_env_file(const std::string& path);
+// "K=V" is kept; a bare "K" takes the value `lookup` finds (error when it finds none).
+Result<std::string> normalize_env(
+    const std::string& entry,
+    const std::function<std::optional<std::string>(const std::string&)>& lookup);
+// Parses an --env-file: K=V lines (a bare K as for normalize_env), '#' comments and blank lines
+// ignored.
+Result<std::vector<std::string>> read_env_file(
+    const std::string& path,
+    const std::function<std::optional<std::string>(const std::string&)>& lookup);
 Result<> validate_registry(const std::string& host_port);
 
 }  // namespace fcvm::vm

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,18 +23,6 @@
 namespace fcvm::vm {
 
 using namespace std::chrono_literals;
-
-StopSignals::StopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  ::pthread_sigmask(SIG_BLOCK, &set, &m_old);
-  m_fd.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-}
-
-StopSignals::~StopSignals() { ::pthread_sigmask(SIG_SETMASK, &m_old, nullptr); }
 
 namespace {
 Result<> check_artifacts(const Paths& paths, bool uncompressed_kernel) {

@@ -10,6 +10,7 @@
 #include "fcvm/net/network.hpp"
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/state/vm_store.hpp"
+#include "fcvm/util/signal_fd.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vm/context.hpp"
 #include "fcvm/vm/options.hpp"
@@ -18,23 +19,9 @@
 
 namespace fcvm::vm {
 
-// Blocks SIGINT/SIGTERM/SIGHUP for this thread and delivers them through a signalfd; restores the
-// old mask when destroyed. Children start with an empty mask (ChildProcess).
-class StopSignals {
- public:
-  StopSignals();
-  ~StopSignals();
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-  int fd() const { return m_fd.get(); }
-
- private:
-  sigset_t m_old{};
-  UniqueFd m_fd;
-};
-
 struct VmResources {
-  StopSignals signals;  // first: signals that arrive during start-up wait in the signalfd
+  // First: SIGINT/SIGTERM/SIGHUP that arrive during start-up wait in the signalfd.
+  SignalFd signals{SIGINT, SIGTERM, SIGHUP};
   RunOptions options;
   agent_proto::Plan plan;
   std::unique_ptr<vmm::Backend> backend;

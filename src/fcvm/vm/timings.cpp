@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "fcvm/util/log.hpp"
@@ -15,16 +14,12 @@ int64_t realtime_ns() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-// Wall clock, not monotonic: the zero is shared with the monitor process through FCVM_T0_NS.
+// Wall clock, not monotonic: the zero is shared with the monitor process (its --t0-ns).
 int64_t g_start_ns = realtime_ns();
 }  // namespace
 
-void mark_process_start() {
-  g_start_ns = realtime_ns();
-  if (const char* t0 = std::getenv("FCVM_T0_NS")) {
-    int64_t v = std::strtoll(t0, nullptr, 10);
-    if (v > 0) g_start_ns = v;
-  }
+void mark_process_start(int64_t inherited_ns) {
+  g_start_ns = inherited_ns > 0 ? inherited_ns : realtime_ns();
 }
 
 int64_t process_start_ns() { return g_start_ns; }

@@ -10,8 +10,8 @@
 namespace fcvm::vm {
 
 // Call first thing in main(): the zero of every timing. A monitor inherits the zero of the command
-// that started it through the environment variable FCVM_T0_NS.
-void mark_process_start();
+// that started it (inherited_ns, wall-clock ns; 0: now).
+void mark_process_start(int64_t inherited_ns = 0);
 int64_t process_start_ns();
 double ms_since_process_start();
 

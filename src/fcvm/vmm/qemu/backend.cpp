@@ -242,13 +242,11 @@ void QemuBackend::kill() {
   remove_memory_file();
 }
 
-Accel choose_accel(const std::string& kernel, const std::string& cache_file, std::string& why) {
-  if (const char* forced = std::getenv("FCVM_ACCEL")) {
-    std::string f = forced;
-    if (f == "kvm" || f == "tcg") {
-      why = fmt::format("FCVM_ACCEL={}", f);
-      return f == "kvm" ? Accel::kKvm : Accel::kTcg;
-    }
+Accel choose_accel(const std::string& kernel, const std::string& cache_file,
+                   const std::string& forced, std::string& why) {
+  if (forced == "kvm" || forced == "tcg") {
+    why = fmt::format("FCVM_ACCEL={}", forced);
+    return forced == "kvm" ? Accel::kKvm : Accel::kTcg;
   }
   if (::access("/dev/kvm", R_OK | W_OK) != 0) {
     why = "/dev/kvm is missing or not accessible: using TCG (software emulation)";

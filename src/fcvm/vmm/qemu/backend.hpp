@@ -62,8 +62,9 @@ class QemuBackend final : public Backend {
 
 // Decides between KVM and TCG. KVM is used only when a probe proves that it boots the kernel
 // (a device node that exists is not enough: some hosts expose a KVM that cannot run a stock
-// kernel). The verdict is cached in cache_file per boot id and kernel. FCVM_ACCEL=kvm|tcg
-// overrides. `why` receives a one-line reason for the log.
-Accel choose_accel(const std::string& kernel, const std::string& cache_file, std::string& why);
+// kernel). The verdict is cached in cache_file per boot id and kernel. `forced` ("kvm" or "tcg",
+// from FCVM_ACCEL) overrides. `why` receives a one-line reason for the log.
+Accel choose_accel(const std::string& kernel, const std::string& cache_file,
+                   const std::string& forced, std::string& why);
 
 }  // namespace fcvm::vmm::qemu

@@ -1,0 +1,126 @@
+// Requests from the monitor's clients (control_proto.hpp), and what a client's leaving means.
+#include <fmt/format.h>
+
+#include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/vm/monitor_impl.hpp"
+
+namespace fcvm::vm {
+
+namespace proto = agent_proto;
+
+void Monitor::reply(ControlConnection& c, const control::Message& m) {
+  m_control->send(c, proto::Kind::kControl, 0, control::encode(m));
+}
+
+ControlConnection* Monitor::client_for_stream(uint32_t stream) {
+  if (!m_control || stream == 0) return nullptr;
+  for (auto& c : m_control->clients()) {
+    if (!c.closed && c.guest_stream == stream) return &c;
+  }
+  return nullptr;
+}
+
+bool Monitor::attached_client() const {
+  if (!m_control) return false;
+  for (const auto& c : m_control->clients()) {
+    if (c.attach && !c.closed) return true;
+  }
+  return false;
+}
+
+void Monitor::on_client_gone(ControlConnection& c) {
+  if (c.guest_stream != 0) {
+    // An exec whose client left loses its process.
+    send_agent(proto::encode_signal({c.guest_stream, "KILL"}));
+  }
+  if (c.dropped_total > 0) {
+    FCVM_LOG(kInfo, "monitor", "client {} missed {} bytes of output (slow reader)", c.id,
+             c.dropped_total);
+  }
+  if (!c.attach) return;
+  c.attach = false;
+  if (!attached_client() && m_rec.auto_remove && !m_exit_code) {
+    FCVM_LOG(kInfo, "monitor", "the attached client left: stopping the VM");
+    begin_stop(m_vm->options.stop_timeout_s);
+  }
+}
+
+void Monitor::on_request(ControlConnection& c, control::Request request) {
+  auto not_running = [&] {
+    return control::Failure{Error(ErrorCode::kInvalidInput,
+                                  fmt::format("VM {} is not running a container", m_rec.name))};
+  };
+  bool running = m_phase == Phase::kRunning && m_channel_open;
+  std::visit(
+      [&](auto&& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, control::Attach>) {
+          c.attach = true;
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
+          maybe_send_plan();
+        } else if constexpr (std::is_same_v<T, control::Subscribe>) {
+          c.subscriber = true;
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
+        } else if constexpr (std::is_same_v<T, control::Stop>) {
+          begin_stop(r.timeout_s.value_or(m_vm->options.stop_timeout_s));
+          reply(c, control::Ok{});
+        } else if constexpr (std::is_same_v<T, control::Kill>) {
+          m_vm->backend->kill();
+          reply(c, control::Ok{});
+        } else if constexpr (std::is_same_v<T, control::VolumeSync>) {
+          if (!running) return reply(c, not_running());
+          auto synced = sync_volumes_live();
+          if (!synced) return reply(c, control::Failure{synced.error()});
+          reply(c, control::Ok{{}, {}, static_cast<int64_t>(*synced)});
+        } else if constexpr (std::is_same_v<T, control::Snapshot>) {
+          if (!running || !m_ready) return reply(c, not_running());
+          auto snap = snapshot(r.name, r.then_stop);
+          if (!snap) return reply(c, control::Failure{snap.error()});
+          reply(c, control::Ok{snap->id, snap->name, {}});
+        } else if constexpr (std::is_same_v<T, control::Exec>) {
+          if (!running) return reply(c, not_running());
+          if (c.guest_stream != 0) {
+            return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
+                                                   "this connection already runs an exec")});
+          }
+          proto::Exec exec{0,       r.argv,  r.env,   r.workdir, r.user,
+                           r.tty,   r.in_vm, r.rows,  r.cols};
+          // An exec's output is not kept anywhere else: a client that stops reading is
+          // disconnected (and its process killed) rather than silently missing output.
+          c.drop_output = false;
+          c.guest_stream = start_guest_exec(std::move(exec));
+          publish(EventType::kExecStarted, join(r.argv, " "));
+        } else if constexpr (std::is_same_v<T, control::Resize>) {
+          if (c.guest_stream == 0) return;
+          send_agent(proto::encode_resize({c.guest_stream, r.rows, r.cols}));
+        } else if constexpr (std::is_same_v<T, control::Signal>) {
+          if (c.guest_stream == 0) return;
+          send_agent(proto::encode_signal({c.guest_stream, r.signal}));
+        }
+      },
+      request);
+}
+
+void Monitor::on_client_frame(ControlConnection& c, const proto::Frame& frame) {
+  switch (frame.kind) {
+    case proto::Kind::kControl: {
+      auto request = control::decode_request(frame.payload);
+      if (!request) {
+        reply(c, control::Failure{request.error()});
+        return;
+      }
+      on_request(c, std::move(*request));
+      return;
+    }
+    case proto::Kind::kStdin:
+    case proto::Kind::kStdinEof:
+      if (c.guest_stream != 0) send_agent_frame(frame.kind, c.guest_stream, frame.payload);
+      return;
+    default:
+      c.closed = true;
+  }
+}
+
+}  // namespace fcvm::vm

@@ -1,0 +1,211 @@
+#include "fcvm/vm/validate.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "fcvm/net/privileged.hpp"
+#include "fcvm/readiness/gate.hpp"
+#include "fcvm/state/snapshot_store.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/vm/backend_select.hpp"
+
+namespace fcvm::vm {
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish) {
+  std::vector<net::PortMapping> ports;
+  for (const auto& p : publish) {
+    FCVM_TRY_ASSIGN(auto m, net::parse_publish(p));
+    ports.push_back(m);
+  }
+  FCVM_TRY(net::check_unique(ports));
+  return ports;
+}
+
+Result<> validate_network(const std::string& mode) {
+  if (mode != "rootless" && mode != "privileged") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --network \"{}\": expected rootless or privileged", mode));
+  }
+  if (mode == "privileged") FCVM_TRY(net::check_privileged_available());
+  return {};
+}
+
+Result<> validate_gate(const std::string& spec) {
+  if (spec.empty()) return {};
+  FCVM_TRY(readiness::parse_gate(spec));
+  return {};
+}
+
+Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network) {
+  switch (map.mode) {
+    case storage::VolumeMode::kBlock:
+      return {};
+    case storage::VolumeMode::kNfs:
+      if (::geteuid() != 0 || network != "privileged") {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("invalid --map \"{}\": mode=nfs needs root and --network "
+                                "privileged (the host exports the directory to the VM's address)",
+                                map.to_string()));
+      }
+      FCVM_TRY(storage::find_nfs_server());
+      return {};
+    case storage::VolumeMode::kSshfs: {
+      FCVM_TRY(storage::find_sftp_server());
+      if (::access("/usr/bin/bwrap", X_OK) != 0) {
+        return fail(ErrorCode::kUnavailable,
+                    "mode=sshfs needs bubblewrap on the host (apt-get install bubblewrap)");
+      }
+      return {};
+    }
+  }
+  return fail(ErrorCode::kInternal, "unknown volume mode");
+}
+
+Result<> check_ports_available(const std::vector<net::PortMapping>& ports) {
+  FCVM_TRY(net::check_host_ports_free(ports));
+  return net::check_ports_not_published(ports);
+}
+
+Result<> check_snapshot_name_free(state::VmStore& store, const std::string& name) {
+  FCVM_TRY(reconcile_snapshots(store));
+  FCVM_TRY_ASSIGN(auto all, state::SnapshotStore(store.db()).list_all());
+  for (const auto& snap : all) {
+    if (snap.name == name) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("a snapshot named \"{}\" already exists", name));
+    }
+  }
+  return {};
+}
+
+namespace {
+
+Result<int> bounded(const std::string& text, int64_t lo, int64_t hi, const std::string& message) {
+  auto v = parse_int(text, lo, hi);
+  if (!v) return fail(ErrorCode::kInvalidInput, message);
+  return static_cast<int>(*v);
+}
+
+}  // namespace
+
+Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults,
+                                const EnvLookup& env) {
+  RunOptions o;
+  if (r.image_and_command.empty()) {
+    return fail(ErrorCode::kInvalidInput,
+                "missing IMAGE (fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]])");
+  }
+  if (!r.name.empty()) FCVM_TRY(validate_name(r.name));
+  o.name = r.name;
+  FCVM_TRY_ASSIGN(o.image, storage::parse_image_ref(r.image_and_command[0]));
+  o.command.assign(r.image_and_command.begin() + 1, r.image_and_command.end());
+  if (!r.entrypoint.empty()) o.entrypoint = {r.entrypoint};
+  FCVM_TRY_ASSIGN(o.ports, parse_ports(r.publish));
+  for (const auto& f : r.env_files) {
+    FCVM_TRY_ASSIGN(auto entries, read_env_file(f, env));
+    o.env.insert(o.env.end(), entries.begin(), entries.end());
+  }
+  for (const auto& e : r.env) {
+    FCVM_TRY_ASSIGN(auto entry, normalize_env(e, env));
+    o.env.push_back(entry);
+  }
+  std::vector<std::string> registries = defaults.insecure_registries;
+  registries.insert(registries.end(), r.insecure_registries.begin(), r.insecure_registries.end());
+  for (const auto& reg : registries) {
+    FCVM_TRY(validate_registry(reg));
+    o.insecure_registries.push_back(reg);
+  }
+  if (!r.workdir.empty() && r.workdir[0] != '/') {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --workdir \"{}\": must be an absolute path", r.workdir));
+  }
+  o.workdir = r.workdir;
+  auto mem = r.mem.empty() ? std::to_string(defaults.mem_mib) : r.mem;
+  FCVM_TRY_ASSIGN(o.mem_mib,
+                  bounded(mem, 128, 1 << 20,
+                          fmt::format("invalid --mem \"{}\": expected MiB as a whole number >= 128",
+                                      mem)));
+  auto cpu = r.cpu.empty() ? std::to_string(defaults.vcpus) : r.cpu;
+  FCVM_TRY_ASSIGN(o.vcpus, bounded(cpu, 1, 64,
+                                   fmt::format("invalid --cpu \"{}\": expected a whole number "
+                                               "from 1 to 64",
+                                               cpu)));
+  o.vmm = r.vmm.empty() ? defaults.vmm : r.vmm;
+  if (o.vmm != "auto" && o.vmm != "qemu" && o.vmm != "firecracker") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", o.vmm));
+  }
+  o.network = r.network.empty() ? defaults.network : r.network;
+  FCVM_TRY(validate_network(o.network));
+  auto stop = r.stop_timeout.empty() ? std::to_string(defaults.stop_timeout_s) : r.stop_timeout;
+  FCVM_TRY_ASSIGN(o.stop_timeout_s,
+                  bounded(stop, 0, 3600,
+                          fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600",
+                                      stop)));
+  o.timings_file = r.timings_file;
+  for (const auto& text : r.maps) {
+    FCVM_TRY_ASSIGN(auto m, storage::parse_volume_map(text));
+    o.volumes.push_back(m);
+  }
+  FCVM_TRY(storage::check_unique_guests(o.volumes));
+  for (const auto& m : o.volumes) FCVM_TRY(check_volume_mode(m, o.network));
+  if (!r.map_size.empty()) {
+    auto size = storage::parse_size_mib(r.map_size);
+    if (!size) return fail(ErrorCode::kInvalidInput, "--map-size: " + size.error().message());
+    o.map_size_mib = *size;
+  }
+  FCVM_TRY(validate_gate(r.wait_ready));
+  o.wait_ready = r.wait_ready;
+  o.keep_on_failure = r.keep_on_failure;
+  if (!r.save_snapshot.empty()) FCVM_TRY(validate_snapshot_name(r.save_snapshot));
+  if (r.snapshot_then_stop && r.save_snapshot.empty()) {
+    return fail(ErrorCode::kInvalidInput, "--snapshot-then-stop needs --save-snapshot NAME");
+  }
+  if (!r.save_snapshot.empty() && !o.volumes.empty()) {
+    return fail(ErrorCode::kInvalidInput,
+                "--save-snapshot: VMs with --map volumes cannot be snapshotted (yet)");
+  }
+  o.save_snapshot = r.save_snapshot;
+  o.snapshot_then_stop = r.snapshot_then_stop;
+  // Last, because it touches the host.
+  FCVM_TRY(check_ports_available(o.ports));
+  return o;
+}
+
+Result<CloneOptions> validate_clone(const CloneRequest& r) {
+  CloneOptions c;
+  if (!r.name.empty()) FCVM_TRY(validate_name(r.name));
+  c.name = r.name;
+  FCVM_TRY_ASSIGN(c.ports, parse_ports(r.publish));
+  if (!r.network.empty()) FCVM_TRY(validate_network(r.network));
+  c.network = r.network;
+  FCVM_TRY(validate_gate(r.wait_ready));
+  c.wait_ready = r.wait_ready;
+  c.keep_on_failure = r.keep_on_failure;
+  c.timings_file = r.timings_file;
+  // Last, because it touches the host.
+  FCVM_TRY(check_ports_available(c.ports));
+  return c;
+}
+
+Result<> check_run(Context& ctx, state::VmStore& store, const RunOptions& options) {
+  if (!options.save_snapshot.empty()) FCVM_TRY(check_snapshot_name_free(store, options.save_snapshot));
+  // An explicit --vmm firecracker that cannot work fails before anything is created.
+  if (options.vmm == "firecracker") {
+    std::string why;
+    FCVM_TRY(select_backend(ctx, options.vmm, why));
+  }
+  return {};
+}
+
+}  // namespace fcvm::vm
