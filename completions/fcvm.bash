@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start rm snapshot clone volume"
+  local commands="run ls inspect logs exec stop start rm snapshot clone volume events"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -23,6 +23,7 @@ _fcvm() {
     clone) opts="--snapshot --name -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
+    events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
     inspect | start) opts="--help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
@@ -36,6 +37,12 @@ _fcvm() {
     --env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
     --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    -f | --filter)
+      if [ "$cmd" = events ]; then
+        COMPREPLY=($(compgen -W "vm= event=" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      fi ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -123,4 +123,11 @@ fcvm snapshot rm warm2 >/dev/null || fail "snapshot rm warm2"
 [ -z "$(ls "$snapdir")" ] || fail "snapshot files left: $(ls -la "$snapdir")"
 for _ in $(seq 100); do [ -z "$(fcvm_leftovers)" ] && break; sleep 0.1; done
 assert_no_leftovers
+
+# 11. The event journal recorded the snapshots and the clones' restores.
+fcvm events --no-stream --json --filter event=snapshot_created >"$TEST_TMP/snap-events"
+grep -q '"detail":"warm"' "$TEST_TMP/snap-events" && grep -q '"detail":"warm2"' "$TEST_TMP/snap-events" ||
+  fail "snapshot_created events: $(cat "$TEST_TMP/snap-events")"
+[ "$(fcvm events --no-stream --filter event=clone_started | grep -c ' clone_started c[123] ')" -ge 3 ] ||
+  fail "clone_started events: $(fcvm events --no-stream --filter event=clone_started)"
 echo "snapshots and clones: ok"

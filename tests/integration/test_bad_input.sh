@@ -17,7 +17,7 @@ taken=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$taken)); s.listen(); time.sleep(30)" &
 holder=$!
 on_exit "kill $holder"
-sleep 0.3
+wait_until 30 port_listening "$taken" || fail "the helper never bound port $taken"
 
 expect_usage_error '"8080"' run --publish 8080 busybox
 expect_usage_error '"x:80"' run --publish x:80 busybox
@@ -46,6 +46,12 @@ fi
 expect_usage_error '"rel/dir"' run --workdir rel/dir busybox
 expect_usage_error 'missing IMAGE' run
 expect_usage_error 'frobnicate' frobnicate
+
+# fcvm events: bad times and filters name the value.
+expect_usage_error '"yesterday"' events --since yesterday --no-stream
+expect_usage_error '"soon"' events --until soon --no-stream
+expect_usage_error '"colour=red"' events --filter colour=red --no-stream
+expect_usage_error '"exploded"' events --filter event=exploded --no-stream
 
 # --help and --version succeed.
 "$FCVM_BIN" --help | grep -q 'Exit codes' || fail "--help lacks exit codes"

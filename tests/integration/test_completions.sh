@@ -17,6 +17,8 @@ complete_line() { # WORDS...
 [[ " $(complete_line fcvm '') " == *" exec "* ]] || fail "commands: $(complete_line fcvm '')"
 [[ " $(complete_line fcvm logs --f) " == *" --follow "* ]] || fail "logs options"
 [[ " $(complete_line fcvm run --vmm '') " == *" firecracker "* ]] || fail "--vmm values"
+[[ " $(complete_line fcvm '') " == *" events "* ]] || fail "events command"
+[[ " $(complete_line fcvm events --n) " == *" --no-stream "* ]] || fail "events options"
 # VM names come from the store.
 sqlite_ok=$("$FCVM_BIN" ls -a -q; echo ok)
 [ "${sqlite_ok##*$'\n'}" = ok ] || [ "$sqlite_ok" = ok ] || fail "ls"

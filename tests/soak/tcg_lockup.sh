@@ -67,6 +67,8 @@ export PATH=$work/bin:$PATH
 busybox=$images/busybox.oci.tar
 [ -f "$busybox" ] || { echo "missing $busybox: run make images" >&2; exit 1; }
 
+vm_dir() { "$fcvm" inspect "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["paths"]["dir"])' 2>/dev/null; }
+
 # One worker: a VM, rounds of heavy work until the time is up; a lockup replaces the VM.
 worker() { # INDEX END_EPOCH
   local i=$1 end=$2 n=0 rounds=0 lockups=0 boots=0
@@ -77,16 +79,19 @@ worker() { # INDEX END_EPOCH
     boots=$((boots + 1))
     if ! timeout "$round_deadline_s" "$fcvm" run -d --name "$name" --map "$vol:/vol" \
       "oci-archive:$busybox" sleep 100000 >/dev/null 2>"$work/err-$i"; then
-      local dir; dir=$(ls -d "$FCVM_DATA_DIR"/vms/* 2>/dev/null | head -1)
-      if grep -qs "soft lockup" "$work/err-$i" || grep -qs "soft lockup" "$dir/console.log" 2>/dev/null; then
+      local bdir; bdir=$(vm_dir "$name")
+      if grep -qs "soft lockup" "$work/err-$i" "${bdir:-/nonexistent}/console.log"; then
         lockups=$((lockups + 1))
-        cp "$work/err-$i" "$out/$variant-boot-$i-$n.txt"
+        cat "$work/err-$i" "${bdir:-/nonexistent}/console.log" >"$out/$variant-boot-$i-$n.txt" 2>/dev/null
+        echo "lockup during boot: worker $i VM $name" >&2
+      else
+        echo "boot failed without a lockup: worker $i VM $name: $(tail -3 "$work/err-$i")" >&2
       fi
       "$fcvm" rm -f "$name" >/dev/null 2>&1 || true
       rm -rf "$vol"
       continue
     fi
-    local dir; dir=$("$fcvm" inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
+    local dir; dir=$(vm_dir "$name")
     while [ "$(date +%s)" -lt "$end" ]; do
       rounds=$((rounds + 1))
       if ! timeout "$round_deadline_s" "$fcvm" exec --vm "$name" -- sh -c '

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include "fcvm/util/child_process.hpp"
-#include "fcvm/vmm/firecracker/backend.hpp"
 #include "fcvm/vmm/firecracker/probe.hpp"
 #include "fcvm/vmm/qemu/backend.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 namespace {
@@ -39,7 +39,7 @@ Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const s
     auto fc = probe_firecracker(ctx);
     if (fc) {
       why = fmt::format("firecracker: {} ({})", fc->version, fc->firecracker_bin);
-      return std::unique_ptr<vmm::Backend>(new vmm::firecracker::FirecrackerBackend());
+      return vmm::make_backend(vmm::VmmKind::kFirecracker, {});
     }
     if (choice == "firecracker") {
       return fail(ErrorCode::kUnavailable,
@@ -52,11 +52,11 @@ Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const s
                 "qemu-system-x86_64 not found: install it with scripts/install-deps.sh run");
   }
   std::string accel_why;
-  vmm::qemu::QemuOptions options;
-  options.accel = vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), ctx.accel,
-                                           accel_why);
+  vmm::BackendConfig config;
+  config.kvm = vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), ctx.accel,
+                                        accel_why) == vmm::qemu::Accel::kKvm;
   why += "qemu: " + accel_why;
-  return std::unique_ptr<vmm::Backend>(new vmm::qemu::QemuBackend(options));
+  return vmm::make_backend(vmm::VmmKind::kQemu, config);
 }
 
 }  // namespace fcvm::vm

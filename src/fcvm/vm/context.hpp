@@ -5,6 +5,7 @@
 
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/util/result.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 
@@ -15,6 +16,9 @@ struct Paths {
   std::string snapshots_dir() const { return data_dir + "/snapshots"; }
   std::string kernel() const { return guest_dir + "/kernel/vmlinuz"; }
   std::string vmlinux() const;  // Firecracker: a built kernel if present, else the extracted one
+  std::string kernel_for(vmm::KernelKind kind) const {
+    return kind == vmm::KernelKind::kUncompressed ? vmlinux() : kernel();
+  }
   std::string initrd() const { return guest_dir + "/kernel/initrd.img"; }
   std::string rootfs() const { return guest_dir + "/images/rootfs.ext4"; }
   // The KVM probe's verdict, per user and boot: $XDG_CACHE_HOME/fcvm or ~/.cache/fcvm (shared by

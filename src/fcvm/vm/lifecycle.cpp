@@ -19,6 +19,7 @@
 #include "fcvm/vm/monitor.hpp"
 #include "fcvm/vm/setup.hpp"
 #include "fcvm/vm/timings.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 
@@ -141,10 +142,7 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   rec.vmm.kill_if_alive();
   rec.helper.kill_if_alive();
   release_network(rec);
-  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
-                           "firecracker.sock", "vsock.sock", "memory.ram"}) {
-    ::unlink((rec.dir + "/" + sock).c_str());
-  }
+  remove_runtime_files(rec);
   // A RAM file is unlinked as soon as QEMU runs; one killed before that may leave it.
   ::unlink(memory_file_path(rec).c_str());
   if (rec.auto_remove) {
@@ -160,6 +158,11 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
   FCVM_TRY(store.update(rec));
   publish(store, EventType::kExited, rec, rec.error);
   return std::optional<state::VmRecord>(rec);
+}
+
+void remove_runtime_files(const state::VmRecord& rec) {
+  for (const auto& f : {"control.sock", "slirp.sock"}) ::unlink((rec.dir + "/" + f).c_str());
+  for (const auto& f : vmm::all_runtime_files()) ::unlink((rec.dir + "/" + f).c_str());
 }
 
 Result<std::vector<state::VmRecord>> list_vms(state::VmStore& store) {

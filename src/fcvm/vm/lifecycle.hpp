@@ -44,6 +44,8 @@ Result<> wait_ready(int ready_fd, const state::VmRecord& rec);
 // when it was deleted.
 Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::VmRecord rec);
 Result<std::vector<state::VmRecord>> list_vms(state::VmStore& store);
+// The sockets and runtime files a VM's monitor, network helper and VMM leave in its directory.
+void remove_runtime_files(const state::VmRecord& rec);
 
 bool is_active(const state::VmRecord& rec);  // starting, running or stopping
 Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_s);

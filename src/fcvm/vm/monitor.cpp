@@ -285,10 +285,7 @@ void Monitor::teardown() {
     write_back_volumes();
   }
   if (m_log) m_log->flush();
-  for (const char* sock : {"control.sock", "agent.sock", "qmp.sock", "slirp.sock",
-                           "firecracker.sock", "vsock.sock", "memory.ram"}) {
-    ::unlink((m_rec.dir + "/" + sock).c_str());
-  }
+  remove_runtime_files(m_rec);
   ::unlink(memory_file_path(m_rec).c_str());
   m_rec.status = state::VmStatus::kExited;
   m_rec.finished_ms = state::now_ms();

@@ -67,6 +67,7 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           begin_stop(r.timeout_s.value_or(m_vm->options.stop_timeout_s));
           reply(c, control::Ok{});
         } else if constexpr (std::is_same_v<T, control::Kill>) {
+          if (!m_stop_deadline) publish(EventType::kStopping, "kill");
           m_vm->backend->kill();
           reply(c, control::Ok{});
         } else if constexpr (std::is_same_v<T, control::VolumeSync>) {

@@ -25,8 +25,8 @@ namespace fcvm::vm {
 using namespace std::chrono_literals;
 
 namespace {
-Result<> check_artifacts(const Paths& paths, bool uncompressed_kernel) {
-  std::string kernel = uncompressed_kernel ? paths.vmlinux() : paths.kernel();
+Result<> check_artifacts(const Paths& paths, vmm::KernelKind kernel_kind) {
+  std::string kernel = paths.kernel_for(kernel_kind);
   for (const auto& f : {kernel, paths.initrd(), paths.rootfs()}) {
     if (!path_exists(f)) {
       return fail(ErrorCode::kUnavailable,
@@ -152,6 +152,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   if (!backend) return tl::unexpected<Error>(backend.error());
   vm->backend = std::move(*backend);
   FCVM_LOG(kInfo, "monitor", "vmm: {}", why);
+  FCVM_TRY_ASSIGN(const auto* traits, vmm::backend_traits(vm->backend->name()));
   std::optional<SnapshotFiles> snap;
   if (restore_from) {
     snap = snapshot_files(*restore_from);
@@ -163,7 +164,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     }
     vm->restored = true;
   } else {
-    FCVM_TRY(check_artifacts(ctx.paths, vm->backend->wants_uncompressed_kernel()));
+    FCVM_TRY(check_artifacts(ctx.paths, traits->kernel));
   }
   rec.backend = std::string(vm->backend->name());
 
@@ -172,9 +173,9 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   vmm::DiskSpec root;
   root.serial = k_root_serial;
   root.root = true;
-  root.format = vm->backend->root_disk_format();
+  root.format = traits->root_disk_format;
+  root.path = rec.dir + "/" + traits->root_disk_file;
   if (root.format == vmm::DiskFormat::kQcow2) {
-    root.path = rec.dir + "/root.qcow2";
     if (snap) {
       // A fresh writable layer over the snapshot's disk (which stays read-only).
       ::unlink(root.path.c_str());
@@ -191,7 +192,6 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
       FCVM_TRY(storage::create_qcow2_overlay(ctx.runner, base.string(), root.path));
     }
   } else {
-    root.path = rec.dir + "/root.ext4";
     if (snap) {
       ::unlink(root.path.c_str());
       FCVM_TRY_CTX(storage::clone_file(snap->disk, root.path), "create root disk");
@@ -223,10 +223,9 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.id = rec.id;
   spec.name = rec.name;
   spec.dir = rec.dir;
-  bool vmlinux = vm->backend->wants_uncompressed_kernel();
-  spec.kernel = vmlinux ? ctx.paths.vmlinux() : ctx.paths.kernel();
+  spec.kernel = ctx.paths.kernel_for(traits->kernel);
   spec.initrd = ctx.paths.initrd();
-  if (snap && !vmlinux) {
+  if (snap && traits->snapshot.copies_kernel) {
     spec.kernel = snap->kernel;
     spec.initrd = snap->initrd;
   }

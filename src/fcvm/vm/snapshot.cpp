@@ -1,5 +1,7 @@
 #include "fcvm/vm/snapshot.hpp"
 
+#include "fcvm/vmm/registry.hpp"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,9 +50,11 @@ Result<> remove_snapshot_dir(const std::string& dir) {
 
 SnapshotFiles snapshot_files(const state::SnapshotRecord& snap) {
   const auto& d = snap.dir;
+  auto traits = vmm::backend_traits(snap.backend);
+  auto disk = traits ? (*traits)->snapshot.disk_file : std::string("disk.qcow2");
   return {d + "/memory.ram",
           d + "/state.bin",
-          d + (snap.backend == "firecracker" ? "/disk.ext4" : "/disk.qcow2"),
+          d + "/" + disk,
           d + "/vmlinuz",
           d + "/initrd.img",
           d + "/image.tar"};
@@ -85,8 +89,8 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
   s.backend = std::string(vm.backend->name());
   s.vcpus = vm.options.vcpus;
   s.mem_mib = vm.options.mem_mib;
-  bool qemu = s.backend == "qemu";
-  auto kernel = canonical(qemu ? ctx.paths.kernel() : ctx.paths.vmlinux());
+  FCVM_TRY_ASSIGN(const auto* traits, vmm::backend_traits(s.backend));
+  auto kernel = canonical(ctx.paths.kernel_for(traits->kernel));
   if (!kernel) return tl::unexpected<Error>(kernel.error());
   s.kernel = *kernel;
   auto base = canonical(ctx.paths.rootfs());
@@ -112,7 +116,7 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
   FCVM_TRY_CTX(vm.backend->pause(), "pause the guest");
   undo.add("resume the guest", [&vm] { (void)vm.backend->resume(); });
   std::vector<std::string> disk_paths;
-  auto root = rec.dir + (qemu ? "/root.qcow2" : "/root.ext4");
+  auto root = rec.dir + "/" + traits->root_disk_file;
   FCVM_TRY_CTX(clone_file_data(root, files.disk, false, 0600), "copy the root disk");
   disk_paths.push_back(files.disk);
   if (vm.options.image.source != storage::ImageSource::kRegistry) {
@@ -120,8 +124,9 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
                  "copy the image archive");
     disk_paths.push_back(files.image);
   }
-  if (qemu) {
-    // QEMU loads the kernel into guest memory again when it restores: it must be this one.
+  if (traits->snapshot.copies_kernel) {
+    // The VMM (QEMU) loads the kernel into guest memory again when it restores: it must be this
+    // one.
     FCVM_TRY_CTX(clone_file_data(s.kernel, files.kernel, false, 0600), "copy the kernel");
     FCVM_TRY_CTX(clone_file_data(ctx.paths.initrd(), files.initrd, false, 0600), "copy the initrd");
   }

@@ -10,6 +10,7 @@
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/vm/backend_select.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 
@@ -141,7 +142,7 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
                                                "from 1 to 64",
                                                cpu)));
   o.vmm = r.vmm.empty() ? defaults.vmm : r.vmm;
-  if (o.vmm != "auto" && o.vmm != "qemu" && o.vmm != "firecracker") {
+  if (o.vmm != "auto" && !vmm::backend_traits(o.vmm)) {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", o.vmm));
   }
