@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <thread>
@@ -202,4 +203,29 @@ TEST(ContainerLog, WritesCriRecordsAndParsesThemBack) {
 TEST(ContainerLog, TimeFormat) {
   EXPECT_EQ(vm::format_time_rfc3339nano(0), "1970-01-01T00:00:00.000000000Z");
   EXPECT_EQ(vm::format_time_rfc3339nano(1700000000123456789), "2023-11-14T22:13:20.123456789Z");
+}
+
+// Commands started together on a fresh data directory all open the store: none may fail with
+// "database is locked" while another switches the new file to WAL.
+TEST(VmStore, ConcurrentFirstOpensAllSucceed) {
+  for (int round = 0; round < 5; ++round) {
+    auto path = temp_db();
+    std::vector<pid_t> children;
+    for (int i = 0; i < 8; ++i) {
+      pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        auto store = state::VmStore::open(path);
+        ::_exit(store ? 0 : 1);
+      }
+      children.push_back(pid);
+    }
+    int failed = 0;
+    for (auto pid : children) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    EXPECT_EQ(failed, 0) << "round " << round;
+  }
 }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <chrono>
+#include <thread>
 #include <utility>
 
 namespace fcvm::state {
@@ -19,7 +21,19 @@ Result<Database> Database::open(const std::string& path) {
   }
   // Many fcvm processes share the file: wait for locks instead of failing at once.
   sqlite3_busy_timeout(db.m_db, 10000);
-  FCVM_TRY(db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  // Switching a new database to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
+  // once (without the busy handler) when another connection opens the file at that moment, e.g.
+  // two commands on a fresh data directory: retry for as long as the busy timeout.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    int wal = sqlite3_exec(db.m_db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    if (wal == SQLITE_OK) break;
+    if ((wal != SQLITE_BUSY && wal != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) {
+      return tl::unexpected<Error>(db.error(fmt::format("open state database {}: WAL", path)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FCVM_TRY(db.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
   return db;
 }
 

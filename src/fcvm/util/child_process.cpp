@@ -1,6 +1,7 @@
 #include "fcvm/util/child_process.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
@@ -158,7 +159,7 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     }
     if (userns && ::setns(userns.get(), CLONE_NEWUSER) != 0) child_fail(ew, "setns user");
     if (netns && ::setns(netns.get(), CLONE_NEWNET) != 0) child_fail(ew, "setns net");
-    int devnull = ::open("/dev/null", O_RDWR);
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     int fds[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
     if (options.controlling_tty >= 0) fds[0] = fds[1] = fds[2] = options.controlling_tty;
     // dup the sources above 2 first so that a source that is itself 0..2 is not clobbered.
@@ -168,6 +169,9 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     for (int i = 0; i < 3; ++i) {
       if (tmp[i] < 0 || ::dup2(tmp[i], i) < 0) child_fail(ew, "dup2");
     }
+    // Only 0-2 and keep_fds reach the program: descriptors this process inherited without
+    // O_CLOEXEC (from whoever started fcvm) close at exec too. (A syscall: async-signal-safe.)
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     for (int fd : options.keep_fds) {
       int flags = ::fcntl(fd, F_GETFD);
       if (flags >= 0) ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);

@@ -72,6 +72,10 @@ void ControlServer::send(ControlConnection& c, proto::Kind kind, uint32_t stream
       c.closed = true;
       return;
     }
+    if (c.dropped_total == 0) {
+      FCVM_LOG(kInfo, "control", "client {} does not read: its output is dropped past {} bytes",
+               c.id, k_max_queued_bytes);
+    }
     c.dropped_bytes += payload.size();
     c.dropped_total += payload.size();
     return;

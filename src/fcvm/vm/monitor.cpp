@@ -307,6 +307,7 @@ void Monitor::teardown() {
       }
     }
     m_control->flush(2s);
+    for (const auto& c : m_control->clients()) log_dropped_output(c);
   }
   bool never_ran = !m_ready;
   // A VM that never got to run its container on its first start leaves nothing behind; one that

@@ -30,15 +30,19 @@ bool Monitor::attached_client() const {
   return false;
 }
 
+void Monitor::log_dropped_output(const ControlConnection& c) const {
+  if (c.dropped_total > 0) {
+    FCVM_LOG(kInfo, "monitor", "client {} missed {} bytes of output (slow reader)", c.id,
+             c.dropped_total);
+  }
+}
+
 void Monitor::on_client_gone(ControlConnection& c) {
   if (c.guest_stream != 0) {
     // An exec whose client left loses its process.
     send_agent(proto::encode_signal({c.guest_stream, "KILL"}));
   }
-  if (c.dropped_total > 0) {
-    FCVM_LOG(kInfo, "monitor", "client {} missed {} bytes of output (slow reader)", c.id,
-             c.dropped_total);
-  }
+  log_dropped_output(c);
   if (!c.attach) return;
   c.attach = false;
   if (!attached_client() && m_rec.auto_remove && !m_exit_code) {

@@ -88,6 +88,7 @@ class Monitor {
   void on_client_frame(ControlConnection& c, const agent_proto::Frame& frame);
   void on_request(ControlConnection& c, control::Request request);
   void on_client_gone(ControlConnection& c);
+  void log_dropped_output(const ControlConnection& c) const;
   void reply(ControlConnection& c, const control::Message& m);
   ControlConnection* client_for_stream(uint32_t stream);
   bool attached_client() const;
