@@ -88,7 +88,9 @@ Command add_exec(CLI::App& app) {
         if (auto r = open_session(s); !r) return report_error(r.error().wrap("exec"));
         auto rec = resolve(s, args->ref);
         if (!rec) return report_error(rec.error().wrap("exec"));
-        if (rec->status != state::VmStatus::kRunning) {
+        // Starting (its readiness gate pending) or running: the monitor knows whether the
+        // container runs.
+        if (!vm::is_active(*rec)) {
           return report_error(Error(ErrorCode::kInvalidInput,
                                     fmt::format("exec: VM {} is not running (status: {})",
                                                 rec->name, state::status_name(rec->status))));

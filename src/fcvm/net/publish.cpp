@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fcvm/util/inet.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
 
@@ -83,19 +84,13 @@ Result<> check_unique(const std::vector<PortMapping>& ports) {
 
 Result<> check_host_ports_free(const std::vector<PortMapping>& ports) {
   for (const auto& p : ports) {
-    UniqueFd fd(
-        ::socket(AF_INET, (p.proto == Proto::kTcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0));
-    if (!fd) return fail_errno("socket");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(p.host_port));
-    ::inet_pton(AF_INET, p.host_ip.c_str(), &addr.sin_addr);
-    // sockaddr_in is the concrete address behind the generic sockaddr bind() takes.
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-      int e = errno;
+    auto bound = inet_bind(p.host_ip, p.host_port, p.proto == Proto::kUdp);
+    if (!bound) {
+      int e = bound.error().sys_errno();
       std::string why = e == EADDRINUSE      ? "is already in use"
                         : e == EACCES        ? "needs privileges (ports below 1024 need root)"
                         : e == EADDRNOTAVAIL ? "is not an address of this host"
+                        : e == 0             ? bound.error().message()
                                              : std::strerror(e);
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("--publish {}: host port {}:{}/{} {}", p.to_string(), p.host_ip,

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fcvm/util/fs.hpp"
+#include "fcvm/util/inet.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
@@ -51,16 +52,6 @@ std::string e2fs_tool(const char* name) {
   return name;
 }
 
-bool tcp_port_open(const std::string& address, int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) return false;
-  // sockaddr_in is the concrete type behind the generic sockaddr the call takes.
-  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
-}
 
 bool clean_absolute(const std::string& p) {
   if (p.empty() || p[0] != '/') return false;
@@ -331,11 +322,11 @@ Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
       auto checked = runner.run({e2fs_tool("e2fsck"), "-n", "-f", image});
       if (!checked) return fail(checked.error().wrap("check " + image));
     }
-    auto err = runner.run({"sh", "-c", "\"$1\" -R \"rdump / $2\" \"$3\" 2>&1 >/dev/null", "sh",
-                           e2fs_tool("debugfs"), staging, image});
-    if (!err) return fail(err.error().wrap("read " + image));
+    FCVM_TRY_ASSIGN(auto dump, runner.capture({e2fs_tool("debugfs"), "-R",
+                                                fmt::format("rdump / {}", staging), image}));
     std::string problems;
-    for (auto line : split(*err, '\n')) {
+    if (!dump.status.exited || dump.status.code != 0) problems = dump.status.describe();
+    for (auto line : split(dump.err, '\n')) {
       auto t = trim(line);
       if (t.empty() || t.rfind("debugfs ", 0) == 0) continue;
       problems += (problems.empty() ? "" : "; ") + std::string(t);

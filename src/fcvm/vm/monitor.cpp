@@ -14,6 +14,7 @@
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/monitor_impl.hpp"
 #include "fcvm/vm/snapshot.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 
@@ -46,7 +47,8 @@ Monitor::Monitor(Context& ctx, state::VmStore& store, state::VmRecord record,
       m_launch(std::move(launch)),
       m_ready_fd(ready_fd),
       m_timings(m_launch.timings_file),
-      m_attach_deadline(Clock::now() + k_attach_timeout) {}
+      m_attach_deadline(Clock::now() + k_attach_timeout),
+      m_console(m_rec.dir + "/console.log") {}
 
 void Monitor::advance(Phase p) {
   if (p <= m_phase) return;
@@ -90,87 +92,6 @@ void Monitor::report_ready(const std::string& line) {
   if (!m_ready_fd) return;
   (void)write_all(m_ready_fd.get(), line + "\n");
   m_ready_fd.reset();
-}
-
-// --- readiness -------------------------------------------------------------------------------
-
-void Monitor::gate_passed() {
-  if (m_ready) return;
-  m_timings.mark("ready", m_gate->mode_name());
-  if (!save_snapshot_on_ready()) return;
-  m_rec.status = m_stop_deadline ? state::VmStatus::kStopping : state::VmStatus::kRunning;
-  save();
-  publish(EventType::kReady, m_gate->mode_name());
-  report_ready("ok");
-}
-
-// Acts once on what the gate runner decided.
-void Monitor::on_gate_verdict() {
-  using V = readiness::GateRunner::Verdict;
-  auto verdict = m_gate->verdict();
-  if (verdict == V::kPending || m_gate_settled) return;
-  m_gate_settled = true;
-  if (verdict == V::kPassed) {
-    if (m_exit_code) {
-      report_ready("ok");  // it ran and ended before it was reported: nothing to snapshot
-    } else {
-      gate_passed();
-    }
-    return;
-  }
-  if (m_ready) return;
-  if (m_exit_code) {
-    record_error(m_gate->failure());  // the container ended first; the guest powers off
-    return;
-  }
-  if (m_vm->options.keep_on_failure) {
-    report_ready("error: " + m_gate->failure().to_string() +
-                 " (the VM is kept: --keep-on-failure)");
-    return;
-  }
-  record_error(m_gate->failure());
-  begin_stop(0);
-}
-
-// Runs the next probe of an http or exec gate, and fails the gate at its deadline.
-void Monitor::gate_tick() {
-  if (m_ready || m_error || m_stop_deadline) return;
-  auto probe = m_gate->tick(Clock::now());
-  if (probe) {
-    proto::Exec exec;
-    exec.argv = probe->argv;
-    exec.in_vm = probe->in_vm;
-    m_probe_stream = start_guest_exec(std::move(exec));
-  }
-  on_gate_verdict();
-}
-
-Result<state::SnapshotRecord> Monitor::snapshot(const std::string& name, bool then_stop) {
-  FCVM_TRY_ASSIGN(auto snap,
-                  take_snapshot(m_ctx, m_store, m_rec, *m_vm, name, /*resume_after=*/!then_stop));
-  m_timings.mark("snapshot_saved", snap.name);
-  FCVM_LOG(kInfo, "monitor", "snapshot {} written ({} bytes)", snap.name, snap.size_bytes);
-  publish(EventType::kSnapshotCreated, snap.name);
-  if (then_stop) {
-    // The snapshot holds the running container; this VM has served its purpose.
-    m_exit_code = 0;
-    m_stop_deadline = Clock::now();
-    advance(Phase::kStopping);
-    m_vm->backend->kill();
-  }
-  return snap;
-}
-
-bool Monitor::save_snapshot_on_ready() {
-  const auto& name = m_vm->options.save_snapshot;
-  if (name.empty() || !m_launch.fresh || m_vm->restored) return true;
-  auto snap = snapshot(name, m_vm->options.snapshot_then_stop);
-  if (snap) return true;
-  record_error(Error(snap.error().code(),
-                     fmt::format("save snapshot {}: {}", name, snap.error().message()),
-                     snap.error().sys_errno()));
-  begin_stop(0);
-  return false;
 }
 
 // --- stopping --------------------------------------------------------------------------------
@@ -228,6 +149,19 @@ bool Monitor::end_of_vmm() {
   return true;
 }
 
+// A guest kernel that hung before the container was ready fails the boot at once.
+void Monitor::watch_console() {
+  if (m_ready || m_hang || m_stop_deadline || m_phase >= Phase::kEnding) return;
+  auto hang = m_console.poll();
+  if (!hang) return;
+  m_hang = *hang;
+  FCVM_LOG(kWarn, "monitor", "guest kernel: {}", *hang);
+  record_error(Error(ErrorCode::kSystem,
+                     fmt::format("the guest kernel hung before the container was ready{}",
+                                 console_tail())));
+  m_vm->backend->kill();
+}
+
 void Monitor::check_deadlines() {
   auto now = Clock::now();
   if (m_phase == Phase::kBooting && now > m_boot_deadline) {
@@ -256,6 +190,7 @@ void Monitor::loop() {
     m_control->reap([this](ControlConnection& c) { on_client_gone(c); });
     if (end_of_vmm()) return;
     maybe_send_plan();  // the attach deadline may have passed
+    watch_console();
     gate_tick();
     check_volume_servers();
     check_deadlines();
@@ -348,33 +283,9 @@ int Monitor::run() {
       m_restore_from = **snap;
     }
   }
-  if (!m_error) {
-    auto setup = setup_vm(
-        m_ctx, m_rec, m_timings, [this] { save(); },
-        m_restore_from ? &*m_restore_from : nullptr);
-    if (!setup) {
-      record_error(setup.error());
-    } else {
-      m_vm = std::move(*setup);
-      m_channel_open = true;
-      std::optional<readiness::Gate> gate;
-      if (!m_vm->options.wait_ready.empty()) {
-        auto parsed = readiness::parse_gate(m_vm->options.wait_ready);
-        if (parsed) {
-          gate = *parsed;
-        } else {
-          record_error(parsed.error());
-        }
-      }
-      m_gate = std::make_unique<readiness::GateRunner>(gate);
-      if (m_vm->restored) {
-        publish(EventType::kCloneStarted, m_restore_from ? m_restore_from->name : "");
-        // The restored agent is mid-plan and may not notice the new connection: ask for a hello
-        // (its answer gets the clone's plan: id, clock, fresh entropy).
-        send_agent(proto::encode_hello({proto::k_protocol_version, "fcvm"}));
-      }
-      if (!m_error) loop();
-    }
+  while (!m_error) {
+    boot_and_run();
+    if (!retry_after_hang()) break;
   }
   m_timings.mark("vm_ended");
   teardown();
@@ -389,116 +300,6 @@ void Monitor::abort(Error why) {
     // The last resort: the VMM and helpers die with this process (PDEATHSIG), and the next
     // `ls` or `rm` reconciles the record.
     FCVM_LOG(kError, "monitor", "teardown failed: {}", e.what());
-  }
-}
-
-// --- the process -----------------------------------------------------------------------------
-
-std::vector<std::string> monitor_args(const MonitorLaunch& l, int ready_fd) {
-  std::vector<std::string> args = {k_monitor_command, l.id, "--ready-fd", std::to_string(ready_fd),
-                                   "--data-dir",      l.data_dir};
-  if (!l.guest_dir.empty()) args.insert(args.end(), {"--guest-dir", l.guest_dir});
-  if (!l.cache_dir.empty()) args.insert(args.end(), {"--cache-dir", l.cache_dir});
-  if (l.fresh) args.push_back("--fresh");
-  if (l.wait_attach) args.push_back("--wait-attach");
-  if (!l.accel.empty()) args.insert(args.end(), {"--accel", l.accel});
-  if (l.t0_ns > 0) args.insert(args.end(), {"--t0-ns", std::to_string(l.t0_ns)});
-  if (!l.timings_file.empty()) args.insert(args.end(), {"--timings", l.timings_file});
-  if (!l.log_level.empty()) args.insert(args.end(), {"--log-level", l.log_level});
-  return args;
-}
-
-namespace {
-
-Result<std::pair<MonitorLaunch, int>> parse_monitor_args(int argc, char** argv) {
-  auto bad = [](const std::string& what) {
-    return fail(ErrorCode::kInvalidInput, fmt::format("monitor: {}", what));
-  };
-  if (argc < 3 || std::string(argv[1]) != k_monitor_command) return bad("usage: __monitor ID ...");
-  MonitorLaunch l;
-  int ready_fd = -1;
-  l.id = argv[2];
-  for (int i = 3; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> Result<std::string> {
-      if (i + 1 >= argc) return bad(a + " needs a value");
-      return std::string(argv[++i]);
-    };
-    if (a == "--fresh") {
-      l.fresh = true;
-    } else if (a == "--wait-attach") {
-      l.wait_attach = true;
-    } else if (a == "--ready-fd") {
-      FCVM_TRY_ASSIGN(auto v, value());
-      auto fd = parse_int(v, 0, 1 << 20);
-      if (!fd) return bad("--ready-fd " + v);
-      ready_fd = static_cast<int>(*fd);
-    } else if (a == "--data-dir") {
-      FCVM_TRY_ASSIGN(l.data_dir, value());
-    } else if (a == "--guest-dir") {
-      FCVM_TRY_ASSIGN(l.guest_dir, value());
-    } else if (a == "--cache-dir") {
-      FCVM_TRY_ASSIGN(l.cache_dir, value());
-    } else if (a == "--t0-ns") {
-      FCVM_TRY_ASSIGN(auto v, value());
-      auto ns = parse_int(v, 0, INT64_MAX);
-      if (!ns) return bad("--t0-ns " + v);
-      l.t0_ns = *ns;
-    } else if (a == "--accel") {
-      FCVM_TRY_ASSIGN(l.accel, value());
-    } else if (a == "--timings") {
-      FCVM_TRY_ASSIGN(l.timings_file, value());
-    } else if (a == "--log-level") {
-      FCVM_TRY_ASSIGN(l.log_level, value());
-    } else {
-      return bad("unknown argument " + a);
-    }
-  }
-  if (l.data_dir.empty()) return bad("--data-dir is required");
-  return std::pair<MonitorLaunch, int>(std::move(l), ready_fd);
-}
-
-}  // namespace
-
-int monitor_main(int argc, char** argv) {
-  mark_process_start();
-  auto parsed = parse_monitor_args(argc, argv);
-  if (!parsed) {
-    fmt::print(stderr, "fcvm: error: {}\n", parsed.error().to_string());
-    return 2;
-  }
-  auto [launch, ready_fd] = std::move(*parsed);
-  mark_process_start(launch.t0_ns);
-  log::Level level = log::Level::kInfo;
-  if (!launch.log_level.empty()) (void)log::parse_level(launch.log_level, level);
-  log::set_level(level);
-  auto tell = [fd = ready_fd](const std::string& line) {
-    if (fd >= 0) (void)write_all(fd, line + "\n");
-  };
-  Paths paths;
-  paths.data_dir = launch.data_dir;
-  paths.guest_dir = launch.guest_dir.empty() ? launch.data_dir : launch.guest_dir;
-  paths.cache_dir = launch.cache_dir;
-  Context ctx{paths, sys::default_runner(), launch.accel};
-  auto store = open_store(ctx);
-  if (!store) {
-    tell("error: " + store.error().to_string());
-    return 1;
-  }
-  auto rec = store->get(launch.id);
-  if (!rec || !*rec) {
-    tell(fmt::format("error: no VM with id {}", launch.id));
-    return 1;
-  }
-  Monitor monitor(ctx, *store, std::move(**rec), std::move(launch), ready_fd);
-  try {
-    return monitor.run();
-  } catch (const std::exception& e) {
-    // Our code does not throw; a library that did must still not leave the VM behind.
-    FCVM_LOG(kError, "monitor", "uncaught exception: {}", e.what());
-    monitor.abort(Error(ErrorCode::kInternal,
-                        fmt::format("internal error in the VM monitor: {}", e.what())));
-    return 1;
   }
 }
 

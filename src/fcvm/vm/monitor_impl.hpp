@@ -1,6 +1,9 @@
 #pragma once
 // The monitor's state and its concerns, one file each (private to vm/):
-//   monitor.cpp           run(), the event loop, phases, stop, teardown, readiness and snapshots
+//   monitor.cpp           run(), the event loop, phases, deadlines, stop, teardown
+//   monitor_ready.cpp     one boot (again after a hung first boot), the readiness gate's
+//                         verdict, snapshots
+//   monitor_main.cpp      the process: argv and main
 //   monitor_agent.cpp     the conversation with fc-agent (agent_proto's codec only)
 //   monitor_control.cpp   control-socket requests (control_proto.hpp) from clients
 //   monitor_volumes.cpp   volumes while the VM runs and after it ended
@@ -24,6 +27,7 @@
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/unique_fd.hpp"
+#include "fcvm/vm/console_watch.hpp"
 #include "fcvm/vm/container_log.hpp"
 #include "fcvm/vm/context.hpp"
 #include "fcvm/vm/control_proto.hpp"
@@ -57,6 +61,9 @@ class Monitor {
 
  private:
   // monitor.cpp
+  void boot_and_run();
+  bool retry_after_hang();
+  void watch_console();
   void loop();
   bool end_of_vmm();
   void check_deadlines();
@@ -124,6 +131,9 @@ class Monitor {
   std::optional<int> m_exit_code;
   std::optional<Error> m_error;
   std::optional<state::SnapshotRecord> m_restore_from;  // a clone's first start
+  ConsoleWatch m_console;
+  std::optional<std::string> m_hang;  // the console line of a hung guest kernel
+  int m_boot_attempts = 1;
   // run_in_guest: the stream it waits for and what became of it.
   uint32_t m_sync_stream = 0;
   std::optional<int> m_sync_exit;

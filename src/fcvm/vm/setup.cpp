@@ -15,6 +15,7 @@
 #include "fcvm/storage/volume.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/fs.hpp"
+#include "fcvm/util/inet.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/vm/backend_select.hpp"
 #include "fcvm/vm/plan.hpp"
@@ -59,25 +60,6 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
   return std::unique_ptr<net::VmNetwork>(std::move(*network));
 }
 
-// Free TCP port on `address` (bound and released: the server binds it a moment later).
-Result<int> free_port_on(const std::string& address) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fail_errno("socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
-    return fail(ErrorCode::kInternal, "bad address " + address);
-  }
-  // sockaddr_in is the concrete type behind the generic sockaddr the calls take.
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-    return fail_errno(fmt::format("bind {}", address));
-  }
-  socklen_t len = sizeof a;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    return fail_errno("getsockname");
-  }
-  return static_cast<int>(ntohs(a.sin_port));
-}
 
 Result<> start_nfs_server(VmResources& vm, const state::VmRecord& rec, std::string& server,
                           int& port) {
@@ -96,7 +78,7 @@ Result<> start_nfs_server(VmResources& vm, const state::VmRecord& rec, std::stri
     return fail(ErrorCode::kInvalidInput, "mode=nfs needs --network privileged");
   }
   server = bridge.substr(0, bridge.find('/'));
-  auto p = free_port_on(server);
+  auto p = free_tcp_port(server);
   if (!p) return tl::unexpected<Error>(p.error());
   port = *p;
   auto state_dir = rec.dir + "/nfs";
