@@ -1,6 +1,7 @@
+#include "fcvm/cli/main.hpp"
+
 #include <cstring>
 
-#include "fcvm/cli/main.hpp"
 #include "fcvm/vm/monitor.hpp"
 
 // A VM's monitor is this binary in its monitor mode; everything else is the CLI.

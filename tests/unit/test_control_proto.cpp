@@ -59,12 +59,11 @@ TEST(ControlProto, RequestsRoundTrip) {
 }
 
 TEST(ControlProto, AFailureKeepsItsCodeAndErrno) {
-  auto f = round_trip_message<control::Failure>(control::Failure{
-      Error(ErrorCode::kSystem, "copy to /s/disk.ext4: copy_file_range", ENOSPC)});
+  auto f = round_trip_message<control::Failure>(
+      control::Failure{Error(ErrorCode::kSystem, "copy to /s/disk.ext4: copy_file_range", ENOSPC)});
   EXPECT_EQ(f.error.code(), ErrorCode::kSystem);
   EXPECT_EQ(f.error.sys_errno(), ENOSPC);
-  EXPECT_EQ(f.error.to_string(),
-            "copy to /s/disk.ext4: copy_file_range: No space left on device");
+  EXPECT_EQ(f.error.to_string(), "copy to /s/disk.ext4: copy_file_range: No space left on device");
   for (auto code : {ErrorCode::kInternal, ErrorCode::kInvalidInput, ErrorCode::kNotFound,
                     ErrorCode::kAlreadyExists, ErrorCode::kUnavailable, ErrorCode::kTimeout,
                     ErrorCode::kSystem, ErrorCode::kProtocol, ErrorCode::kCancelled}) {
@@ -79,8 +78,8 @@ TEST(ControlProto, MessagesRoundTrip) {
   EXPECT_EQ(ok.name, "warm");
   EXPECT_EQ(ok.count, 3);
   EXPECT_EQ(round_trip_message<control::Exited>(control::Exited{137}).code, 137);
-  auto ev = round_trip_message<Event>(
-      Event{1234567890123, EventType::kExited, "id1", "web", 3, "boom"});
+  auto ev =
+      round_trip_message<Event>(Event{1234567890123, EventType::kExited, "id1", "web", 3, "boom"});
   EXPECT_EQ(ev.time_ns, 1234567890123);
   EXPECT_EQ(ev.type, EventType::kExited);
   EXPECT_EQ(ev.vm_id, "id1");
@@ -90,15 +89,14 @@ TEST(ControlProto, MessagesRoundTrip) {
 }
 
 TEST(ControlProto, MalformedInputIsAProtocolErrorNeverACrash) {
-  for (const char* bad : {"", "null", "[]", "{}", "{\"type\":1}", "{\"type\":\"launch\"}",
-                          "{\"type\":\"stop\",\"timeout_s\":\"soon\"}",
-                          "{\"type\":\"stop\",\"timeout_s\":-1}",
-                          "{\"type\":\"exec\"}", "{\"type\":\"exec\",\"argv\":[1]}",
-                          "{\"type\":\"exec\",\"argv\":[\"a\"],\"tty\":\"yes\"}",
-                          "{\"type\":\"exec\",\"argv\":[\"a\"],\"rows\":70000}",
-                          "{\"type\":\"resize\",\"rows\":0,\"cols\":80}",
-                          "{\"type\":\"signal\",\"signal\":\"\"}",
-                          "{\"type\":\"snapshot\",\"name\":[]}", "{\"type\":\"attach\""}) {
+  for (const char* bad :
+       {"", "null", "[]", "{}", "{\"type\":1}", "{\"type\":\"launch\"}",
+        "{\"type\":\"stop\",\"timeout_s\":\"soon\"}", "{\"type\":\"stop\",\"timeout_s\":-1}",
+        "{\"type\":\"exec\"}", "{\"type\":\"exec\",\"argv\":[1]}",
+        "{\"type\":\"exec\",\"argv\":[\"a\"],\"tty\":\"yes\"}",
+        "{\"type\":\"exec\",\"argv\":[\"a\"],\"rows\":70000}",
+        "{\"type\":\"resize\",\"rows\":0,\"cols\":80}", "{\"type\":\"signal\",\"signal\":\"\"}",
+        "{\"type\":\"snapshot\",\"name\":[]}", "{\"type\":\"attach\""}) {
     auto r = control::decode_request(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kProtocol) << bad;

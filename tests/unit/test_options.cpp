@@ -4,8 +4,8 @@
 #include <fstream>
 
 #include "fcvm/vm/options.hpp"
-#include "fcvm/vm/validate.hpp"
 #include "fcvm/vm/plan.hpp"
+#include "fcvm/vm/validate.hpp"
 
 using namespace fcvm;
 

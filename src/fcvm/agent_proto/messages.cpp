@@ -283,8 +283,7 @@ Result<Exit> exit_from_json(const json& j) {
 
 Result<Event> event_from_json(const json& j) {
   try {
-    return Event{j.value("name", "event"), j.value("uptime_ms", int64_t{0}),
-                 j.value("detail", "")};
+    return Event{j.value("name", "event"), j.value("uptime_ms", int64_t{0}), j.value("detail", "")};
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad event: {}", e.what()));
   }

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
@@ -59,8 +58,12 @@ std::string human_size(int64_t bytes) {
 }
 
 vm::RunDefaults run_defaults(const config::Config& config) {
-  return {config.defaults.mem_mib, config.defaults.vcpus, config.defaults.stop_timeout_s,
-          config.vmm,             config.network,       config.insecure_registries};
+  return {config.defaults.mem_mib,
+          config.defaults.vcpus,
+          config.defaults.stop_timeout_s,
+          config.vmm,
+          config.network,
+          config.insecure_registries};
 }
 
 }  // namespace fcvm::cli

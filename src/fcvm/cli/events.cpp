@@ -1,4 +1,6 @@
 // fcvm events [--json] [--since TIME] [--until TIME] [--filter K=V]... [--no-stream]
+#include "fcvm/vm/events.hpp"
+
 #include <fmt/format.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,7 +13,6 @@
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
-#include "fcvm/vm/events.hpp"
 
 namespace fcvm::cli {
 namespace {

@@ -96,7 +96,7 @@ Command add_exec(CLI::App& app) {
                                                 rec->name, state::status_name(rec->status))));
         }
         vm::ExecRequest req{args->argv,        args->env, args->workdir, args->user,
-                            args->interactive, args->tty, args->in_vm, terminal_size};
+                            args->interactive, args->tty, args->in_vm,   terminal_size};
         if (args->tty) {
           // The container's terminal type is ours unless -e TERM= says otherwise.
           bool set = false;

@@ -83,7 +83,8 @@ Command add_run(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--stop-timeout", args->request.stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
-  cmd->add_option("--timings", args->request.timings_file, "Append start-up milestones as JSON lines")
+  cmd->add_option("--timings", args->request.timings_file,
+                  "Append start-up milestones as JSON lines")
       ->group("");
   cmd->add_option(
       "--wait-ready", args->request.wait_ready,
@@ -121,8 +122,8 @@ Command add_run(CLI::App& app) {
             }
             args->request.image_and_command = cmd->remaining();
             // The configuration file supplies what the command line leaves out.
-            auto options = vm::validate_run(args->request, run_defaults(s.config),
-                                            vm::process_env());
+            auto options =
+                vm::validate_run(args->request, run_defaults(s.config), vm::process_env());
             if (!options) return report_error(options.error().wrap("run"));
             if (auto r = open_session(s); !r) return report_error(r.error());
             if (auto r = vm::check_run(*s.ctx, *s.store, *options); !r) {

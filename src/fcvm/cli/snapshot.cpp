@@ -57,7 +57,8 @@ int create(const std::string& vm_ref, const std::string& name) {
   auto who = fmt::format("snapshot create {} {}", vm_ref, name);
   auto rec = resolve(s, vm_ref);
   if (!rec) return report_error(not_found_is_usage(rec.error()).wrap(who));
-  if (auto r = vm::check_snapshot_name_free(*s.store, name); !r) return report_error(r.error().wrap(who));
+  if (auto r = vm::check_snapshot_name_free(*s.store, name); !r)
+    return report_error(r.error().wrap(who));
   if (!vm::is_active(*rec)) {
     return report_error(
         Error(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec->name)).wrap(who));

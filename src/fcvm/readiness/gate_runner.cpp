@@ -66,8 +66,9 @@ void GateRunner::on_container_exit(int code) {
 std::optional<GateRunner::Probe> GateRunner::tick(Clock::time_point now) {
   if (!m_gate || m_verdict != Verdict::kPending || !m_running) return std::nullopt;
   if (m_deadline && now > *m_deadline) {
-    fail_with(Error(ErrorCode::kTimeout, fmt::format("readiness gate \"{}\" did not pass within {} s",
-                                                     m_gate->spec, m_gate->timeout_s)));
+    fail_with(
+        Error(ErrorCode::kTimeout, fmt::format("readiness gate \"{}\" did not pass within {} s",
+                                               m_gate->spec, m_gate->timeout_s)));
     return std::nullopt;
   }
   if (m_gate->mode != Mode::kHttp && m_gate->mode != Mode::kExec) return std::nullopt;

@@ -28,7 +28,8 @@ Result<Database> Database::open(const std::string& path) {
   for (;;) {
     int wal = sqlite3_exec(db.m_db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
     if (wal == SQLITE_OK) break;
-    if ((wal != SQLITE_BUSY && wal != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) {
+    if ((wal != SQLITE_BUSY && wal != SQLITE_LOCKED) ||
+        std::chrono::steady_clock::now() > deadline) {
       return tl::unexpected<Error>(db.error(fmt::format("open state database {}: WAL", path)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

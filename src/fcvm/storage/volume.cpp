@@ -52,7 +52,6 @@ std::string e2fs_tool(const char* name) {
   return name;
 }
 
-
 bool clean_absolute(const std::string& p) {
   if (p.empty() || p[0] != '/') return false;
   for (auto part : split(p, '/')) {
@@ -323,7 +322,7 @@ Result<> sync_image_to_dir(sys::CommandRunner& runner, const std::string& image,
       if (!checked) return fail(checked.error().wrap("check " + image));
     }
     FCVM_TRY_ASSIGN(auto dump, runner.capture({e2fs_tool("debugfs"), "-R",
-                                                fmt::format("rdump / {}", staging), image}));
+                                               fmt::format("rdump / {}", staging), image}));
     std::string problems;
     if (!dump.status.exited || dump.status.code != 0) problems = dump.status.describe();
     for (auto line : split(dump.err, '\n')) {

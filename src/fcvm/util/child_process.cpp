@@ -1,8 +1,8 @@
 #include "fcvm/util/child_process.hpp"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <fmt/format.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>

@@ -85,7 +85,7 @@ Result<T> with_context(Result<T> r, std::string_view context) {
 #define FCVM_TRY_CONCAT_(a, b) FCVM_TRY_CONCAT_INNER_(a, b)
 #define FCVM_TRY_ASSIGN(lhs, expr) \
   FCVM_TRY_ASSIGN_IMPL_(FCVM_TRY_CONCAT_(fcvm_try_v_, __LINE__), lhs, expr)
-#define FCVM_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                                 \
-  auto tmp = (expr);                                                          \
+#define FCVM_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                               \
+  auto tmp = (expr);                                                        \
   if (!tmp) return ::tl::unexpected<::fcvm::Error>(std::move(tmp.error())); \
   lhs = std::move(*tmp)

@@ -107,9 +107,8 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
   FCVM_TRY(client.send(exec));
   bool stdin_open = req.interactive;
   for (;;) {
-    pollfd fds[3] = {{client.fd(), POLLIN, 0},
-                     {signals.fd(), POLLIN, 0},
-                     {stdin_open ? io.in : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {client.fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
     if (fds[1].revents & POLLIN) {
@@ -127,8 +126,7 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
       char buf[32768];
       ssize_t n = ::read(io.in, buf, sizeof buf);
       if (n > 0) {
-        (void)client.send_input(proto::Kind::kStdin,
-                                std::string_view(buf, static_cast<size_t>(n)));
+        (void)client.send_input(proto::Kind::kStdin, std::string_view(buf, static_cast<size_t>(n)));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         stdin_open = false;
         (void)client.send_input(proto::Kind::kStdinEof, {});

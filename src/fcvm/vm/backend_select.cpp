@@ -54,7 +54,7 @@ Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const s
   std::string accel_why;
   vmm::BackendConfig config;
   config.kvm = vmm::qemu::choose_accel(ctx.paths.kernel(), ctx.paths.accel_cache(), ctx.accel,
-                                        accel_why) == vmm::qemu::Accel::kKvm;
+                                       accel_why) == vmm::qemu::Accel::kKvm;
   why += "qemu: " + accel_why;
   return vmm::make_backend(vmm::VmmKind::kQemu, config);
 }

@@ -1,7 +1,7 @@
 #include "fcvm/vm/control_server.hpp"
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -35,11 +35,11 @@ struct ControlConnection {
   agent_proto::Decoder decoder{};
   std::deque<std::string> queue{};  // encoded frames; the first may be partly written
   size_t queued_bytes = 0;
-  size_t head_written = 0;       // bytes of queue.front() already written
-  uint64_t dropped_bytes = 0;    // output dropped since the last notice
-  uint64_t dropped_total = 0;    // output dropped over the connection's life
-  bool drop_output = true;       // false: a queue past the bound disconnects instead
-  bool closed = false;           // to be removed (peer gone, protocol error, or overflow)
+  size_t head_written = 0;     // bytes of queue.front() already written
+  uint64_t dropped_bytes = 0;  // output dropped since the last notice
+  uint64_t dropped_total = 0;  // output dropped over the connection's life
+  bool drop_output = true;     // false: a queue past the bound disconnects instead
+  bool closed = false;         // to be removed (peer gone, protocol error, or overflow)
   // What the monitor made of it.
   bool attach = false;
   bool subscriber = false;

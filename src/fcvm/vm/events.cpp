@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <utility>
 
 #include "fcvm/util/log.hpp"
@@ -92,8 +92,7 @@ std::optional<EventType> event_type_from_name(std::string_view name) {
 
 Event make_event(EventType type, std::string vm_id, std::string vm_name, std::string detail,
                  std::optional<int> exit_code) {
-  return Event{wall_ns(), type, std::move(vm_id), std::move(vm_name), exit_code,
-               std::move(detail)};
+  return Event{wall_ns(), type, std::move(vm_id), std::move(vm_name), exit_code, std::move(detail)};
 }
 
 nlohmann::json to_json(const Event& e) {

@@ -88,7 +88,7 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
   launch.timings_file = options.timings_file;
   // The monitor logs at least at info into monitor.log; a more verbose caller's level carries.
   launch.log_level = log::level() < log::Level::kInfo ? std::string(log::level_name(log::level()))
-                                                       : std::string("info");
+                                                      : std::string("info");
   // The monitor resolves nothing itself: it gets the directories we resolved (flags, config,
   // environment).
   launch.data_dir = ctx.paths.data_dir;

@@ -39,8 +39,8 @@ std::string_view phase_name(Phase p) {
   return "?";
 }
 
-Monitor::Monitor(Context& ctx, state::VmStore& store, state::VmRecord record,
-                 MonitorLaunch launch, int ready_fd)
+Monitor::Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, MonitorLaunch launch,
+                 int ready_fd)
     : m_ctx(ctx),
       m_store(store),
       m_rec(std::move(record)),
@@ -140,11 +140,10 @@ bool Monitor::end_of_vmm() {
     }
   }
   if (!m_exit_code && !m_error && !m_stop_deadline) {
-    m_error = Error(ErrorCode::kSystem,
-                    fmt::format("the VM stopped before its container finished ({} {}){}",
-                                m_vm->backend->name(),
-                                status ? (*status)->describe() : status.error().to_string(),
-                                console_tail()));
+    m_error = Error(
+        ErrorCode::kSystem,
+        fmt::format("the VM stopped before its container finished ({} {}){}", m_vm->backend->name(),
+                    status ? (*status)->describe() : status.error().to_string(), console_tail()));
   }
   return true;
 }
@@ -156,18 +155,18 @@ void Monitor::watch_console() {
   if (!hang) return;
   m_hang = *hang;
   FCVM_LOG(kWarn, "monitor", "guest kernel: {}", *hang);
-  record_error(Error(ErrorCode::kSystem,
-                     fmt::format("the guest kernel hung before the container was ready{}",
-                                 console_tail())));
+  record_error(
+      Error(ErrorCode::kSystem,
+            fmt::format("the guest kernel hung before the container was ready{}", console_tail())));
   m_vm->backend->kill();
 }
 
 void Monitor::check_deadlines() {
   auto now = Clock::now();
   if (m_phase == Phase::kBooting && now > m_boot_deadline) {
-    record_error(Error(ErrorCode::kTimeout,
-                       fmt::format("the guest agent did not answer within {} s{}",
-                                   k_boot_timeout.count(), console_tail())));
+    record_error(
+        Error(ErrorCode::kTimeout, fmt::format("the guest agent did not answer within {} s{}",
+                                               k_boot_timeout.count(), console_tail())));
     m_vm->backend->kill();
     return;
   }
@@ -207,9 +206,8 @@ void Monitor::loop() {
       }
     }
     if (fds[1].revents & POLLIN) on_signal();
-    m_control->on_poll(fds, [this](ControlConnection& c, const proto::Frame& f) {
-      on_client_frame(c, f);
-    });
+    m_control->on_poll(
+        fds, [this](ControlConnection& c, const proto::Frame& f) { on_client_frame(c, f); });
   }
 }
 
@@ -237,8 +235,8 @@ void Monitor::teardown() {
       if (m_exit_code) {
         reply(c, control::Exited{*m_exit_code});
       } else {
-        reply(c, control::Failure{m_error ? *m_error
-                                          : Error(ErrorCode::kSystem, "the VM stopped")});
+        reply(c,
+              control::Failure{m_error ? *m_error : Error(ErrorCode::kSystem, "the VM stopped")});
       }
     }
     m_control->flush(2s);

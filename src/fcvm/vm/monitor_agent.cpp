@@ -91,7 +91,8 @@ Result<> Monitor::on_agent_control(const std::string& payload) {
     on_agent_exit(exit.stream, exit.code);
   } else if (type == proto::k_error) {
     FCVM_TRY_ASSIGN(auto error, proto::error_from_json(msg));
-    record_error(Error(ErrorCode::kSystem, fmt::format("guest: {}: {}", error.stage, error.message)));
+    record_error(
+        Error(ErrorCode::kSystem, fmt::format("guest: {}: {}", error.stage, error.message)));
   } else if (type == proto::k_exec_error) {
     FCVM_TRY_ASSIGN(auto refused, proto::exec_error_from_json(msg));
     if (refused.stream == m_sync_stream && m_sync_stream != 0) {

@@ -90,8 +90,7 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
             return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
                                                    "this connection already runs an exec")});
           }
-          proto::Exec exec{0,       r.argv,  r.env,   r.workdir, r.user,
-                           r.tty,   r.in_vm, r.rows,  r.cols};
+          proto::Exec exec{0, r.argv, r.env, r.workdir, r.user, r.tty, r.in_vm, r.rows, r.cols};
           // An exec's output is not kept anywhere else: a client that stops reading is
           // disconnected (and its process killed) rather than silently missing output.
           c.drop_output = false;

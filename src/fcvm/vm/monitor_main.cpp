@@ -12,10 +12,9 @@
 
 namespace fcvm::vm {
 
-
 std::vector<std::string> monitor_args(const MonitorLaunch& l, int ready_fd) {
-  std::vector<std::string> args = {k_monitor_command, l.id, "--ready-fd", std::to_string(ready_fd),
-                                   "--data-dir",      l.data_dir};
+  std::vector<std::string> args = {k_monitor_command,        l.id,         "--ready-fd",
+                                   std::to_string(ready_fd), "--data-dir", l.data_dir};
   if (!l.guest_dir.empty()) args.insert(args.end(), {"--guest-dir", l.guest_dir});
   if (!l.cache_dir.empty()) args.insert(args.end(), {"--cache-dir", l.cache_dir});
   if (l.fresh) args.push_back("--fresh");
@@ -115,8 +114,8 @@ int monitor_main(int argc, char** argv) {
   } catch (const std::exception& e) {
     // Our code does not throw; a library that did must still not leave the VM behind.
     FCVM_LOG(kError, "monitor", "uncaught exception: {}", e.what());
-    monitor.abort(Error(ErrorCode::kInternal,
-                        fmt::format("internal error in the VM monitor: {}", e.what())));
+    monitor.abort(
+        Error(ErrorCode::kInternal, fmt::format("internal error in the VM monitor: {}", e.what())));
     return 1;
   }
 }

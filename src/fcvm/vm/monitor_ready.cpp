@@ -88,7 +88,6 @@ bool Monitor::retry_after_hang() {
   return true;
 }
 
-
 void Monitor::gate_passed() {
   if (m_ready) return;
   m_timings.mark("ready", m_gate->mode_name());

@@ -49,10 +49,10 @@ void Monitor::check_volume_servers() {
   for (size_t i = 0; i < m_vm->volume_servers.size(); ++i) {
     auto st = m_vm->volume_servers[i].try_wait();
     if (!st || !*st) continue;
-    record_error(Error(ErrorCode::kSystem,
-                       fmt::format("a volume's server on the host exited ({}); see "
-                                   "{}/sftp-*.log or {}/nfs.log",
-                                   (*st)->describe(), m_rec.dir, m_rec.dir)));
+    record_error(
+        Error(ErrorCode::kSystem, fmt::format("a volume's server on the host exited ({}); see "
+                                              "{}/sftp-*.log or {}/nfs.log",
+                                              (*st)->describe(), m_rec.dir, m_rec.dir)));
     begin_stop(0);
     return;
   }

@@ -60,7 +60,6 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
   return std::unique_ptr<net::VmNetwork>(std::move(*network));
 }
 
-
 Result<> start_nfs_server(VmResources& vm, const state::VmRecord& rec, std::string& server,
                           int& port) {
   std::vector<storage::NfsExport> exports;

@@ -1,7 +1,5 @@
 #include "fcvm/vm/snapshot.hpp"
 
-#include "fcvm/vmm/registry.hpp"
-
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +14,7 @@
 #include "fcvm/util/rollback.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/vm/lifecycle.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
 
@@ -52,12 +51,8 @@ SnapshotFiles snapshot_files(const state::SnapshotRecord& snap) {
   const auto& d = snap.dir;
   auto traits = vmm::backend_traits(snap.backend);
   auto disk = traits ? (*traits)->snapshot.disk_file : std::string("disk.qcow2");
-  return {d + "/memory.ram",
-          d + "/state.bin",
-          d + "/" + disk,
-          d + "/vmlinuz",
-          d + "/initrd.img",
-          d + "/image.tar"};
+  return {d + "/memory.ram", d + "/state.bin",  d + "/" + disk,
+          d + "/vmlinuz",    d + "/initrd.img", d + "/image.tar"};
 }
 
 Result<> validate_snapshot_name(const std::string& name) {

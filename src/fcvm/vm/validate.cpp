@@ -132,10 +132,10 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   }
   o.workdir = r.workdir;
   auto mem = r.mem.empty() ? std::to_string(defaults.mem_mib) : r.mem;
-  FCVM_TRY_ASSIGN(o.mem_mib,
-                  bounded(mem, 128, 1 << 20,
-                          fmt::format("invalid --mem \"{}\": expected MiB as a whole number >= 128",
-                                      mem)));
+  FCVM_TRY_ASSIGN(
+      o.mem_mib,
+      bounded(mem, 128, 1 << 20,
+              fmt::format("invalid --mem \"{}\": expected MiB as a whole number >= 128", mem)));
   auto cpu = r.cpu.empty() ? std::to_string(defaults.vcpus) : r.cpu;
   FCVM_TRY_ASSIGN(o.vcpus, bounded(cpu, 1, 64,
                                    fmt::format("invalid --cpu \"{}\": expected a whole number "
@@ -149,10 +149,10 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   o.network = r.network.empty() ? defaults.network : r.network;
   FCVM_TRY(validate_network(o.network));
   auto stop = r.stop_timeout.empty() ? std::to_string(defaults.stop_timeout_s) : r.stop_timeout;
-  FCVM_TRY_ASSIGN(o.stop_timeout_s,
-                  bounded(stop, 0, 3600,
-                          fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600",
-                                      stop)));
+  FCVM_TRY_ASSIGN(
+      o.stop_timeout_s,
+      bounded(stop, 0, 3600,
+              fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", stop)));
   o.timings_file = r.timings_file;
   for (const auto& text : r.maps) {
     FCVM_TRY_ASSIGN(auto m, storage::parse_volume_map(text));
@@ -200,7 +200,8 @@ Result<CloneOptions> validate_clone(const CloneRequest& r) {
 }
 
 Result<> check_run(Context& ctx, state::VmStore& store, const RunOptions& options) {
-  if (!options.save_snapshot.empty()) FCVM_TRY(check_snapshot_name_free(store, options.save_snapshot));
+  if (!options.save_snapshot.empty())
+    FCVM_TRY(check_snapshot_name_free(store, options.save_snapshot));
   // An explicit --vmm firecracker that cannot work fails before anything is created.
   if (options.vmm == "firecracker") {
     std::string why;

@@ -47,7 +47,8 @@ const BackendTraits& backend_traits(VmmKind kind) {
 
 std::vector<std::string> all_runtime_files() {
   std::set<std::string> files;
-  for (const auto& b : registered_backends()) files.insert(b.runtime_files.begin(), b.runtime_files.end());
+  for (const auto& b : registered_backends())
+    files.insert(b.runtime_files.begin(), b.runtime_files.end());
   return {files.begin(), files.end()};
 }
 

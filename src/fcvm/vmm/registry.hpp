@@ -16,8 +16,8 @@ enum class VmmKind { kQemu, kFirecracker };
 enum class KernelKind { kCompressed, kUncompressed };  // bzImage | ELF vmlinux
 
 struct SnapshotLayout {
-  std::string disk_file;        // the root disk's copy in a snapshot directory
-  bool copies_kernel = false;   // the VMM reloads kernel and initrd on restore: keep copies
+  std::string disk_file;       // the root disk's copy in a snapshot directory
+  bool copies_kernel = false;  // the VMM reloads kernel and initrd on restore: keep copies
 };
 
 struct BackendTraits {
@@ -25,7 +25,7 @@ struct BackendTraits {
   std::string_view name;
   KernelKind kernel = KernelKind::kCompressed;
   DiskFormat root_disk_format = DiskFormat::kQcow2;
-  std::string root_disk_file;               // the VM's own writable root disk in its directory
+  std::string root_disk_file;                // the VM's own writable root disk in its directory
   std::vector<std::string> runtime_files{};  // sockets and files removed when the VM ends
   SnapshotLayout snapshot{};
 };
