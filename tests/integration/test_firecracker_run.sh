@@ -188,8 +188,8 @@ snapdir=$("$FCVM_BIN" snapshot inspect fcsnap | python3 -c 'import json,sys; pri
 FAKE_FC_RUN_UNTIL_STOP=1 FAKE_FC_RECORD=$rec_clone "$FCVM_BIN" clone --snapshot fcsnap --name fclone -d \
   >/dev/null 2>"$TEST_TMP/err" || { show_vm_logs; fail "clone with firecracker: $(cat "$TEST_TMP/err")"; }
 # The guest's output follows its `ready` (which `clone -d` returns on).
-for _ in $(seq 50); do "$FCVM_BIN" logs fclone 2>/dev/null | grep -q 'fake guest: running' && break; sleep 0.1; done
-"$FCVM_BIN" logs fclone 2>/dev/null | grep -q 'fake guest: running' || fail "no output from the clone"
+clone_output() { "$FCVM_BIN" logs fclone 2>/dev/null | grep -q 'fake guest: running'; }
+wait_until 60 clone_output || { show_vm_logs; fail "no output from the clone"; }
 python3 - "$rec_src" "$rec_clone" "$snapdir" "$FCVM_DATA_DIR" <<'PY' || fail "snapshot API calls (above)"
 import json, sys
 rec_src, rec_clone, snapdir, data = sys.argv[1:]
