@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A guest kernel that hangs before its container is ready: the monitor sees the kernel's own
-# words on the serial console, boots the VM once more from a fresh disk (first start only), and a
-# second hang fails the run at once, naming it, with nothing left. A real lockup cannot be had on
+# words on the serial console and, unless the guest recovers within 45 s, boots the VM once more
+# from a fresh disk (first start only); a second hang fails the run, naming it, with nothing left. A real lockup cannot be had on
 # demand, so the kernel's lockup message is written into the real guest's kernel log
 # (/dev/kmsg), from where the kernel prints it on the console as it would its own.
 source "$(dirname "$0")/../lib/common.sh"
@@ -20,7 +20,7 @@ fcvm run -d --name h1 --wait-ready 'mode=exec,timeout=300,cmd=test -f /tmp/go' \
 runner=$!
 wait_until 240 container_runs h1 || fail "h1's container never ran: $(cat "$TEST_TMP/h1.err")"
 hang h1 || true  # the VMM may be gone before the exec reports back
-wait_until 60 started_twice h1 || fail "h1 was not booted again: $(fcvm events --no-stream --filter vm=h1) $(monitor_log h1)"
+wait_until 120 started_twice h1 || fail "h1 was not booted again: $(fcvm events --no-stream --filter vm=h1) $(monitor_log h1)"
 wait_until 240 container_runs h1 || fail "h1's container never ran after the second boot: $(monitor_log h1)"
 fcvm exec h1 -- touch /tmp/go || fail "touch /tmp/go"
 rc=0
@@ -37,7 +37,7 @@ fcvm run -d --name h2 --wait-ready 'mode=exec,timeout=300,cmd=test -f /tmp/go' \
 runner=$!
 wait_until 240 container_runs h2 || fail "h2's container never ran: $(cat "$TEST_TMP/h2.err")"
 hang h2 || true
-wait_until 60 started_twice h2 || fail "h2 was not booted again"
+wait_until 120 started_twice h2 || fail "h2 was not booted again"
 wait_until 240 container_runs h2 || fail "h2's container never ran after the second boot"
 t0=$SECONDS
 hang h2 || true
@@ -46,7 +46,7 @@ wait "$runner" || rc=$?
 [ "$rc" -eq 1 ] || fail "run -d h2 exited $rc after two hangs"
 grep -q 'the guest kernel hung before the container was ready' "$TEST_TMP/h2.err" &&
   grep -q 'soft lockup' "$TEST_TMP/h2.err" || fail "h2's error: $(cat "$TEST_TMP/h2.err")"
-[ $((SECONDS - t0)) -lt 60 ] || fail "the second hang took $((SECONDS - t0)) s to fail"
+[ $((SECONDS - t0)) -lt 100 ] || fail "the second hang took $((SECONDS - t0)) s to fail (45 s of grace)"
 [ -z "$(fcvm ls -a -q)" ] || fail "a failed first start left a VM: $(fcvm ls -a)"
 no_leftovers() { [ -z "$(fcvm_leftovers)" ]; }
 wait_until 30 no_leftovers || fail "left behind: $(fcvm_leftovers)"

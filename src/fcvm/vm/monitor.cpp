@@ -148,16 +148,24 @@ bool Monitor::end_of_vmm() {
   return true;
 }
 
-// A guest kernel that hung before the container was ready fails the boot at once.
+// A guest kernel that reports a hang before the container is ready: the boot fails unless the
+// guest recovers (becomes ready) within k_hang_grace; a short lockup under load passes.
 void Monitor::watch_console() {
-  if (m_ready || m_hang || m_stop_deadline || m_phase >= Phase::kEnding) return;
-  auto hang = m_console.poll();
-  if (!hang) return;
-  m_hang = *hang;
-  FCVM_LOG(kWarn, "monitor", "guest kernel: {}", *hang);
-  record_error(
-      Error(ErrorCode::kSystem,
-            fmt::format("the guest kernel hung before the container was ready{}", console_tail())));
+  if (m_ready || m_stop_deadline || m_phase >= Phase::kEnding) return;
+  if (!m_hang) {
+    auto hang = m_console.poll();
+    if (!hang) return;
+    m_hang = *hang;
+    m_hang_deadline = Clock::now() + k_hang_grace;
+    FCVM_LOG(kWarn, "monitor",
+             "guest kernel: {} (the boot fails in {} s unless the guest recovers)", *hang,
+             k_hang_grace.count());
+    return;
+  }
+  if (Clock::now() < m_hang_deadline) return;
+  record_error(Error(ErrorCode::kSystem,
+                     fmt::format("the guest kernel hung before the container was ready: {}{}",
+                                 *m_hang, console_tail())));
   m_vm->backend->kill();
 }
 

@@ -52,6 +52,8 @@ class Monitor {
   static constexpr std::chrono::seconds k_stop_margin{20};
   // A foreground run's container waits this long for its client to attach.
   static constexpr std::chrono::seconds k_attach_timeout{30};
+  // A guest whose kernel reported a hang gets this long to recover before its boot fails.
+  static constexpr std::chrono::seconds k_hang_grace{45};
 
   Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, MonitorLaunch launch,
           int ready_fd);
@@ -133,6 +135,7 @@ class Monitor {
   std::optional<state::SnapshotRecord> m_restore_from;  // a clone's first start
   ConsoleWatch m_console;
   std::optional<std::string> m_hang;  // the console line of a hung guest kernel
+  Clock::time_point m_hang_deadline{};
   int m_boot_attempts = 1;
   // run_in_guest: the stream it waits for and what became of it.
   uint32_t m_sync_stream = 0;

@@ -49,7 +49,7 @@ void Monitor::boot_and_run() {
 // memory is the snapshot's), VMs with live volumes (the container may have written through them
 // already), a stop that was asked for, a second hang.
 bool Monitor::retry_after_hang() {
-  if (!m_hang || m_ready || !m_launch.fresh || m_restore_from || m_boot_attempts > 1 ||
+  if (!m_hang || !m_error || m_ready || !m_launch.fresh || m_restore_from || m_boot_attempts > 1 ||
       m_stop_deadline || !m_vm) {
     return false;
   }
