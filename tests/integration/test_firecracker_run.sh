@@ -7,7 +7,8 @@
 #   c. a failure injected at each configuration call: exit 1, one error line naming the call and
 #      Firecracker's fault_message, nothing left behind;
 #   d. --vmm firecracker without a binary: exit 1, a clear message, nothing created;
-#   e. run --save-snapshot and clone: the snapshot and load calls, disks and memory backend.
+#   e. run --save-snapshot and clone: the snapshot and load calls, disks and memory backend;
+# and for a, b and c the monitor's phases as its events show them (created ... removed).
 # FCVM_ACCEL=kvm trusts KVM without the boot probe (this host's KVM may not boot a guest); the
 # probe still opens /dev/kvm and creates a VM, so the test needs /dev/kvm.
 source "$(dirname "$0")/../lib/common.sh"
@@ -68,10 +69,34 @@ assert_clean() { # WHAT
   fail "$1 left behind: $left"
 }
 run_fc() { "$FCVM_BIN" run --vmm firecracker "$@"; }
+# The monitor's state machine as its events show it: the events of the VMs that appeared since
+# the events.log line count MARK are, VM by VM, exactly WANT (space-separated names; "exited=N"
+# also checks the exit code, "exited!" an error detail).
+events_mark() {
+  if [ -f "$FCVM_DATA_DIR/events.log" ]; then wc -l <"$FCVM_DATA_DIR/events.log"; else echo 0; fi
+}
+assert_events() { # WHAT MARK WANT
+  tail -n +"$(($2 + 1))" "$FCVM_DATA_DIR/events.log" 2>/dev/null |
+    python3 -c '
+import json, sys
+want = sys.argv[1].split()
+vms = {}
+for line in sys.stdin:
+    e = json.loads(line)
+    name = e["event"]
+    if name == "exited":
+        name += "=%d" % e["exit_code"] if "exit_code" in e else "!" if e.get("detail") else ""
+    vms.setdefault(e["vm_id"], []).append(name)
+bad = {v: seq for v, seq in vms.items() if seq != want}
+if not vms or bad:
+    print("want %s for each VM, got %s" % (want, vms or "no events"))
+    sys.exit(1)' "$3" >"$TEST_TMP/events.err" || fail "$1: events: $(cat "$TEST_TMP/events.err")"
+}
 
 # a. A run: exit code, output, and the API calls in order.
 rec=$TEST_TMP/calls.jsonl
 rc=0
+mark=$(events_mark)
 FAKE_FC_RECORD=$rec FAKE_FC_EXIT_CODE=5 run_fc --cpu 1 --mem 256 --env GREETING=hi \
   "oci-archive:$archive" echo hello >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" -eq 5 ] || fail "run exited $rc, want the fake guest's 5: $(cat "$TEST_TMP/err")"
@@ -124,10 +149,12 @@ for e in errors: print("  " + e)
 sys.exit(1 if errors else 0)
 PY
 assert_clean "a run"
+assert_events "a run" "$mark" "created starting running ready exited=5 removed"
 log "a. run: exit 5, output and $(wc -l <"$rec") API calls as expected"
 
 # b. SIGTERM while the container runs: a clean stop, exit 143.
 # fcvm itself in the background (not a function: $! must be fcvm's pid).
+mark=$(events_mark)
 FAKE_FC_RUN_UNTIL_STOP=1 "$FCVM_BIN" run --vmm firecracker "oci-archive:$archive" \
   >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
 pid=$!
@@ -143,6 +170,7 @@ rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 143 ] || fail "exit $rc after SIGTERM, want 143: $(cat "$TEST_TMP/err")"
 assert_clean "a stopped run"
+assert_events "a stopped run" "$mark" "created starting running ready stopping exited=143 removed"
 log "b. SIGTERM: exit 143, clean"
 
 # c. A failure at each configuration call.
@@ -151,6 +179,7 @@ for call in "PUT /logger" "PUT /metrics" "PUT /machine-config" "PUT /boot-source
   "PUT /actions"; do
   message="fake fault at ${call#PUT }"
   rc=0
+  mark=$(events_mark)
   FAKE_FC_FAIL=$call FAKE_FC_FAIL_MESSAGE=$message run_fc "oci-archive:$archive" \
     >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
   err=$(cat "$TEST_TMP/err")
@@ -161,6 +190,7 @@ for call in "PUT /logger" "PUT /metrics" "PUT /machine-config" "PUT /boot-source
   grep -q "^fcvm: error: .*$named.*$message" <<<"$err" ||
     fail "$call failing: the error does not name the call and the fault: $err"
   assert_clean "a failure at $call"
+  assert_events "a failure at $call" "$mark" "created starting exited! removed"
 done
 log "c. a failure at each of 11 calls: exit 1, named, clean"
 

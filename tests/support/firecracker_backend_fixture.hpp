@@ -77,7 +77,6 @@ class FirecrackerBackendTest : public ::testing::Test {
     auto loaded = FirecrackerSpec::load(*spec_path);
     ASSERT_TRUE(loaded) << loaded.error().to_string();
     m_checker = std::make_unique<FirecrackerSpec>(std::move(*loaded));
-    set_env("FCVM_FIRECRACKER_BIN", FAKE_FIRECRACKER_BIN);
     set_env("FAKE_FC_SPEC", *spec_path);
     set_env("FAKE_FC_RECORD", record_path());
     for (const char* name :
@@ -89,6 +88,13 @@ class FirecrackerBackendTest : public ::testing::Test {
     write_text(m_dir.file("initrd.img"), "initramfs");
     write_text(m_dir.file("root.raw"), std::string(1 << 16, '\0'));
     write_text(m_dir.file("data.raw"), std::string(1 << 16, '\0'));
+  }
+
+  // Options that run fake-firecracker.
+  static vmm::firecracker::FirecrackerOptions fake_options() {
+    vmm::firecracker::FirecrackerOptions o;
+    o.firecracker_bin = FAKE_FIRECRACKER_BIN;
+    return o;
   }
 
   void set_env(const std::string& name, const std::optional<std::string>& value) {

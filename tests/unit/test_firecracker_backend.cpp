@@ -29,7 +29,7 @@ const std::vector<std::string> k_start_calls = {"PUT /logger",
 
 TEST_F(FirecrackerBackendTest, BootsTalksToTheAgentAndPowersOff) {
   set_env("FAKE_FC_EXIT_CODE", "7");
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   auto spec = vm_spec(m_dir.path());
   ASSERT_TRUE(backend.start(spec)) << backend.start(spec).error().to_string();
   pid_t pid = backend.pid();
@@ -58,7 +58,7 @@ TEST_F(FirecrackerBackendTest, BootsTalksToTheAgentAndPowersOff) {
 }
 
 TEST_F(FirecrackerBackendTest, TheBootSourceCarriesTheKernelArguments) {
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   for (const auto& line : read_json_lines(record_path())) {
     if (line["path"] != "/boot-source") continue;
@@ -82,7 +82,7 @@ TEST_F(FirecrackerBackendTest, TheBootSourceCarriesTheKernelArguments) {
 
 TEST_F(FirecrackerBackendTest, RunsUntilStopped) {
   set_env("FAKE_FC_RUN_UNTIL_STOP", "1");
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   auto fd = backend.connect_agent(milliseconds(5000));
   ASSERT_TRUE(fd) << fd.error().to_string();
@@ -95,7 +95,7 @@ TEST_F(FirecrackerBackendTest, RunsUntilStopped) {
 
 TEST_F(FirecrackerBackendTest, RetriesUntilTheAgentListens) {
   set_env("FAKE_FC_GUEST_DELAY_MS", "600");
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   auto started = std::chrono::steady_clock::now();
   auto fd = backend.connect_agent(milliseconds(5000));
@@ -105,7 +105,7 @@ TEST_F(FirecrackerBackendTest, RetriesUntilTheAgentListens) {
 }
 
 TEST_F(FirecrackerBackendTest, ShutdownSendsCtrlAltDelAndCleansUp) {
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   pid_t pid = backend.pid();
   auto started = std::chrono::steady_clock::now();
@@ -118,7 +118,7 @@ TEST_F(FirecrackerBackendTest, ShutdownSendsCtrlAltDelAndCleansUp) {
 }
 
 TEST_F(FirecrackerBackendTest, ConnectAgentFailsFastWhenTheVmmDies) {
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   ::kill(backend.pid(), SIGKILL);
   auto started = std::chrono::steady_clock::now();
@@ -134,7 +134,7 @@ TEST_F(FirecrackerBackendTest, EveryRequestOfTheLifecycleMatchesTheSpec) {
   auto mem = m_dir.file("snap.mem");
   auto state = m_dir.file("snap.state");
   {
-    FirecrackerBackend backend;
+    FirecrackerBackend backend{fake_options()};
     ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
     ASSERT_TRUE(backend.pause());
     ASSERT_TRUE(backend.resume());
@@ -155,7 +155,7 @@ TEST_F(FirecrackerBackendTest, EveryRequestOfTheLifecycleMatchesTheSpec) {
   write_text(clone_dir.file("root.raw"), std::string(1 << 16, '\0'));
   write_text(clone_dir.file("data.raw"), std::string(1 << 16, '\0'));
   set_env("FAKE_FC_RECORD", clone_dir.file("record.jsonl"));
-  FirecrackerBackend clone;
+  FirecrackerBackend clone{fake_options()};
   auto loaded = clone.snapshot_load(vm_spec(clone_dir.path(), "tap1"), mem, state, true);
   ASSERT_TRUE(loaded) << loaded.error().to_string();
   EXPECT_EQ(checked_calls(clone_dir.file("record.jsonl")),
@@ -188,7 +188,7 @@ TEST_F(FirecrackerBackendTest, SnapshotNamesTheDiskCopiesItWasGiven) {
     copies.push_back(snap.file("disk" + std::to_string(i)));
     write_text(copies.back(), std::string(1 << 16, '\0'));
   }
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(spec));
   auto created = backend.snapshot_create(mem, state, copies);
   ASSERT_TRUE(created) << created.error().to_string();
@@ -228,7 +228,7 @@ TEST_F(FirecrackerBackendTest, SnapshotNamesTheDiskCopiesItWasGiven) {
   EXPECT_EQ(before, copies);
   EXPECT_EQ(after, own);
   // A wrong number of paths is refused before anything is sent.
-  FirecrackerBackend second;
+  FirecrackerBackend second{fake_options()};
   ASSERT_TRUE(second.start(spec));
   auto bad = second.snapshot_create(mem + "2", state + "2", {copies[0], copies[0], copies[0]});
   EXPECT_FALSE(bad);

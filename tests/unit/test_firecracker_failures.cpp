@@ -22,7 +22,7 @@ TEST_P(FirecrackerStepFailure, StartFailsNamingTheCallAndLeavesNothing) {
   std::string call = GetParam();
   set_env("FAKE_FC_FAIL", call);
   set_env("FAKE_FC_FAIL_MESSAGE", "injected: " + call);
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   auto started = backend.start(vm_spec(m_dir.path()));
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().message(), call + ": 400 injected: " + call);
@@ -61,7 +61,7 @@ INSTANTIATE_TEST_SUITE_P(EveryStep, FirecrackerStepFailure,
 TEST_F(FirecrackerBackendTest, AMissingKernelIsReportedLikeFirecrackerDoes) {
   auto spec = vm_spec(m_dir.path());
   spec.kernel = m_dir.file("no-such-vmlinux");
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   auto started = backend.start(spec);
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().message(),
@@ -73,7 +73,7 @@ TEST_F(FirecrackerBackendTest, AMissingKernelIsReportedLikeFirecrackerDoes) {
 TEST_F(FirecrackerBackendTest, BadSpecsFailBeforeAnythingIsSpawned) {
   auto spec = vm_spec(m_dir.path());
   spec.disks[0].format = vmm::DiskFormat::kQcow2;
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   auto r = backend.start(spec);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
@@ -88,7 +88,7 @@ TEST_F(FirecrackerBackendTest, BadSpecsFailBeforeAnythingIsSpawned) {
 
 TEST_F(FirecrackerBackendTest, TheFakeNeedsItsSpec) {
   set_env("FAKE_FC_SPEC", std::nullopt);
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   auto r = backend.start(vm_spec(m_dir.path()));
   ASSERT_FALSE(r);
   EXPECT_TRUE(contains(r.error().message(), "exited (exit code 2) before its API socket answered"))
@@ -97,7 +97,7 @@ TEST_F(FirecrackerBackendTest, TheFakeNeedsItsSpec) {
 }
 
 TEST_F(FirecrackerBackendTest, TheFakeEnforcesFirecrackersRules) {
-  FirecrackerBackend backend;
+  FirecrackerBackend backend{fake_options()};
   ASSERT_TRUE(backend.start(vm_spec(m_dir.path())));
   auto api = ApiClient::for_socket(backend.api_socket());
   auto info = api.get("/");

@@ -54,14 +54,41 @@ TEST(Options, EnvFile) {
 TEST(Options, NetworkModeRoundTrips) {
   vm::RunOptions o;
   o.image = *storage::parse_image_ref("busybox");
-  o.network = "privileged";
+  o.network = vm::NetworkMode::kPrivileged;
   auto back = vm::options_from_json(vm::options_to_json(o));
   ASSERT_TRUE(back) << back.error().message();
-  EXPECT_EQ(back->network, "privileged");
+  EXPECT_EQ(back->network, vm::NetworkMode::kPrivileged);
   auto old = vm::options_from_json(R"({"image":"busybox"})");
   ASSERT_TRUE(old) << old.error().message();
-  EXPECT_EQ(old->network, "rootless");
+  EXPECT_EQ(old->network, vm::NetworkMode::kRootless);
   EXPECT_FALSE(vm::options_from_json(R"({"image":"busybox","network":"bogus"})"));
+}
+
+// The VMM and network modes are enums inside; their names are the CLI's, the file's and the
+// record's, and every registered VMM (and only those) is a valid choice.
+TEST(Options, ModesParseByNameAndRoundTrip) {
+  EXPECT_EQ(*vm::parse_network_mode("privileged"), vm::NetworkMode::kPrivileged);
+  auto bad = vm::parse_network_mode("bridge");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_NE(bad.error().message().find("invalid --network \"bridge\""), std::string::npos);
+  EXPECT_FALSE(vm::parse_vmm_choice("auto")->has_value());
+  for (const auto& b : vmm::registered_backends()) {
+    auto c = vm::parse_vmm_choice(b.name);
+    ASSERT_TRUE(c && *c) << b.name;
+    EXPECT_EQ(**c, b.kind);
+    EXPECT_EQ(vm::vmm_choice_name(*c), b.name);
+  }
+  auto unknown = vm::parse_vmm_choice("kvmtool");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message().find("\"kvmtool\""), std::string::npos);
+  vm::RunOptions o;
+  o.image = *storage::parse_image_ref("busybox");
+  o.vmm = vmm::VmmKind::kFirecracker;
+  auto back = vm::options_from_json(vm::options_to_json(o));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->vmm, vmm::VmmKind::kFirecracker);
+  EXPECT_FALSE(vm::options_from_json(R"({"image":"busybox","vmm":"kvmtool"})"));
 }
 
 TEST(Plan, LoopbackRegistryIsMirroredThroughTheGateway) {

@@ -14,6 +14,7 @@ namespace {
 // backend uses (cached per boot); without QEMU on the host, KVM_CREATE_VM has to do.
 Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
   vmm::firecracker::ProbeOptions options;
+  options.firecracker_bin = ctx.firecracker_bin;
   if (find_executable("qemu-system-x86_64")) {
     options.boot_probe = [&ctx]() -> Result<> {
       std::string why;
@@ -29,21 +30,22 @@ Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
 
 }  // namespace
 
-Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, const std::string& choice,
+Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, VmmChoice choice,
                                                      std::string& why) {
-  if (choice != "auto" && choice != "qemu" && choice != "firecracker") {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", choice));
-  }
-  if (choice == "firecracker" || choice == "auto") {
+  if (!choice || *choice == vmm::VmmKind::kFirecracker) {
     auto fc = probe_firecracker(ctx);
     if (fc) {
       why = fmt::format("firecracker: {} ({})", fc->version, fc->firecracker_bin);
-      return vmm::make_backend(vmm::VmmKind::kFirecracker, {});
+      vmm::BackendConfig config;
+      config.firecracker_bin = fc->firecracker_bin;
+      return vmm::make_backend(vmm::VmmKind::kFirecracker, config);
     }
-    if (choice == "firecracker") {
-      return fail(ErrorCode::kUnavailable,
-                  fmt::format("--vmm firecracker: not available: {}", fc.error().message()));
+    if (choice) {
+      const char* hint = ctx.firecracker_bin.empty() && fc.error().code() == ErrorCode::kUnavailable
+                             ? " (FCVM_FIRECRACKER_BIN names a binary outside PATH)"
+                             : "";
+      return fail(ErrorCode::kUnavailable, fmt::format("--vmm firecracker: not available: {}{}",
+                                                       fc.error().message(), hint));
     }
     why = fmt::format("firecracker not available ({}); ", fc.error().message());
   }

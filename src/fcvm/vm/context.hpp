@@ -33,12 +33,13 @@ struct Paths {
 // ends nothing calls getenv, so a long-running server serves each request with the settings it
 // resolved, not with its own environment.
 struct Environment {
-  std::string data_dir{};        // FCVM_DATA_DIR
-  std::string guest_dir{};       // FCVM_GUEST_DIR
-  std::string xdg_data_home{};   // XDG_DATA_HOME
-  std::string xdg_cache_home{};  // XDG_CACHE_HOME
-  std::string home{};            // HOME
-  std::string accel{};           // FCVM_ACCEL: kvm | tcg forces QEMU's accelerator
+  std::string data_dir{};         // FCVM_DATA_DIR
+  std::string guest_dir{};        // FCVM_GUEST_DIR
+  std::string xdg_data_home{};    // XDG_DATA_HOME
+  std::string xdg_cache_home{};   // XDG_CACHE_HOME
+  std::string home{};             // HOME
+  std::string accel{};            // FCVM_ACCEL: kvm | tcg forces QEMU's accelerator
+  std::string firecracker_bin{};  // FCVM_FIRECRACKER_BIN: the Firecracker binary (else PATH)
   static Environment capture();
 };
 
@@ -51,7 +52,8 @@ Result<Paths> resolve_paths(const Environment& env, const std::string& config_da
 struct Context {
   Paths paths;
   sys::CommandRunner& runner;
-  std::string accel{};  // "kvm" or "tcg" forces QEMU's accelerator; empty: probe
+  std::string accel{};            // "kvm" or "tcg" forces QEMU's accelerator; empty: probe
+  std::string firecracker_bin{};  // empty: "firecracker" from PATH
 };
 
 }  // namespace fcvm::vm

@@ -95,6 +95,7 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
   launch.guest_dir = ctx.paths.guest_dir;
   launch.cache_dir = ctx.paths.cache_dir;
   launch.accel = ctx.accel;
+  launch.firecracker_bin = ctx.firecracker_bin;
   launch.t0_ns = process_start_ns();
   SpawnOptions opts;
   opts.argv = {"/proc/self/exe"};

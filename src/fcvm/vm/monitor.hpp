@@ -37,8 +37,9 @@ struct MonitorLaunch {
   std::string data_dir{};
   std::string guest_dir{};
   std::string cache_dir{};
-  std::string accel{};  // Context::accel
-  int64_t t0_ns = 0;    // the starting command's zero of timings (wall clock ns)
+  std::string accel{};            // Context::accel
+  std::string firecracker_bin{};  // Context::firecracker_bin
+  int64_t t0_ns = 0;              // the starting command's zero of timings (wall clock ns)
 };
 
 // The monitor process's argv (after the executable): k_monitor_command, the id and options.

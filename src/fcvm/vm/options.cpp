@@ -76,6 +76,32 @@ Result<> validate_registry(const std::string& host_port) {
   return {};
 }
 
+std::string_view to_string(NetworkMode mode) {
+  return mode == NetworkMode::kPrivileged ? "privileged" : "rootless";
+}
+
+Result<NetworkMode> parse_network_mode(std::string_view text, std::string_view what) {
+  if (text == "rootless") return NetworkMode::kRootless;
+  if (text == "privileged") return NetworkMode::kPrivileged;
+  return fail(ErrorCode::kInvalidInput,
+              fmt::format("invalid {} \"{}\": expected rootless or privileged", what, text));
+}
+
+std::string vmm_choice_name(VmmChoice choice) {
+  return choice ? std::string(vmm::backend_traits(*choice).name) : "auto";
+}
+
+Result<VmmChoice> parse_vmm_choice(std::string_view text, std::string_view what) {
+  if (text == "auto") return VmmChoice{};
+  for (const auto& b : vmm::registered_backends()) {
+    if (b.name == text) return VmmChoice{b.kind};
+  }
+  std::string known = "auto";
+  for (const auto& b : vmm::registered_backends()) known += fmt::format(", {}", b.name);
+  return fail(ErrorCode::kInvalidInput,
+              fmt::format("invalid {} \"{}\": expected one of {}", what, text, known));
+}
+
 std::string options_to_json(const RunOptions& o) {
   std::vector<std::string> ports;
   for (const auto& p : o.ports) ports.push_back(p.to_string());
@@ -93,8 +119,8 @@ std::string options_to_json(const RunOptions& o) {
                       {"insecure_registries", o.insecure_registries},
                       {"mem_mib", o.mem_mib},
                       {"vcpus", o.vcpus},
-                      {"vmm", o.vmm},
-                      {"network", o.network},
+                      {"vmm", vmm_choice_name(o.vmm)},
+                      {"network", to_string(o.network)},
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s},
@@ -132,16 +158,16 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.map_size_mib = j.value("map_size_mib", int64_t{0});
     o.mem_mib = j.value("mem_mib", 1024);
     o.vcpus = j.value("vcpus", 2);
-    o.vmm = j.value("vmm", "auto");
-    o.network = j.value("network", "rootless");
+    auto vmm = parse_vmm_choice(j.value("vmm", "auto"), "the VM's stored vmm");
+    if (!vmm) return fail(ErrorCode::kInternal, vmm.error().message());
+    o.vmm = *vmm;
+    auto network = parse_network_mode(j.value("network", "rootless"), "the VM's stored network");
+    if (!network) return fail(ErrorCode::kInternal, network.error().message());
+    o.network = *network;
     o.wait_ready = j.value("wait_ready", "");
     o.keep_on_failure = j.value("keep_on_failure", false);
     o.save_snapshot = j.value("save_snapshot", "");
     o.snapshot_then_stop = j.value("snapshot_then_stop", false);
-    if (o.network != "rootless" && o.network != "privileged") {
-      return fail(ErrorCode::kInternal,
-                  fmt::format("the VM's stored options: unknown network mode \"{}\"", o.network));
-    }
     o.stop_timeout_s = j.value("stop_timeout_s", 10);
     return o;
   } catch (const nlohmann::json::exception& e) {

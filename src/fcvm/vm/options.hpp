@@ -9,8 +9,20 @@
 #include "fcvm/storage/image_ref.hpp"
 #include "fcvm/storage/volume.hpp"
 #include "fcvm/util/result.hpp"
+#include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
+
+enum class NetworkMode { kRootless, kPrivileged };
+std::string_view to_string(NetworkMode mode);
+// "rootless" | "privileged"; kInvalidInput names `what` and the value.
+Result<NetworkMode> parse_network_mode(std::string_view text, std::string_view what = "--network");
+
+// The VMM a VM asks for: a registered one, or none for auto (the best this host runs).
+using VmmChoice = std::optional<vmm::VmmKind>;
+std::string vmm_choice_name(VmmChoice choice);  // "auto" or the VMM's name
+// "auto" or a registered VMM's name; kInvalidInput names `what`, the value and the known names.
+Result<VmmChoice> parse_vmm_choice(std::string_view text, std::string_view what = "--vmm");
 
 struct RunOptions {
   std::string name{};  // generated when empty
@@ -25,8 +37,8 @@ struct RunOptions {
   std::vector<std::string> insecure_registries{};
   int mem_mib = 1024;
   int vcpus = 2;
-  std::string vmm = "auto";          // auto | qemu | firecracker
-  std::string network = "rootless";  // rootless | privileged
+  VmmChoice vmm{};
+  NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
   bool keep_on_failure = false;  // keep the VM when its readiness gate fails

@@ -41,7 +41,7 @@ Result<> check_artifacts(const Paths& paths, vmm::KernelKind kernel_kind) {
 
 Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::VmRecord& rec,
                                                      const RunOptions& options) {
-  if (options.network == "privileged") {
+  if (options.network == NetworkMode::kPrivileged) {
     net::PrivilegedConfig config;
     config.vm_id = rec.id;
     config.dir = rec.dir;
@@ -127,8 +127,11 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   //    backend's format.
   //    A clone restores with the backend of its snapshot, from the snapshot's own files.
   std::string why;
-  auto wanted =
-      restore_from ? restore_from->backend : (rec.backend.empty() ? vm->options.vmm : rec.backend);
+  auto wanted = vm->options.vmm;
+  if (restore_from || !rec.backend.empty()) {
+    FCVM_TRY_ASSIGN(wanted, parse_vmm_choice(restore_from ? restore_from->backend : rec.backend,
+                                             "the VM's backend"));
+  }
   auto backend = select_backend(ctx, wanted, why);
   if (!backend) return tl::unexpected<Error>(backend.error());
   vm->backend = std::move(*backend);

@@ -201,11 +201,11 @@ Result<RunOptions> clone_run_options(const state::SnapshotRecord& snap, const Cl
   RunOptions o = *base;
   o.name = c.name;
   o.ports = c.ports;
-  if (!c.network.empty()) o.network = c.network;
+  if (c.network) o.network = *c.network;
   o.wait_ready = c.wait_ready;
   o.keep_on_failure = c.keep_on_failure;
   o.timings_file = c.timings_file;
-  o.vmm = snap.backend;
+  FCVM_TRY_ASSIGN(o.vmm, parse_vmm_choice(snap.backend, "snapshot " + snap.name + "'s backend"));
   o.save_snapshot.clear();  // the source's request, not the clone's
   o.snapshot_then_stop = false;
   // The snapshot's own copy of the archive is the disk the guest has (and may read again).

@@ -51,7 +51,7 @@ Result<> remove_snapshot(state::VmStore& store, const state::SnapshotRecord& sna
 struct CloneOptions {
   std::string name{};
   std::vector<net::PortMapping> ports{};
-  std::string network{};  // empty: the snapshot's
+  std::optional<NetworkMode> network{};  // none: the snapshot's
   std::string wait_ready{};
   bool keep_on_failure = false;
   std::string timings_file{};

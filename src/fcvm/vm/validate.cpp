@@ -32,13 +32,10 @@ Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>
   return ports;
 }
 
-Result<> validate_network(const std::string& mode) {
-  if (mode != "rootless" && mode != "privileged") {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --network \"{}\": expected rootless or privileged", mode));
-  }
-  if (mode == "privileged") FCVM_TRY(net::check_privileged_available());
-  return {};
+Result<NetworkMode> validate_network(const std::string& text) {
+  FCVM_TRY_ASSIGN(auto mode, parse_network_mode(text));
+  if (mode == NetworkMode::kPrivileged) FCVM_TRY(net::check_privileged_available());
+  return mode;
 }
 
 Result<> validate_gate(const std::string& spec) {
@@ -47,12 +44,12 @@ Result<> validate_gate(const std::string& spec) {
   return {};
 }
 
-Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network) {
+Result<> check_volume_mode(const storage::VolumeMap& map, NetworkMode network) {
   switch (map.mode) {
     case storage::VolumeMode::kBlock:
       return {};
     case storage::VolumeMode::kNfs:
-      if (::geteuid() != 0 || network != "privileged") {
+      if (::geteuid() != 0 || network != NetworkMode::kPrivileged) {
         return fail(ErrorCode::kInvalidInput,
                     fmt::format("invalid --map \"{}\": mode=nfs needs root and --network "
                                 "privileged (the host exports the directory to the VM's address)",
@@ -141,13 +138,8 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
                                    fmt::format("invalid --cpu \"{}\": expected a whole number "
                                                "from 1 to 64",
                                                cpu)));
-  o.vmm = r.vmm.empty() ? defaults.vmm : r.vmm;
-  if (o.vmm != "auto" && !vmm::backend_traits(o.vmm)) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --vmm \"{}\": expected auto, qemu or firecracker", o.vmm));
-  }
-  o.network = r.network.empty() ? defaults.network : r.network;
-  FCVM_TRY(validate_network(o.network));
+  FCVM_TRY_ASSIGN(o.vmm, parse_vmm_choice(r.vmm.empty() ? defaults.vmm : r.vmm));
+  FCVM_TRY_ASSIGN(o.network, validate_network(r.network.empty() ? defaults.network : r.network));
   auto stop = r.stop_timeout.empty() ? std::to_string(defaults.stop_timeout_s) : r.stop_timeout;
   FCVM_TRY_ASSIGN(
       o.stop_timeout_s,
@@ -188,8 +180,9 @@ Result<CloneOptions> validate_clone(const CloneRequest& r) {
   if (!r.name.empty()) FCVM_TRY(validate_name(r.name));
   c.name = r.name;
   FCVM_TRY_ASSIGN(c.ports, parse_ports(r.publish));
-  if (!r.network.empty()) FCVM_TRY(validate_network(r.network));
-  c.network = r.network;
+  if (!r.network.empty()) {
+    FCVM_TRY_ASSIGN(c.network, validate_network(r.network));
+  }
   FCVM_TRY(validate_gate(r.wait_ready));
   c.wait_ready = r.wait_ready;
   c.keep_on_failure = r.keep_on_failure;
@@ -203,7 +196,7 @@ Result<> check_run(Context& ctx, state::VmStore& store, const RunOptions& option
   if (!options.save_snapshot.empty())
     FCVM_TRY(check_snapshot_name_free(store, options.save_snapshot));
   // An explicit --vmm firecracker that cannot work fails before anything is created.
-  if (options.vmm == "firecracker") {
+  if (options.vmm == vmm::VmmKind::kFirecracker) {
     std::string why;
     FCVM_TRY(select_backend(ctx, options.vmm, why));
   }

@@ -76,10 +76,10 @@ Result<> check_run(Context& ctx, state::VmStore& store, const RunOptions& option
 
 // The pieces, for front ends that take one value at a time.
 Result<std::vector<net::PortMapping>> parse_ports(const std::vector<std::string>& publish);
-Result<> validate_network(const std::string& mode);
+Result<NetworkMode> validate_network(const std::string& mode);
 Result<> validate_gate(const std::string& spec);  // empty: no gate
 // A --map mode this host and network mode can serve.
-Result<> check_volume_mode(const storage::VolumeMap& map, const std::string& network);
+Result<> check_volume_mode(const storage::VolumeMap& map, NetworkMode network);
 // The published ports are free for us, and not held by a privileged VM's DNAT rules either (they
 // take a port without a socket).
 Result<> check_ports_available(const std::vector<net::PortMapping>& ports);

@@ -48,7 +48,7 @@ inline constexpr const char* k_metrics_name = "firecracker.metrics";
 inline constexpr const char* k_iface_id = "eth0";
 
 struct FirecrackerOptions {
-  std::string firecracker_bin{};  // empty: $FCVM_FIRECRACKER_BIN, else PATH
+  std::string firecracker_bin{};  // empty: "firecracker" from PATH
   std::optional<JailerOptions> jailer{};
   uint32_t guest_cid = 3;
   uint32_t agent_port = 1024;

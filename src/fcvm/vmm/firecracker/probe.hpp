@@ -1,6 +1,6 @@
 #pragma once
 // Can Firecracker run here? Checks, in order, each failing with a reason a user can act on:
-//   1. the binary ($FCVM_FIRECRACKER_BIN or PATH) exists and answers --version;
+//   1. the binary (configured, else from PATH) exists and answers --version;
 //   2. /dev/kvm exists and can be opened read-write;
 //   3. KVM answers the stable API version and creates a VM (KVM_CREATE_VM);
 //   4. optionally, the caller's boot probe (a tiny guest booted with a short timeout): a device
@@ -15,7 +15,7 @@
 namespace fcvm::vmm::firecracker {
 
 struct ProbeOptions {
-  std::string firecracker_bin{};  // empty: $FCVM_FIRECRACKER_BIN, else PATH
+  std::string firecracker_bin{};  // empty: "firecracker" from PATH
   std::string kvm_device = "/dev/kvm";
   bool check_version = true;  // run `firecracker --version`
   std::chrono::milliseconds version_timeout{5000};

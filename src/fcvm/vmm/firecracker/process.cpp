@@ -22,32 +22,26 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-Result<std::string> resolve_bin(const std::string& explicit_path, const char* env,
-                                const char* name) {
-  std::string wanted = explicit_path;
-  if (wanted.empty()) {
-    const char* from_env = std::getenv(env);
-    if (from_env != nullptr && *from_env != '\0') wanted = from_env;
-  }
-  if (!wanted.empty()) {
-    if (::access(wanted.c_str(), X_OK) != 0) {
-      return fail_errno(fmt::format("{} binary {} is not executable", name, wanted));
+Result<std::string> resolve_bin(const std::string& explicit_path, const char* name) {
+  if (!explicit_path.empty()) {
+    if (::access(explicit_path.c_str(), X_OK) != 0) {
+      return fail_errno(fmt::format("{} binary {} is not executable", name, explicit_path));
     }
-    return wanted;
+    return explicit_path;
   }
   if (auto found = find_executable(name)) return *found;
   return fail(ErrorCode::kUnavailable,
-              fmt::format("no {} binary: not found in PATH and {} is not set", name, env));
+              fmt::format("no {} binary: none configured and none found in PATH", name));
 }
 
 }  // namespace
 
 Result<std::string> resolve_firecracker_bin(const std::string& explicit_path) {
-  return resolve_bin(explicit_path, k_firecracker_bin_env, "firecracker");
+  return resolve_bin(explicit_path, "firecracker");
 }
 
 Result<std::string> resolve_jailer_bin(const std::string& explicit_path) {
-  return resolve_bin(explicit_path, k_jailer_bin_env, "jailer");
+  return resolve_bin(explicit_path, "jailer");
 }
 
 std::vector<std::string> firecracker_argv(const std::string& bin, const std::string& api_sock,

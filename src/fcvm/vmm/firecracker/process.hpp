@@ -23,14 +23,12 @@
 
 namespace fcvm::vmm::firecracker {
 
-inline constexpr const char* k_firecracker_bin_env = "FCVM_FIRECRACKER_BIN";
-inline constexpr const char* k_jailer_bin_env = "FCVM_JAILER_BIN";
 // Where the jailed Firecracker puts its API socket (relative to the jail root).
 // In the jail root, which the jailer chowns to the jail user (no /run needed there).
 inline constexpr const char* k_jailed_api_sock = "/firecracker.socket";
 
 struct JailerOptions {
-  std::string jailer_bin{};  // empty: $FCVM_JAILER_BIN, else "jailer" from PATH
+  std::string jailer_bin{};  // empty: "jailer" from PATH
   uid_t uid = 0;
   gid_t gid = 0;
   std::string chroot_base_dir = "/srv/jailer";
@@ -52,7 +50,7 @@ struct ProcessOptions {
   std::chrono::milliseconds ready_timeout{5000};
 };
 
-// The Firecracker binary: `explicit_path` if given, else $FCVM_FIRECRACKER_BIN, else
+// The Firecracker binary: `explicit_path` if given (the caller's configuration), else
 // "firecracker" from PATH. kUnavailable with a hint when none is found.
 Result<std::string> resolve_firecracker_bin(const std::string& explicit_path = {});
 Result<std::string> resolve_jailer_bin(const std::string& explicit_path = {});
