@@ -1,7 +1,9 @@
 # fcvm — entry points. Everything installs what it needs (Debian packages via
 # scripts/install-deps.sh, guest artifacts via scripts/fcvm-init.sh).
 #   make demo     build everything and run a demo VM serving nginx on http://127.0.0.1:8080
-#   make test     build everything and run all test tiers (unit, integration, e2e)
+#   make test     build everything and run all test tiers (unit, integration, e2e) and a short
+#                 run of every fuzz target
+#   make fuzz     every fuzz target for FUZZ_RUNS executions (default 10^6; fuzz/run.sh)
 PRESET      ?= release
 BUILD       := build/$(PRESET)
 FCVM        := $(BUILD)/fcvm
@@ -9,8 +11,10 @@ AGENT       := $(BUILD)/fc-agent
 IMAGES      := build/images
 CTEST_ARGS  ?=
 DEMO_PORT   ?= 8080
+FUZZ_RUNS   ?= 1000000
+FUZZ        := build/fuzz
 
-.PHONY: all deps build guest images test test-unit test-integration test-e2e demo bench format lint clean
+.PHONY: all deps build guest images test test-unit test-integration test-e2e fuzz fuzz-build demo bench format lint clean
 
 all: build
 
@@ -27,8 +31,9 @@ guest: build
 images: deps
 	@scripts/build-test-images.sh $(IMAGES)
 
-test: build guest images
+test: build guest images fuzz-build
 	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure $(CTEST_ARGS)
+	@fuzz/run.sh $(FUZZ) 20000 60
 
 test-unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit $(CTEST_ARGS)
@@ -38,6 +43,13 @@ test-integration: build guest images
 
 test-e2e: build guest images
 	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure -L e2e $(CTEST_ARGS)
+
+fuzz-build: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz
+
+fuzz: fuzz-build
+	@fuzz/run.sh $(FUZZ) $(FUZZ_RUNS)
 
 demo: build guest images
 	@scripts/demo.sh $(FCVM) $(IMAGES)/nginx.oci.tar $(DEMO_PORT)
@@ -50,10 +62,10 @@ bench: build guest images
 	@bench/volumes.sh $(FCVM) $(IMAGES)
 
 format:
-	@find src tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+	@find src tests bench fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 lint:
-	@find src tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
+	@find src tests fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
 
 clean:
 	rm -rf build

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fcvm needs. Idempotent: installs only what is missing.
-#   scripts/install-deps.sh [build|run|test|all]   (default: all)
+#   scripts/install-deps.sh [build|run|guest|fuzz|test|all]   (default: all)
 #  build: compilers and libraries; run: what `fcvm run` uses on the host (QEMU, slirp4netns, ...);
 #  guest: what fcvm-init.sh needs to build the kernel, initramfs and rootfs;
-#  test: build + run + guest + the local registry and image tools the tests use.
+#  fuzz: clang and libFuzzer (the fuzz preset);
+#  test: build + run + guest + fuzz + the local registry and image tools the tests use.
 set -euo pipefail
 
 build_pkgs=(g++ cmake ninja-build make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
@@ -12,6 +13,7 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libcli11-dev nlohmann-json3-de
 run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-linux curl e2fsprogs
   bubblewrap openssh-sftp-server)
 guest_pkgs=(mmdebstrap e2fsprogs busybox-static cpio zstd xz-utils lz4 kmod file dpkg-dev)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3 jq
   nfs-ganesha nfs-ganesha-vfs)
 
@@ -20,8 +22,11 @@ case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
   run) pkgs=("${run_pkgs[@]}") ;;
   guest) pkgs=("${guest_pkgs[@]}") ;;
-  test | all) pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}" "${guest_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|run|guest|test|all]" >&2; exit 2 ;;
+  fuzz) pkgs=("${fuzz_pkgs[@]}") ;;
+  test | all)
+    pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}" "${guest_pkgs[@]}" "${fuzz_pkgs[@]}" "${test_pkgs[@]}")
+    ;;
+  *) echo "usage: $0 [build|run|guest|fuzz|test|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -256,6 +256,22 @@ TEST(VolumeMap, RejectsBadValuesNamingThem) {
   expect_invalid("/dev/null:/null");  // neither a directory nor a regular file
 }
 
+// Found by fuzz_cli_values (ASan: stack-use-after-scope): the options were split into views of a
+// temporary string. A short option list (kept inside the string object) and a long one (on the
+// heap) are both read whole; the asan preset and the fuzzer see any use after scope.
+TEST(VolumeMap, OptionsAreReadFromStorageThatOutlivesThem) {
+  TempDir tmp;
+  ASSERT_TRUE(tmp.ok());
+  auto host = canonical(tmp.path());
+  auto short_list = parse_volume_map(host + ":/data:ro,mode=sshfs");
+  ASSERT_TRUE(short_list) << short_list.error().to_string();
+  EXPECT_EQ(short_list->mode, VolumeMode::kSshfs);
+  auto long_list =
+      parse_volume_map(host + ":/data,mode=nfs,mode=block,mode=nfs,mode=block,mode=sshfs");
+  ASSERT_TRUE(long_list) << long_list.error().to_string();
+  EXPECT_EQ(long_list->mode, VolumeMode::kSshfs);  // the last one wins
+}
+
 TEST(VolumeMap, ToStringRoundTrips) {
   TempDir tmp;
   ASSERT_TRUE(tmp.ok());

@@ -67,7 +67,9 @@ Result<VolumeMap> parse_volume_map(std::string_view text) {
   // Options after the first comma: mode=block|sshfs|nfs.
   auto comma = spec.find(',');
   if (comma != std::string::npos) {
-    for (auto opt : split(spec.substr(comma + 1), ',')) {
+    // split() returns views: the options must outlive the loop (a temporary substr would not).
+    const std::string options = spec.substr(comma + 1);
+    for (auto opt : split(options, ',')) {
       if (opt == "mode=block") {
         m.mode = VolumeMode::kBlock;
       } else if (opt == "mode=sshfs") {

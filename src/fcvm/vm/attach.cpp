@@ -26,8 +26,23 @@ std::optional<Error> ready_error(int ready_fd, const state::VmRecord& rec) {
   return r.error();
 }
 
-void copy_output(const ControlClient::Output& out, const Stdio& io) {
-  (void)write_all(out.kind == proto::Kind::kStderr ? io.err : io.out, out.bytes);
+// Copies what the monitor sent to `io` until its end: the container's exit code, or a failure
+// that `on_failure` turns into the result. nullopt: not ended yet.
+template <class OnFailure>
+std::optional<Result<int>> deliver(const std::vector<ControlClient::Incoming>& items,
+                                   const Stdio& io, const OnFailure& on_failure) {
+  for (const auto& item : items) {
+    if (const auto* out = std::get_if<ControlClient::Output>(&item)) {
+      (void)write_all(out->kind == proto::Kind::kStderr ? io.err : io.out, out->bytes);
+      continue;
+    }
+    const auto& msg = std::get<control::Message>(item);
+    if (const auto* exited = std::get_if<control::Exited>(&msg)) return exited->code;
+    if (const auto* failure = std::get_if<control::Failure>(&msg)) {
+      return on_failure(failure->error);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -71,19 +86,12 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
                   fmt::format("the VM monitor went away without an exit code (see {}/monitor.log)",
                               rec.dir));
     }
-    for (const auto& item : *items) {
-      if (const auto* out = std::get_if<ControlClient::Output>(&item)) {
-        copy_output(*out, io);
-        continue;
-      }
-      const auto& msg = std::get<control::Message>(item);
-      if (const auto* exited = std::get_if<control::Exited>(&msg)) return exited->code;
-      if (const auto* failure = std::get_if<control::Failure>(&msg)) {
-        if (stops > 0) return 130;  // interrupted while booting
-        if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
-        return tl::unexpected<Error>(failure->error);
-      }
-    }
+    auto end = deliver(*items, io, [&](const Error& error) -> Result<int> {
+      if (stops > 0) return 130;  // interrupted while booting
+      if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
+      return tl::unexpected<Error>(error);
+    });
+    if (end) return *end;
   }
 }
 
@@ -138,20 +146,13 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
       return fail(ErrorCode::kSystem,
                   fmt::format("VM {}: the connection to its monitor closed", rec.name));
     }
-    for (const auto& item : *items) {
-      if (const auto* out = std::get_if<ControlClient::Output>(&item)) {
-        copy_output(*out, io);
-        continue;
+    auto end = deliver(*items, io, [&](const Error& error) -> Result<int> {
+      if (error.code() == ErrorCode::kInvalidInput) {
+        return tl::unexpected<Error>(error.wrap(fmt::format("exec in VM {}", rec.name)));
       }
-      const auto& msg = std::get<control::Message>(item);
-      if (const auto* exited = std::get_if<control::Exited>(&msg)) return exited->code;
-      if (const auto* failure = std::get_if<control::Failure>(&msg)) {
-        if (failure->error.code() == ErrorCode::kInvalidInput) {
-          return tl::unexpected<Error>(failure->error.wrap(fmt::format("exec in VM {}", rec.name)));
-        }
-        return tl::unexpected<Error>(failure->error);
-      }
-    }
+      return tl::unexpected<Error>(error);
+    });
+    if (end) return *end;
   }
 }
 

@@ -131,6 +131,7 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
   for (const auto& f : {files.state, files.disk, files.kernel, files.initrd, files.image}) {
     if (path_exists(f)) ::chmod(f.c_str(), 0400);
   }
+  ::chmod(files.memory.c_str(), traits->snapshot.memory_writable ? 0600 : 0400);
   s.size_bytes = space_used(s.dir);
   FCVM_TRY(snaps.complete(s.id, s.size_bytes));
   ::chmod(s.dir.c_str(), 0500);

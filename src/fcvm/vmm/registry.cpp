@@ -17,14 +17,14 @@ const std::vector<BackendTraits>& registered_backends() {
        DiskFormat::kRaw,
        "root.ext4",
        {"firecracker.sock", "vsock.sock"},
-       {"disk.ext4", false}},
+       {"disk.ext4", false, false}},
       {VmmKind::kQemu,
        "qemu",
        KernelKind::kCompressed,
        DiskFormat::kQcow2,
        "root.qcow2",
        {"qmp.sock", "agent.sock", "memory.ram"},
-       {"disk.qcow2", true}},
+       {"disk.qcow2", true, true}},
   };
   return k_backends;
 }

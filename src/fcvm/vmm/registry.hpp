@@ -16,8 +16,9 @@ enum class VmmKind { kQemu, kFirecracker };
 enum class KernelKind { kCompressed, kUncompressed };  // bzImage | ELF vmlinux
 
 struct SnapshotLayout {
-  std::string disk_file;       // the root disk's copy in a snapshot directory
-  bool copies_kernel = false;  // the VMM reloads kernel and initrd on restore: keep copies
+  std::string disk_file;         // the root disk's copy in a snapshot directory
+  bool copies_kernel = false;    // the VMM reloads kernel and initrd on restore: keep copies
+  bool memory_writable = false;  // the VMM opens the memory file read-write on restore
 };
 
 struct BackendTraits {

@@ -539,6 +539,13 @@ Result<ApiResponse> UnixHttpTransport::send(const ApiRequest& request,
   }
 }
 
+Result<ApiResponse> read_response(int fd, bool head_request, milliseconds timeout) {
+  Reader reader(fd, Clock::now() + timeout, timeout);
+  auto answer = read_answer(reader, head_request);
+  if (!answer) return fail(answer.error().code, answer.error().detail);
+  return std::move(answer->response);
+}
+
 ApiClient::ApiClient(std::unique_ptr<Transport> transport, ApiTimeouts timeouts)
     : m_transport(std::move(transport)), m_timeouts(timeouts) {}
 

@@ -93,4 +93,8 @@ class ApiClient {
 // body otherwise.
 std::string fault_text(const std::string& body);
 
+// One answer read from a connected stream socket exactly as UnixHttpTransport reads it (for the
+// fuzzer and tests): the response, or the error send() would report without its prefix.
+Result<ApiResponse> read_response(int fd, bool head_request, std::chrono::milliseconds timeout);
+
 }  // namespace fcvm::vmm::firecracker
