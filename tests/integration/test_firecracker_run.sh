@@ -13,28 +13,15 @@
 # probe still opens /dev/kvm and creates a VM, so the test needs /dev/kvm.
 source "$(dirname "$0")/../lib/common.sh"
 need_root "the network helper and the VM directory checks run as root in CI"
-shared=${FCVM_SHARED_DIR:-$FCVM_SOURCE_DIR/../shared}
-spec=$shared/firecracker-api/firecracker.yaml
-[ -f "$spec" ] || skip "Firecracker's API spec $spec is absent (fake-firecracker checks every call against it; set FCVM_SHARED_DIR)"
-fake=${FCVM_FAKE_FIRECRACKER:-${FCVM_BUILD_DIR:-/nonexistent}/tests/fake-firecracker}
-[ -x "$fake" ] || skip "fake-firecracker is not built (set FCVM_FAKE_FIRECRACKER)"
-guest_dir=${FCVM_GUEST_DIR:-$(data_dir)}
-for f in kernel/vmlinux kernel/initrd.img images/rootfs.ext4; do
-  [ -e "$guest_dir/$f" ] || skip "guest artifact $guest_dir/$f is missing (scripts/fcvm-init.sh)"
-done
-[ -c /dev/kvm ] || skip "no /dev/kvm: the Firecracker probe opens it and creates a VM"
-need_cmd slirp4netns
+use_fake_firecracker
 need_cmd python3
 
-export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
 # Whatever fails, no VM (and no fake VMM) of this test outlives it.
 on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done; for s in \$('$FCVM_BIN' snapshot ls -q 2>/dev/null); do '$FCVM_BIN' snapshot rm -f \$s >/dev/null 2>&1; done"
-export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
 # Like a real guest, the fake agent listens only after a while (fcvm retries the vsock CONNECT
 # meanwhile) and its container takes a while to start after the plan: `fcvm run` has attached to
 # the VM's monitor before the container's first output, as it has with a booting guest.
 export FAKE_FC_GUEST_DELAY_MS=200 FAKE_FC_START_DELAY_MS=500
-unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_FAIL_MESSAGE FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP FAKE_FC_RECORD
 # The fake guest never reads the archive; any regular file will do when the test images are not
 # built.
 archive=$FCVM_TEST_IMAGES/busybox.oci.tar

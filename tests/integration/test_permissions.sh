@@ -7,25 +7,13 @@ source "$(dirname "$0")/../lib/common.sh"
 need_root "a second user is played with setpriv"
 need_cmd setpriv
 need_cmd python3
-need_cmd slirp4netns
 id nobody >/dev/null 2>&1 || skip "no user nobody"
-shared=${FCVM_SHARED_DIR:-$FCVM_SOURCE_DIR/../shared}
-spec=$shared/firecracker-api/firecracker.yaml
-[ -f "$spec" ] || skip "Firecracker's API spec $spec is absent (fake-firecracker needs it; set FCVM_SHARED_DIR)"
-fake=${FCVM_FAKE_FIRECRACKER:-${FCVM_BUILD_DIR:-/nonexistent}/tests/fake-firecracker}
-[ -x "$fake" ] || skip "fake-firecracker is not built (set FCVM_FAKE_FIRECRACKER)"
-guest_dir=${FCVM_GUEST_DIR:-$(data_dir)}
-for f in kernel/vmlinux kernel/initrd.img images/rootfs.ext4; do
-  [ -e "$guest_dir/$f" ] || skip "guest artifact $guest_dir/$f is missing (scripts/fcvm-init.sh)"
-done
-[ -c /dev/kvm ] || skip "no /dev/kvm: the Firecracker probe opens it"
+use_fake_firecracker
 
 # Others may pass through the test's directory (not list it): what stops them is fcvm's own
 # modes, not mktemp's.
 chmod 0711 "$TEST_TMP"
-export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
-export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec FAKE_FC_RUN_UNTIL_STOP=1
-unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_EXIT_CODE FAKE_FC_RECORD
+export FAKE_FC_RUN_UNTIL_STOP=1
 on_exit "'$FCVM_BIN' rm -f p1 >/dev/null 2>&1; '$FCVM_BIN' snapshot rm -f s1 >/dev/null 2>&1"
 archive=$FCVM_TEST_IMAGES/busybox.oci.tar
 [ -f "$archive" ] || { archive=$TEST_TMP/busybox.oci.tar; echo placeholder >"$archive"; }

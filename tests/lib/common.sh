@@ -116,3 +116,26 @@ assert_no_leftovers() {
   local left; left=$(fcvm_leftovers)
   [ -z "$left" ] || fail "left behind: $left"
 }
+
+# For tests that drive the real CLI and monitor with fake-firecracker as the VMM (every API call
+# checked against Firecracker's spec, the guest played): skips unless the spec, the fake, the
+# guest artifacts and /dev/kvm (the Firecracker probe opens it) are here; then exports what fcvm
+# and the fake need (a private data directory) and sets $fake, $spec and $guest_dir.
+use_fake_firecracker() {
+  local shared=${FCVM_SHARED_DIR:-$FCVM_SOURCE_DIR/../shared} f
+  spec=$shared/firecracker-api/firecracker.yaml
+  [ -f "$spec" ] || skip "Firecracker's API spec $spec is absent (fake-firecracker checks every call against it; set FCVM_SHARED_DIR)"
+  fake=${FCVM_FAKE_FIRECRACKER:-${FCVM_BUILD_DIR:-/nonexistent}/tests/fake-firecracker}
+  [ -x "$fake" ] || skip "fake-firecracker is not built (set FCVM_FAKE_FIRECRACKER)"
+  guest_dir=${FCVM_GUEST_DIR:-$(data_dir)}
+  for f in kernel/vmlinux kernel/initrd.img images/rootfs.ext4; do
+    [ -e "$guest_dir/$f" ] || skip "guest artifact $guest_dir/$f is missing (scripts/fcvm-init.sh)"
+  done
+  [ -c /dev/kvm ] || skip "no /dev/kvm: the Firecracker probe opens it and creates a VM"
+  need_cmd slirp4netns
+  # FCVM_ACCEL=kvm trusts KVM without the boot probe (this host's KVM may not boot a guest).
+  export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
+  export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
+  unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_FAIL_MESSAGE FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP \
+    FAKE_FC_RECORD FAKE_FC_GUEST_DELAY_MS FAKE_FC_START_DELAY_MS
+}
