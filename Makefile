@@ -3,7 +3,9 @@
 #   make demo     build everything and run a demo VM serving nginx on http://127.0.0.1:8080
 #   make test     build everything and run all test tiers (unit, integration, e2e) and a short
 #                 run of every fuzz target
+#   make test-asan  the unit and integration tiers under ASan + UBSan (the asan preset; CI runs it)
 #   make chaos    CHAOS_KILLS random kill -9 per network mode (default 200; tests/chaos/chaos.py)
+#   make load     20 VMs (run -d and clones) started and removed at once, twice (tests/soak/load.sh)
 #   make fuzz     every fuzz target for FUZZ_RUNS executions (default 10^6; fuzz/run.sh)
 PRESET      ?= release
 BUILD       := build/$(PRESET)
@@ -16,7 +18,7 @@ FUZZ_RUNS   ?= 1000000
 CHAOS_KILLS ?= 200
 FUZZ        := build/fuzz
 
-.PHONY: all deps build guest images test test-unit test-integration test-e2e chaos fuzz fuzz-build demo bench format lint clean
+.PHONY: all deps build guest images test test-unit test-integration test-e2e test-asan chaos load fuzz fuzz-build demo bench format lint clean
 
 all: build
 
@@ -46,9 +48,17 @@ test-integration: build guest images
 test-e2e: build guest images
 	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir $(BUILD) --output-on-failure -L e2e $(CTEST_ARGS)
 
+test-asan: deps guest images
+	@cmake --preset asan >/dev/null
+	@cmake --build build/asan
+	@FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) ctest --test-dir build/asan --output-on-failure -L 'unit|integration' $(CTEST_ARGS)
+
 chaos: build guest images
 	@FCVM_BIN=$(CURDIR)/$(FCVM) FCVM_SOURCE_DIR=$(CURDIR) FCVM_BUILD_DIR=$(CURDIR)/$(BUILD) \
 	  FCVM_TEST_IMAGES=$(CURDIR)/$(IMAGES) CHAOS_KILLS=$(CHAOS_KILLS) tests/integration/test_chaos.sh
+
+load: build guest images
+	@tests/soak/load.sh $(FCVM) $(IMAGES) 20 2
 
 fuzz-build: deps
 	@cmake --preset fuzz >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # oci-archive and docker-archive images, --env and --env-file reaching the container, the
-# container's exit code becoming fcvm's, SIGINT cleaning up everything.
+# container's exit code becoming fcvm's, SIGINT cleaning up everything; a rootless guest cannot
+# reach the host's loopback (nothing asked for it) though it reaches the host's own address.
 source "$(dirname "$0")/../lib/common.sh"
 need_root "the e2e tier runs as root in CI"
 need_guest
@@ -45,3 +46,26 @@ log "fcvm run exited $rc after SIGINT"
 [ "$rc" -eq 137 ] || [ "$rc" -eq 143 ] || { cat "$TEST_TMP/err2" >&2; fail "exit $rc after SIGINT"; }
 assert_no_leftovers
 echo "archives, env, exit code and SIGINT: ok"
+
+# The host's loopback is closed to a rootless guest: a server on all the host's addresses
+# answers the guest on the host's own address, not through the guest's gateway (10.0.2.2).
+host_ip=$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+if [ -n "$host_ip" ]; then
+  lport=$(free_port)
+  echo loopback-test >"$TEST_TMP/index.html"
+  python3 -m http.server --bind 0.0.0.0 --directory "$TEST_TMP" "$lport" >/dev/null 2>&1 &
+  on_exit "kill $! 2>/dev/null"
+  wait_until 10 port_listening "$lport" || fail "the host's test server did not listen"
+  # (busybox nc: this image's wget -T crashes.)
+  get="printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5"
+  out=$(fcvm run "oci-archive:$busybox_oci" sh -c \
+    "echo own: \$($get $host_ip $lport | tail -n 1); echo gateway: \$($get 10.0.2.2 $lport 2>&1 | tail -n 1)" 2>&1) ||
+    fail "the loopback probe run failed: $out"
+  grep -qx "own: loopback-test" <<<"$out" || fail "the guest does not reach the host's $host_ip:$lport: $out"
+  grep -q "^gateway: " <<<"$out" && ! grep -q "^gateway: loopback-test" <<<"$out" ||
+    fail "a rootless guest reached the host's loopback through its gateway: $out"
+  log "host loopback closed to a rootless guest ($(grep '^gateway:' <<<"$out")); the host's $host_ip open"
+  assert_no_leftovers
+else
+  log "no host address with a route: the loopback check needs one"
+fi

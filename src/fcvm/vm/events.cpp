@@ -47,6 +47,9 @@ std::vector<Event> parse_lines(std::string_view text, int64_t since_ns, std::str
     if (nl == std::string_view::npos) break;
     auto line = text.substr(start, nl - start);
     start = nl + 1;
+    // Not an event (blank, torn by a crash): skipped without the JSON parser, whose error path
+    // is costly (a journal of junk lines is read in linear time either way).
+    if (line.empty() || line.front() != '{') continue;
     auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) continue;
     auto e = event_from_json(j);
