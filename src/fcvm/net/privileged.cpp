@@ -361,4 +361,13 @@ Result<> cleanup_privileged(const std::string& network_json, sys::CommandRunner&
   return {};
 }
 
+Result<> reclaim_stale_leases(sys::CommandRunner& runner, const HostBridge& host) {
+  if (::geteuid() != 0 || !path_exists(host.run_dir + "/leases.json")) return {};
+  auto subnet = parse_cidr(host.cidr);
+  if (!subnet) return tl::unexpected<Error>(subnet.error());
+  auto book = LeaseBook::lock(host.run_dir);
+  if (!book) return tl::unexpected<Error>(std::move(book.error()).wrap("lease book"));
+  return reclaim_stale(*book, host_table(host, *subnet), runner);
+}
+
 }  // namespace fcvm::net

@@ -109,4 +109,9 @@ class PrivilegedNetwork final : public VmNetwork {
 // Idempotent; does nothing for other modes.
 Result<> cleanup_privileged(const std::string& network_json, sys::CommandRunner& runner);
 
+// Frees the leases (with their rules and veths) of every privileged VM whose namespace holder is
+// gone: what a monitor killed after taking its lease but before recording its network left.
+// Nothing to do (and nothing created) when there is no lease book or we are not root.
+Result<> reclaim_stale_leases(sys::CommandRunner& runner, const HostBridge& host = {});
+
 }  // namespace fcvm::net

@@ -134,6 +134,13 @@ void release_network(const state::VmRecord& rec) {
   if (auto r = net::cleanup_privileged(rec.network_json, sys::default_runner()); !r) {
     FCVM_LOG(kWarn, "reconcile", "VM {}: network clean-up: {}", rec.name, r.error().to_string());
   }
+  // Killed between taking its lease and recording its network: the lease book still says what
+  // it holds (its namespace holder died with it).
+  if (rec.network_json.empty()) {
+    if (auto r = net::reclaim_stale_leases(sys::default_runner()); !r) {
+      FCVM_LOG(kWarn, "reconcile", "VM {}: stale leases: {}", rec.name, r.error().to_string());
+    }
+  }
 }
 }  // namespace
 
