@@ -126,6 +126,7 @@ class Agent {
   Result<> configure_network();
   void start_image();
   void load_archive(const std::string& source, bool is_copy);
+  Result<> mount_image_rootfs();
   void pull_image();
   void image_ready(const std::string& image);
   // Block volumes: each disk mounted at k_volume_root/N for podman to bind (volumes.cpp).

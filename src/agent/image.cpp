@@ -1,6 +1,7 @@
 // The image stage: registries configuration, then the image either from an archive disk
 // (`podman load`) or from a registry (`podman image exists || podman pull`). Each podman call is
 // a helper; the stage ends in image_ready() or fail_plan("image", ...).
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -62,6 +63,14 @@ void Agent::start_image() {
     sayf("wrote {} ({} mirrors, {} insecure registries)", k_registries_conf, image.mirrors.size(),
          image.insecure_registries.size());
   }
+  if (!image.rootfs_serial.empty()) {
+    if (auto r = mount_image_rootfs(); !r) {
+      fail_plan("image", r.error().to_string());
+      return;
+    }
+    image_ready(image.ref);
+    return;
+  }
   if (image.archive_serial.empty()) {
     pull_image();
     return;
@@ -73,6 +82,40 @@ void Agent::start_image() {
   }
   sayf("image archive ({}) on {}", image.archive_format, *disk);
   load_archive(*disk, false);
+}
+
+// A stored image: its disk, read-only, at k_image_root, under an overlay at k_rootfs whose upper
+// layer is on the VM's disk (both already there after a restart of the agent in a running guest).
+Result<> Agent::mount_image_rootfs() {
+  const auto& image = m_plan->image;
+  auto dev = find_disk_by_serial(m_options.root, image.rootfs_serial);
+  if (!dev) return tl::unexpected<Error>(dev.error());
+  if (!m_options.system_changes) return {};  // tests on the host mount nothing
+  auto mounts = read_file(path("/proc/mounts"));
+  auto mounted = [&](const char* dir) {
+    return mounts && mounts->find(fmt::format(" {} ", dir)) != std::string::npos;
+  };
+  if (!mounted(k_image_root)) {
+    FCVM_TRY(make_dirs(path(k_image_root), 0755));
+    auto fstype = image.rootfs_fstype.empty() ? std::string("ext4") : image.rootfs_fstype;
+    if (::mount(dev->c_str(), path(k_image_root).c_str(), fstype.c_str(), MS_RDONLY | MS_NOATIME,
+                nullptr) != 0) {
+      return fail_errno(
+          fmt::format("mount the image disk {} ({}) on {}", *dev, fstype, k_image_root));
+    }
+  }
+  if (!mounted(k_rootfs)) {
+    auto upper = fmt::format("{}/upper", k_rootfs_layer);
+    auto work = fmt::format("{}/work", k_rootfs_layer);
+    for (const auto& d : {upper, work, std::string(k_rootfs)}) FCVM_TRY(make_dirs(path(d), 0755));
+    auto opts = fmt::format("lowerdir={},upperdir={},workdir={}", path(k_image_root), path(upper),
+                            path(work));
+    if (::mount("overlay", path(k_rootfs).c_str(), "overlay", 0, opts.c_str()) != 0) {
+      return fail_errno(fmt::format("mount the container's root overlay ({})", opts));
+    }
+  }
+  sayf("image {} from {} (read-only) under {}", image.ref, *dev, k_rootfs);
+  return {};
 }
 
 // podman reads the archive from the block device directly (a tar; the zero padding after it

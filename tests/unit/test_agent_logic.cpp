@@ -137,6 +137,58 @@ TEST(AgentPodman, RunFull) {
                   "A=1 2", "-e", "B=", "-w", "/srv/app", "app", "echo \"$A\"; exit 3"}));
 }
 
+// A stored image: the container runs from the overlay over its disk with the image's config
+// applied as podman applies it to a stored image.
+TEST(AgentPodman, RunFromStoredImage) {
+  agent_proto::Plan plan;
+  plan.image.rootfs_serial = "fcvm-image";
+  plan.image.config = {{"/docker-entrypoint.sh"},
+                       {"nginx", "-g", "daemon off;"},
+                       {"PATH=/usr/bin", "A=image"},
+                       "/srv",
+                       "101:101",
+                       "SIGQUIT"};
+  plan.env = {"A=run"};
+  EXPECT_EQ(podman_run_argv(plan, "ignored"), (Argv{"podman",
+                                                    "run",
+                                                    "--name",
+                                                    "fcvm-main",
+                                                    "--replace",
+                                                    "--network",
+                                                    "host",
+                                                    "--sdnotify=conmon",
+                                                    "--pull=never",
+                                                    "--entrypoint",
+                                                    R"(["/docker-entrypoint.sh"])",
+                                                    "-e",
+                                                    "PATH=/usr/bin",
+                                                    "-e",
+                                                    "A=image",
+                                                    "--user",
+                                                    "101:101",
+                                                    "--stop-signal",
+                                                    "SIGQUIT",
+                                                    "-e",
+                                                    "A=run",
+                                                    "-w",
+                                                    "/srv",
+                                                    "--rootfs",
+                                                    "/run/fcvm/rootfs",
+                                                    "nginx",
+                                                    "-g",
+                                                    "daemon off;"}));
+  // A command replaces CMD only; an entrypoint replaces ENTRYPOINT and drops CMD; a workdir wins.
+  plan.command = {"echo", "hi"};
+  auto argv = podman_run_argv(plan, "ignored");
+  EXPECT_EQ(Argv(argv.end() - 4, argv.end()), (Argv{"--rootfs", "/run/fcvm/rootfs", "echo", "hi"}));
+  plan.command.clear();
+  plan.entrypoint = {"/bin/sh"};
+  plan.workdir = "/w";
+  argv = podman_run_argv(plan, "ignored");
+  EXPECT_EQ(Argv(argv.end() - 4, argv.end()), (Argv{"-w", "/w", "--rootfs", "/run/fcvm/rootfs"}));
+  EXPECT_EQ(argv[10], R"(["/bin/sh"])");
+}
+
 TEST(AgentPodman, Exec) {
   agent_proto::Exec e;
   e.stream = 2;

@@ -16,10 +16,20 @@ inline constexpr const char* k_container_name = "fcvm-main";
 // Where block volumes are mounted in the guest (N: the volume's index in the plan).
 inline constexpr const char* k_volume_root = "/run/fcvm/volumes";
 std::string volume_mount_dir(size_t index);
+// A stored image: its disk is mounted read-only at k_image_root, the lower layer of an overlay
+// at k_rootfs whose upper layer is on the VM's own disk (k_rootfs_layer/{upper,work}): writes
+// survive stop/start and go into snapshots, as a container's do.
+inline constexpr const char* k_image_root = "/run/fcvm/image";
+inline constexpr const char* k_rootfs = "/run/fcvm/rootfs";
+inline constexpr const char* k_rootfs_layer = "/var/lib/fcvm/rootfs";
 
 // podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
 //   [--entrypoint JSON] [-e K=V]... [-w DIR] IMAGE [COMMAND...]
 // The image is already in local storage when this runs (--pull=never keeps a failure local).
+// A stored image (plan.image.rootfs_serial) runs from its overlay instead (`--rootfs k_rootfs`),
+// with the
+// image's config applied as podman would (the entrypoint given replaces the image's and drops
+// its CMD; image env first, then the plan's; the plan's workdir over the image's).
 std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image);
 
 // podman exec -i [-t] [-e K=V]... [-w DIR] [-u USER] fcvm-main ARGV...

@@ -40,6 +40,17 @@ nlohmann::json to_json(const Plan& p) {
     image["archive"] = {{"serial", p.image.archive_serial}, {"format", p.image.archive_format}};
     if (p.image.archive_size > 0) image["archive"]["size"] = p.image.archive_size;
   }
+  if (!p.image.rootfs_serial.empty()) {
+    const auto& c = p.image.config;
+    image["rootfs"] = {{"serial", p.image.rootfs_serial},
+                       {"fstype", p.image.rootfs_fstype},
+                       {"entrypoint", c.entrypoint},
+                       {"cmd", c.cmd},
+                       {"env", c.env},
+                       {"workdir", c.workdir},
+                       {"user", c.user},
+                       {"stop_signal", c.stop_signal}};
+  }
   json out = {{"version", p.version},
               {"vm_id", p.vm_id},
               {"name", p.name},
@@ -95,6 +106,18 @@ Result<Plan> plan_from_json(const json& j) {
       p.image.archive_serial = image.at("archive").at("serial").get<std::string>();
       p.image.archive_format = image.at("archive").value("format", "oci-archive");
       p.image.archive_size = image.at("archive").value("size", int64_t{0});
+    }
+    if (image.contains("rootfs")) {
+      const auto& r = image.at("rootfs");
+      auto& c = p.image.config;
+      p.image.rootfs_serial = r.at("serial").get<std::string>();
+      p.image.rootfs_fstype = r.value("fstype", "ext4");
+      c.entrypoint = r.value("entrypoint", std::vector<std::string>{});
+      c.cmd = r.value("cmd", std::vector<std::string>{});
+      c.env = r.value("env", std::vector<std::string>{});
+      c.workdir = r.value("workdir", "");
+      c.user = r.value("user", "");
+      c.stop_signal = r.value("stop_signal", "");
     }
     p.command = j.value("command", std::vector<std::string>{});
     p.entrypoint = j.value("entrypoint", std::vector<std::string>{});

@@ -20,6 +20,16 @@ struct RegistryMirror {
   bool insecure = false;
 };
 
+// What a container takes from its image's config (OCI image config `config`).
+struct RootfsConfig {
+  std::vector<std::string> entrypoint{};
+  std::vector<std::string> cmd{};
+  std::vector<std::string> env{};  // K=V
+  std::string workdir{};
+  std::string user{};
+  std::string stop_signal{};
+};
+
 struct ImageSpec {
   std::string ref;  // registry reference, or the name under which an archive is loaded
   // When set, the image is an archive on the virtio disk with this serial ("oci-archive" or
@@ -31,6 +41,12 @@ struct ImageSpec {
   int64_t archive_size = 0;
   std::vector<std::string> insecure_registries{};  // HOST[:PORT] reachable over plain HTTP
   std::vector<RegistryMirror> mirrors{};
+  // A stored image: the read-only disk with this serial holds its root filesystem
+  // (`rootfs_fstype`), which the container runs from under an overlay; nothing is loaded or pulled.
+  // podman cannot read the image's config from there, so the plan carries it.
+  std::string rootfs_serial{};
+  std::string rootfs_fstype{};
+  RootfsConfig config{};
 };
 
 struct NetworkSpec {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "fcvm/config/config.hpp"
+#include "fcvm/image/store.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/vm/context.hpp"
 #include "fcvm/vm/validate.hpp"
@@ -30,6 +31,9 @@ Result<state::VmRecord> resolve(Session& s, const std::string& ref);
 std::string human_duration(int64_t ms);
 // "1.5 GiB", "230 MiB", ...
 std::string human_size(int64_t bytes);
+
+// Progress of an image pull on a terminal, prefixed with `what`; nothing when stderr is a pipe.
+image::Progress pull_progress(const std::string& what);
 
 // The configuration file's defaults for `run`.
 vm::RunDefaults run_defaults(const config::Config& config);

@@ -28,8 +28,9 @@ int main(int argc, char** argv) {
         return log::parse_level(v, l) ? std::string() : "expected trace|debug|info|warn|error|off";
       });
   std::vector<Command> commands;
-  for (auto add : {add_run, add_ls, add_inspect, add_logs, add_exec, add_stop, add_start, add_rm,
-                   add_snapshot, add_clone, add_volume, add_events, add_names}) {
+  for (auto add :
+       {add_run, add_ls, add_inspect, add_logs, add_exec, add_stop, add_start, add_rm, add_snapshot,
+        add_clone, add_volume, add_events, add_names, add_pull, add_images, add_rmi, add_image}) {
     commands.push_back(add(app));
   }
   try {

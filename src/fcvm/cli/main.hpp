@@ -29,5 +29,9 @@ Command add_clone(CLI::App& app);
 Command add_volume(CLI::App& app);
 Command add_events(CLI::App& app);
 Command add_names(CLI::App& app);
+Command add_pull(CLI::App& app);
+Command add_images(CLI::App& app);
+Command add_rmi(CLI::App& app);
+Command add_image(CLI::App& app);
 
 }  // namespace fcvm::cli

@@ -10,6 +10,7 @@
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/attach.hpp"
+#include "fcvm/vm/images.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/validate.hpp"
 
@@ -56,9 +57,11 @@ Command add_run(CLI::App& app) {
       "run", "Run a container in a new microVM: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]");
   // Usage: fcvm run [OPTIONS] IMAGE [COMMAND [ARG...]]
   cmd->footer(
-      "IMAGE is a registry reference (pulled inside the guest; a registry on this host's "
-      "127.0.0.1 is reached through the VM's gateway) or oci-archive:PATH / docker-archive:PATH "
-      "(attached read-only and loaded).\nThe exit code is the container's; 1 when fcvm fails, "
+      "IMAGE is a registry reference or oci-archive:PATH / docker-archive:PATH. It comes from the "
+      "host image store (fcvm images): one read-only disk per image, shared by every VM of it; "
+      "an image not stored yet is pulled first (fcvm pull). --guest-pull fetches it inside the "
+      "guest instead (a registry on this host's 127.0.0.1 is then reached through the VM's "
+      "gateway).\nThe exit code is the container's; 1 when fcvm fails, "
       "2 for bad input.");
   // Everything from IMAGE on belongs to the container, not to fcvm.
   cmd->prefix_command();
@@ -81,6 +84,12 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--insecure-registry", args->request.insecure_registries,
                   "Allow plain HTTP for this registry HOST[:PORT]")
       ->allow_extra_args(false);
+  cmd->add_flag("--guest-pull", args->request.guest_pull,
+                "Pull or load the image inside the guest (podman there) instead of using the "
+                "host image store");
+  cmd->add_option("--authfile", args->request.authfile,
+                  "Registry credentials for pulling into the image store (podman's auth.json "
+                  "format; default: podman's)");
   cmd->add_option("--stop-timeout", args->request.stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->request.timings_file,
@@ -131,6 +140,12 @@ Command add_run(CLI::App& app) {
             }
             bool auto_remove = args->detach ? args->rm : !args->keep;
             auto who = options->name.empty() ? std::string("run") : "run " + options->name;
+            // 0. The image, from the host image store (pulled now if it is not stored yet).
+            if (auto r = vm::resolve_image(*s.ctx, *s.store, *options,
+                                           pull_progress("pull " + options->image.original));
+                !r) {
+              return report_error(r.error().wrap(who));
+            }
             // 1. The record and its directory (a taken name fails here, with nothing created).
             auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
             if (!rec) return report_error(rec.error().wrap(who));

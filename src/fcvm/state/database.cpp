@@ -118,6 +118,9 @@ Result<bool> Statement::step() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   auto err = m_db->error("sql step");
+  if (sqlite3_extended_errcode(m_db->handle()) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    return fail(ErrorCode::kConflict, err.message());
+  }
   if (rc == SQLITE_CONSTRAINT) return fail(ErrorCode::kAlreadyExists, err.message());
   return tl::unexpected<Error>(err);
 }

@@ -10,7 +10,7 @@ namespace {
 constexpr const char* k_columns =
     "id, name, status, source_id, source_name, image, backend, vcpus, mem_mib, kernel, base_disk, "
     "options_json, plan_json, dir, size_bytes, creator_pid, creator_start, creator_boot, "
-    "created_ms, completed_ms";
+    "created_ms, completed_ms, image_id";
 
 SnapshotRecord read_row(const Statement& s) {
   SnapshotRecord r;
@@ -33,6 +33,7 @@ SnapshotRecord read_row(const Statement& s) {
                static_cast<unsigned long long>(s.column_int(16)), s.column_text(17)};
   r.created_ms = s.column_int(18);
   r.completed_ms = s.column_opt_int(19);
+  r.image_id = s.column_text(20);
   return r;
 }
 
@@ -56,7 +57,7 @@ std::string_view snapshot_status_name(SnapshotStatus s) {
 Result<> SnapshotStore::insert(const SnapshotRecord& r) {
   auto s = m_db->prepare(
       fmt::format("INSERT INTO snapshots ({}) VALUES "
-                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
                   k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   s->bind(1, r.id).bind(2, r.name).bind(3, snapshot_status_name(r.status)).bind(4, r.source_id);
@@ -67,7 +68,16 @@ Result<> SnapshotStore::insert(const SnapshotRecord& r) {
       .bind(17, static_cast<int64_t>(r.creator.start_time))
       .bind(18, r.creator.boot_id);
   s->bind(19, r.created_ms).bind(20, r.completed_ms);
+  if (r.image_id.empty()) {
+    s->bind_null(21);
+  } else {
+    s->bind(21, r.image_id);
+  }
   auto done = s->run();
+  if (!done && done.error().code() == ErrorCode::kConflict) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("image {} was removed from the image store", r.image_id));
+  }
   if (!done && done.error().code() == ErrorCode::kAlreadyExists) {
     return fail(ErrorCode::kAlreadyExists,
                 fmt::format("a snapshot named \"{}\" already exists", r.name));

@@ -37,6 +37,7 @@ struct SnapshotRecord {
   sys::ProcessIdentity creator;
   int64_t created_ms = 0;
   std::optional<int64_t> completed_ms;
+  std::string image_id;  // the stored image the source VM ran from (empty: none)
 };
 
 std::string_view snapshot_status_name(SnapshotStatus s);

@@ -64,13 +64,39 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX vms_snapshot ON vms(snapshot);
 )sql",
+    // 3: the host image store. A VM or snapshot that runs from a stored image references it, so
+    // that the image cannot be removed under it (the foreign key refuses the DELETE).
+    R"sql(
+CREATE TABLE images (
+  id TEXT PRIMARY KEY,
+  disk TEXT NOT NULL,
+  format TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  content_bytes INTEGER NOT NULL,
+  layers INTEGER NOT NULL,
+  manifest_digest TEXT NOT NULL,
+  config_json TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE image_names (
+  name TEXT PRIMARY KEY,
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  source_stamp TEXT NOT NULL DEFAULT '',
+  tagged_ms INTEGER NOT NULL
+);
+CREATE INDEX image_names_image ON image_names(image_id);
+ALTER TABLE vms ADD COLUMN image_id TEXT REFERENCES images(id);
+ALTER TABLE snapshots ADD COLUMN image_id TEXT REFERENCES images(id);
+CREATE INDEX vms_image ON vms(image_id);
+CREATE INDEX snapshots_image ON snapshots(image_id);
+)sql",
 };
 
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
     "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
-    "error, snapshot";
+    "error, snapshot, image_id";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -100,6 +126,7 @@ VmRecord read_row(const Statement& s) {
   r.exit_code = s.column_opt_int(24);
   r.error = s.column_text(25);
   r.snapshot = s.column_text(26);
+  r.image_id = s.column_text(27);
   return r;
 }
 
@@ -121,6 +148,11 @@ void bind_row(Statement& s, const VmRecord& r) {
   ident(18, r.helper);
   s.bind(21, r.network_json).bind(22, r.created_ms).bind(23, r.started_ms).bind(24, r.finished_ms);
   s.bind(25, r.exit_code).bind(26, r.error).bind(27, r.snapshot);
+  if (r.image_id.empty()) {
+    s.bind_null(28);
+  } else {
+    s.bind(28, r.image_id);
+  }
 }
 
 }  // namespace
@@ -187,7 +219,7 @@ Result<> VmStore::migrate() {
 Result<> VmStore::insert(const VmRecord& record) {
   auto s = m_db.prepare(
       fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)",
+                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)",
                   k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
@@ -195,6 +227,10 @@ Result<> VmStore::insert(const VmRecord& record) {
   if (!r && r.error().code() == ErrorCode::kAlreadyExists) {
     return fail(ErrorCode::kAlreadyExists,
                 fmt::format("the name \"{}\" is already in use by another VM", record.name));
+  }
+  if (!r && r.error().code() == ErrorCode::kConflict) {
+    return fail(ErrorCode::kConflict,
+                fmt::format("image {} was removed from the image store", record.image_id));
   }
   return r;
 }
@@ -205,7 +241,7 @@ Result<> VmStore::update(const VmRecord& record) {
       "options_json=?9, dir=?10, auto_remove=?11, monitor_pid=?12, monitor_start=?13, "
       "monitor_boot=?14, vmm_pid=?15, vmm_start=?16, vmm_boot=?17, helper_pid=?18, "
       "helper_start=?19, helper_boot=?20, network_json=?21, created_ms=?22, started_ms=?23, "
-      "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27 WHERE id=?1");
+      "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27, image_id=?28 WHERE id=?1");
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   return s->run();

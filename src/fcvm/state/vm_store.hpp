@@ -39,6 +39,7 @@ struct VmRecord {
   std::optional<int64_t> exit_code;
   std::string error;
   std::string snapshot;  // a clone: the id of the snapshot it was restored from
+  std::string image_id;  // the stored image it runs from (empty: the image is fetched in the guest)
 };
 
 int64_t now_ms();

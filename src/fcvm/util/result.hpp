@@ -19,6 +19,7 @@ enum class ErrorCode {
   kSystem,     // a system call or helper failed; see errno / message
   kProtocol,   // a peer spoke something we do not understand
   kCancelled,  // the user interrupted the operation
+  kConflict,   // the thing is in use, or its state forbids the operation
 };
 
 class Error {

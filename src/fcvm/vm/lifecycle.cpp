@@ -63,6 +63,7 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
   rec.auto_remove = auto_remove;
   rec.created_ms = state::now_ms();
   rec.snapshot = snapshot;
+  rec.image_id = options.image_id;
   if (::mkdir(rec.dir.c_str(), 0700) != 0) return fail_errno(fmt::format("create {}", rec.dir));
   auto inserted = store.insert(rec);
   if (!inserted) {

@@ -125,7 +125,12 @@ std::string options_to_json(const RunOptions& o) {
                       {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s},
                       {"save_snapshot", o.save_snapshot},
-                      {"snapshot_then_stop", o.snapshot_then_stop}};
+                      {"snapshot_then_stop", o.snapshot_then_stop},
+                      {"guest_pull", o.guest_pull}};
+  if (!o.image_id.empty()) {
+    j["stored_image"] = {
+        {"id", o.image_id}, {"disk", o.image_disk}, {"config", o.image_config_json}};
+  }
   return j.dump();
 }
 
@@ -137,7 +142,23 @@ Result<RunOptions> options_from_json(const std::string& text) {
   try {
     RunOptions o;
     o.name = j.value("name", "");
-    auto image = storage::parse_image_ref(j.at("image").get<std::string>());
+    o.guest_pull = j.value("guest_pull", false);
+    if (j.contains("stored_image")) {
+      const auto& s = j.at("stored_image");
+      o.image_id = s.at("id").get<std::string>();
+      o.image_disk = s.at("disk").get<std::string>();
+      o.image_config_json = s.at("config").get<std::string>();
+    }
+    auto image_text = j.at("image").get<std::string>();
+    auto image = storage::parse_image_ref(image_text);
+    if (!image && !o.image_id.empty()) {
+      // A stored image no longer needs the archive it was imported from.
+      image = storage::ImageRef{};
+      image->original = image_text;
+      image->source = image_text.rfind("docker-archive:", 0) == 0
+                          ? storage::ImageSource::kDockerArchive
+                          : storage::ImageSource::kOciArchive;
+    }
     if (!image) return tl::unexpected<Error>(image.error());
     o.image = *image;
     o.command = j.value("command", std::vector<std::string>{});

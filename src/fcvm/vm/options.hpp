@@ -35,6 +35,13 @@ struct RunOptions {
   std::vector<storage::VolumeMap> volumes{};  // --map
   int64_t map_size_mib = 0;                   // --map-size: block images of directories (0: auto)
   std::vector<std::string> insecure_registries{};
+  // The image comes from the host image store (the default), or is pulled or loaded inside the
+  // guest (--guest-pull). The stored image is resolved before the VM is created:
+  bool guest_pull = false;
+  std::string authfile{};           // registry credentials for the pull (not kept)
+  std::string image_id{};           // sha256:HEX, the stored image
+  std::string image_disk{};         // its read-only disk
+  std::string image_config_json{};  // its OCI config (entrypoint, cmd, env, ...)
   int mem_mib = 1024;
   int vcpus = 2;
   VmmChoice vmm{};

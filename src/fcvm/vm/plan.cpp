@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "fcvm/image/oci.hpp"
+
 namespace fcvm::vm {
 namespace {
 bool on_loopback(const std::string& host_port) {
@@ -15,6 +17,7 @@ std::string port_of(const std::string& host_port) {
 }  // namespace
 
 bool needs_host_loopback(const RunOptions& options) {
+  if (!options.image_id.empty()) return false;  // the host fetched it
   if (options.image.registry_on_loopback()) return true;
   for (const auto& r : options.insecure_registries) {
     if (on_loopback(r)) return true;
@@ -29,13 +32,24 @@ agent_proto::Plan make_plan(const RunOptions& options, const std::string& id,
   plan.name = name;
   plan.hostname = name;
   plan.image.ref = options.image.guest_ref();
-  if (options.image.source != storage::ImageSource::kRegistry) {
+  if (!options.image_id.empty()) {
+    // A stored image: its disk, and the config podman cannot read from a root filesystem. The
+    // config was checked when the image was stored.
+    plan.image.rootfs_serial = k_image_serial;
+    plan.image.rootfs_fstype = "ext4";
+    if (auto c = image::parse_image_config(options.image_config_json)) {
+      plan.image.config = {c->entrypoint, c->cmd, c->env, c->workdir, c->user, c->stop_signal};
+    }
+  } else if (options.image.source != storage::ImageSource::kRegistry) {
     plan.image.archive_serial = k_image_serial;
     plan.image.archive_format = std::string(storage::ImageRef::source_name(options.image.source));
   }
   std::vector<std::string> loopback_registries;
-  if (options.image.registry_on_loopback()) loopback_registries.push_back(options.image.domain);
-  for (const auto& r : options.insecure_registries) {
+  if (options.image_id.empty() && options.image.registry_on_loopback()) {
+    loopback_registries.push_back(options.image.domain);
+  }
+  for (const auto& r :
+       options.image_id.empty() ? options.insecure_registries : std::vector<std::string>{}) {
     if (on_loopback(r)) {
       loopback_registries.push_back(r);
     } else {

@@ -216,7 +216,15 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   spec.vcpus = vm->options.vcpus;
   spec.mem_mib = vm->options.mem_mib;
   spec.disks.push_back(root);
-  if (vm->options.image.source != storage::ImageSource::kRegistry) {
+  if (!vm->options.image_id.empty()) {
+    // The stored image's disk, shared read-only by every VM of the image.
+    if (!path_exists(vm->options.image_disk)) {
+      return fail(ErrorCode::kNotFound,
+                  fmt::format("the disk of image {} is missing: {} (pull the image again)",
+                              vm->options.image_id, vm->options.image_disk));
+    }
+    spec.disks.push_back({vm->options.image_disk, vmm::DiskFormat::kRaw, true, k_image_serial});
+  } else if (vm->options.image.source != storage::ImageSource::kRegistry) {
     spec.disks.push_back(
         {vm->options.image.archive_path, vmm::DiskFormat::kRaw, true, k_image_serial});
   }
@@ -264,7 +272,8 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   if (first_volume_disk > 1) {
     auto image_serial = vm->backend->guest_disk_serial(spec.disks[1]);
     if (!image_serial) return tl::unexpected<Error>(image_serial.error());
-    vm->plan.image.archive_serial = *image_serial;
+    (vm->options.image_id.empty() ? vm->plan.image.archive_serial : vm->plan.image.rootfs_serial) =
+        *image_serial;
   }
   for (size_t i = 0, disk = first_volume_disk; i < vm->options.volumes.size(); ++i) {
     const auto& m = vm->options.volumes[i];

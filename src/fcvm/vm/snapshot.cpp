@@ -92,6 +92,7 @@ Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
   if (!base) return tl::unexpected<Error>(base.error());
   s.base_disk = *base;
   s.options_json = rec.options_json;
+  s.image_id = rec.image_id;
   s.plan_json = agent_proto::to_json(vm.plan).dump();
   s.dir = ctx.paths.snapshots_dir() + "/" + s.id;
   s.creator = sys::ProcessIdentity::of(::getpid());

@@ -123,6 +123,19 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
     FCVM_TRY(validate_registry(reg));
     o.insecure_registries.push_back(reg);
   }
+  o.guest_pull = r.guest_pull;
+  if (!r.authfile.empty()) {
+    if (r.guest_pull) {
+      return fail(
+          ErrorCode::kInvalidInput,
+          "--authfile applies to the host image store: it cannot be used with --guest-pull");
+    }
+    if (::access(r.authfile.c_str(), R_OK) != 0) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid --authfile \"{}\": not a readable file", r.authfile));
+    }
+    o.authfile = r.authfile;
+  }
   if (!r.workdir.empty() && r.workdir[0] != '/') {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("invalid --workdir \"{}\": must be an absolute path", r.workdir));

@@ -40,6 +40,8 @@ struct RunRequest {
   std::vector<std::string> env{};
   std::vector<std::string> env_files{};
   std::vector<std::string> insecure_registries{};
+  bool guest_pull = false;
+  std::string authfile{};
   std::string entrypoint{};
   std::string workdir{};
   std::string mem{};
