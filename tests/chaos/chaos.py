@@ -145,7 +145,7 @@ def op_command():
     vms = names()
     snaps = snapshots()
     base = ["--vmm", "firecracker", "--network", args.network]
-    choices = ["run_d", "run_fg"]
+    choices = ["run_d", "run_fg", "pull"]
     if vms:
         choices += ["stop", "start", "rm", "snapshot"]
     if snaps:
@@ -158,6 +158,8 @@ def op_command():
         return c, ["run", "-d", "--name", new_name(), *base, args.image], keep
     if c == "run_fg":
         return c, ["run", *base, args.image], {"FAKE_FC_RUN_UNTIL_STOP": "0"}
+    if c == "pull":
+        return c, ["pull", "-q", args.image], keep
     if c == "clone":
         return c, ["clone", "-d", "--name", new_name(), "--network", args.network,
                    "--snapshot", rng.choice(snaps)], keep
@@ -209,6 +211,11 @@ def run_with_kill(argv, env):
     return victim, None
 
 
+# The image store is a cache that outlives VMs: the image is stored before the baseline, so that
+# runs find it there and a killed pull's debris (work directory, unrecorded disk) shows as a leak.
+pulled = fcvm("pull", "-q", args.image)
+if pulled.returncode != 0:
+    sys.exit(f"chaos: cannot pull {args.image}: {pulled.stderr}")
 baseline = host_state()
 # The detector itself: a file, a /dev/shm file and (as root) a link left on purpose are seen.
 probe_file = os.path.join(data, "vms", "chaos-probe")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The headline: nginx (built locally from Debian packages) pulled from a real local registry
-# inside the guest, published on 127.0.0.1, serving its page; SIGTERM stops it cleanly and
+# into the host image store, published on 127.0.0.1, serving its page; SIGTERM stops it cleanly and
 # leaves nothing behind.
 source "$(dirname "$0")/../lib/common.sh"
 need_root "the default data dir and registry of the e2e tier run as root in CI"
@@ -35,12 +35,20 @@ log "fcvm run exited $rc after SIGTERM"
 assert_no_leftovers
 curl -fsS --max-time 2 "http://127.0.0.1:$port/" >/dev/null 2>&1 && fail "port still answers"
 
-# An image the registry does not have: one clear error naming the stage, exit 1, nothing left.
+# An image the registry does not have: one clear error (the host pulls it), exit 2, nothing left.
 rc=0
 "$FCVM_BIN" run "$REGISTRY/nosuch:latest" >"$TEST_TMP/out3" 2>"$TEST_TMP/err3" || rc=$?
-[ "$rc" -eq 1 ] || fail "missing image: exit $rc, want 1: $(cat "$TEST_TMP/err3")"
-grep -q 'guest: image' "$TEST_TMP/err3" || fail "missing image: unclear error: $(cat "$TEST_TMP/err3")"
+[ "$rc" -eq 2 ] || fail "missing image: exit $rc, want 2: $(cat "$TEST_TMP/err3")"
+grep -q "the registry has no image $REGISTRY/nosuch:latest" "$TEST_TMP/err3" ||
+  fail "missing image: unclear error: $(cat "$TEST_TMP/err3")"
 [ "$(grep -c 'error' "$TEST_TMP/err3")" -ge 1 ] || fail "no error line"
 log "missing image: $(head -c 300 "$TEST_TMP/err3")"
 assert_no_leftovers
-echo "nginx from the local registry served and stopped cleanly"
+# --guest-pull: podman in the guest pulls from the host's loopback registry through the gateway.
+push_image "$(need_image busybox.oci.tar)" busybox:latest
+out=$("$FCVM_BIN" run --guest-pull "$REGISTRY/busybox:latest" sh -c 'echo pulled-in-guest; exit 4' \
+  2>"$TEST_TMP/err4") && rc=0 || rc=$?
+[ "$rc" -eq 4 ] && [ "$out" = "pulled-in-guest" ] ||
+  fail "--guest-pull: exit $rc, output '$out': $(cat "$TEST_TMP/err4")"
+assert_no_leftovers
+echo "nginx from the local registry served and stopped cleanly; --guest-pull works"

@@ -22,10 +22,10 @@ on_exit "for v in \$('$FCVM_BIN' __names 2>/dev/null); do '$FCVM_BIN' rm -f \$v 
 # meanwhile) and its container takes a while to start after the plan: `fcvm run` has attached to
 # the VM's monitor before the container's first output, as it has with a booting guest.
 export FAKE_FC_GUEST_DELAY_MS=200 FAKE_FC_START_DELAY_MS=500
-# The fake guest never reads the archive; any regular file will do when the test images are not
-# built.
+# The image goes into the host image store (a real pull: skopeo, umoci, mke2fs); the fake guest
+# never reads the disk made of it.
 archive=$FCVM_TEST_IMAGES/busybox.oci.tar
-[ -f "$archive" ] || { archive=$TEST_TMP/busybox.oci.tar; echo placeholder >"$archive"; }
+[ -f "$archive" ] || skip "test image $archive missing: run make images"
 
 # What a run may leave behind, scoped to this test (other fcvm tests may run at the same time):
 # live fcvm, monitor, fake-firecracker and slirp4netns processes of this data directory (zombies
@@ -124,13 +124,16 @@ if len(drives) == 2:
     root, image = drives
     check(root["path_on_host"].startswith(data + "/vms/") and root["path_on_host"].endswith("/root.ext4")
           and not root["is_read_only"], f"root drive {root}")
-    check(image["path_on_host"] == archive and image["is_read_only"], f"image drive {image}")
+    check(image["path_on_host"].startswith(data + "/image-store/disks/")
+          and image["path_on_host"].endswith(".ext4") and image["is_read_only"], f"image drive {image}")
 n = body.get("PUT /network-interfaces/eth0", {})
 check(n.get("host_dev_name") == "tap0" and n.get("guest_mac"), f"network {n}")
 v = body.get("PUT /vsock", {})
 check(v.get("uds_path", "").endswith("/vsock.sock") and v.get("guest_cid") == 3, f"vsock {v}")
 plan = body.get("PUT /mmds", {}).get("fcvm", {}).get("plan", {})
 check(plan.get("command") == ["echo", "hello"], f"mmds plan {plan}")
+rootfs = plan.get("image", {}).get("rootfs", {})
+check(rootfs.get("fstype") == "ext4" and rootfs.get("cmd") == ["sh"], f"mmds plan's stored image {rootfs}")
 check(body.get("PUT /actions") == {"action_type": "InstanceStart"}, "no InstanceStart")
 for e in errors: print("  " + e)
 sys.exit(1 if errors else 0)

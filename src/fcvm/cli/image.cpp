@@ -96,6 +96,7 @@ int pull(const std::string& ref, const std::vector<std::string>& insecure,
 int list(bool as_json, bool quiet) {
   Session s;
   if (auto r = open_session(s); !r) return report_error(r.error().wrap("images"));
+  vm::reconcile_images(*s.ctx, *s.store);
   auto images = vm::list_images(*s.store);
   if (!images) return report_error(images.error().wrap("images"));
   if (as_json) {

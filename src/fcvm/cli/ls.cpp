@@ -8,6 +8,7 @@
 #include "fcvm/cli/inspect_json.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
+#include "fcvm/vm/images.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -46,6 +47,7 @@ Command add_ls(CLI::App& app) {
             if (auto r = open_session(s); !r) return report_error(r.error().wrap("ls"));
             auto vms = vm::list_vms(*s.store);
             if (!vms) return report_error(vms.error().wrap("ls"));
+            vm::reconcile_images(*s.ctx, *s.store);
             auto now = state::now_ms();
             std::vector<const state::VmRecord*> shown;
             for (const auto& r : *vms) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "fcvm/state/snapshot_store.hpp"
+#include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/snapshot.hpp"
@@ -36,6 +37,13 @@ Result<state::ImageRecord> pull_image(Context& ctx, state::VmStore& store,
 Result<std::vector<state::ImageRecord>> list_images(state::VmStore& store) {
   state::ImageStore rows(store.db());
   return rows.list();
+}
+
+void reconcile_images(Context& ctx, state::VmStore& store) {
+  auto layout = image_layout(ctx);
+  if (!path_exists(layout.root)) return;
+  state::ImageStore rows(store.db());
+  image::reap(layout, rows);
 }
 
 Result<state::ImageRecord> find_image(state::VmStore& store, const std::string& ref) {

@@ -23,6 +23,9 @@ Result<state::ImageRecord> pull_image(Context& ctx, state::VmStore& store,
                                       const image::PullRequest& request,
                                       const image::Progress& progress);
 Result<std::vector<state::ImageRecord>> list_images(state::VmStore& store);
+// What a killed pull left (its work directory; a disk renamed into place but never recorded):
+// removed. `ls` and `images` call it, as they reconcile VMs.
+void reconcile_images(Context& ctx, state::VmStore& store);
 Result<state::ImageRecord> find_image(state::VmStore& store, const std::string& ref);
 
 // What `rmi REF` did: names untagged, and the image id when the image itself was deleted (with the
