@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start rm snapshot clone volume events"
+  local commands="run ls inspect logs exec stop start rm snapshot clone volume events pull images rmi image"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -19,10 +19,14 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
     clone) opts="--snapshot --name -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
+    pull) opts="--insecure-registry --authfile -q --quiet --help" ;;
+    images) opts="--json -q --quiet --help" ;;
+    rmi) opts="-f --force --help" ;;
+    image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
     inspect | start) opts="--help" ;;
@@ -34,7 +38,7 @@ _fcvm() {
   case $prev in
     --vmm) COMPREPLY=($(compgen -W "auto qemu firecracker" -- "$cur")); return ;;
     --network) COMPREPLY=($(compgen -W "rootless privileged" -- "$cur")); return ;;
-    --env-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --env-file | --authfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
     --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     -f | --filter)
@@ -50,6 +54,12 @@ _fcvm() {
     COMPREPLY=($(compgen -W "create ls inspect rm" -- "$cur"))
   elif [ "$cmd" = snapshot ] && { [ "$prev" = inspect ] || [ "$prev" = rm ]; }; then
     COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur"))
+  elif [ "$cmd" = image ] && [ "$prev" = image ]; then
+    COMPREPLY=($(compgen -W "pull ls inspect rm" -- "$cur"))
+  elif [ "$cmd" = rmi ] || { [ "$cmd" = image ] && { [ "$prev" = inspect ] || [ "$prev" = rm ]; }; }; then
+    COMPREPLY=($(compgen -W "$(fcvm images -q 2>/dev/null)" -- "$cur"))
+  elif [ "$cmd" = pull ]; then
+    COMPREPLY=($(compgen -f -P oci-archive: -- "${cur#oci-archive:}"))
   elif [ "$cmd" = volume ] && [ "$prev" = volume ]; then
     COMPREPLY=($(compgen -W "sync" -- "$cur"))
   elif [ "$cmd" = run ]; then

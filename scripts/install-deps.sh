@@ -11,10 +11,11 @@ build_pkgs=(g++ cmake ninja-build make pkg-config libcli11-dev nlohmann-json3-de
   libexpected-dev libsqlite3-dev libgtest-dev libgmock-dev libyaml-cpp-dev
   clang-format)
 run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-linux curl e2fsprogs
+  skopeo umoci
   bubblewrap openssh-sftp-server)
 guest_pkgs=(mmdebstrap e2fsprogs busybox-static cpio zstd xz-utils lz4 kmod file dpkg-dev)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3 jq
+test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3 jq erofs-utils
   nfs-ganesha nfs-ganesha-vfs)
 
 what=${1:-all}

@@ -19,6 +19,9 @@ complete_line() { # WORDS...
 [[ " $(complete_line fcvm run --vmm '') " == *" firecracker "* ]] || fail "--vmm values"
 [[ " $(complete_line fcvm '') " == *" events "* ]] || fail "events command"
 [[ " $(complete_line fcvm events --n) " == *" --no-stream "* ]] || fail "events options"
+[[ " $(complete_line fcvm '') " == *" images "* ]] || fail "images command"
+[[ " $(complete_line fcvm run --gu) " == *" --guest-pull "* ]] || fail "run --guest-pull"
+[[ " $(complete_line fcvm image '') " == *" inspect "* ]] || fail "image subcommands"
 # VM names come from the store.
 sqlite_ok=$("$FCVM_BIN" ls -a -q; echo ok)
 [ "${sqlite_ok##*$'\n'}" = ok ] || [ "$sqlite_ok" = ok ] || fail "ls"

@@ -32,14 +32,25 @@ constexpr auto k_fetch_timeout = std::chrono::minutes(30);
 constexpr auto k_build_timeout = std::chrono::minutes(15);
 constexpr uint64_t k_mib = 1024 * 1024;
 
-// The last lines of a helper's stderr: what one needs to see why it failed.
+// The last lines of a helper's stderr: what one needs to see why it failed. Go tools log
+// `time=... level=fatal msg="..."`: the message alone is kept.
 std::string last_lines(const std::string& text, size_t n = 3) {
   auto lines = split(trim(text), '\n');
   std::string out;
   size_t first = lines.size() > n ? lines.size() - n : 0;
   for (size_t i = first; i < lines.size(); ++i) {
+    std::string line(trim(lines[i]));
+    if (auto m = line.find(" msg=\""); m != std::string::npos && line.back() == '"') {
+      line = line.substr(m + 6, line.size() - m - 7);
+      std::string unescaped;
+      for (size_t k = 0; k < line.size(); ++k) {
+        if (line[k] == '\\' && k + 1 < line.size()) ++k;
+        unescaped += line[k];
+      }
+      line = unescaped;
+    }
     if (!out.empty()) out += "; ";
-    out += std::string(trim(lines[i]));
+    out += line;
   }
   return out;
 }
@@ -297,7 +308,8 @@ Result<state::ImageRecord> pull(const StoreLayout& layout, state::ImageStore& ro
   // 1. Fetch into an OCI layout (skopeo checks every blob's digest).
   progress("fetching");
   auto layout_dir = work + "/layout";
-  std::vector<std::string> copy = {"skopeo", "copy", "--quiet"};
+  // skopeo unpacks archives in its temporary directory: the work directory, which goes with it.
+  std::vector<std::string> copy = {"skopeo", "--tmpdir", work, "copy", "--quiet"};
   if (insecure(request)) copy.push_back("--src-tls-verify=false");
   if (!request.authfile.empty()) copy.insert(copy.end(), {"--src-authfile", request.authfile});
   copy.insert(copy.end(), {skopeo_source(request.ref), "oci:" + layout_dir + ":img"});
