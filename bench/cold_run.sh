@@ -106,6 +106,7 @@ if command -v mkfs.erofs >/dev/null && command -v umoci >/dev/null; then
   umoci unpack --image "$tmp/layout:img" "$tmp/bundle" >/dev/null
   usage=$(du -sk "$tmp/bundle/rootfs" | cut -f1)
   echo "image disk formats (nginx, ${usage} KiB unpacked):"
+  truncate -s "$((usage * 2 + 65536))k" "$tmp/img.ext4"
   t0=$(now_ms)
   mke2fs -q -F -t ext4 -O ^has_journal,^resize_inode -m 0 -d "$tmp/bundle/rootfs" "$tmp/img.ext4" \
     "$((usage * 2 + 65536))k"
