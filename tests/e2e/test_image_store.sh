@@ -91,6 +91,7 @@ fcvm run -d --name share2 -p "$p2:80" --wait-ready mode=http,url=http://127.0.0.
   fail "share2 did not start"
 wait_http "http://127.0.0.1:$p1/" 30 >/dev/null || fail "share1 does not serve"
 wait_http "http://127.0.0.1:$p2/" 30 >/dev/null || fail "share2 does not serve"
+[ "$(fcvm inspect share1 | jq -r '.[0].image_id')" = "$nginx_id" ] || fail "inspect lacks the image id"
 disk=$store/disks/${nginx_id#sha256:}.ext4
 users=$(pgrep -a -f "$FCVM_DATA_DIR/vms/" | grep -c -- "$disk" || true)
 [ "$users" -eq 2 ] || fail "$users VMMs attach $disk, want 2"
@@ -106,6 +107,8 @@ expect_in_use() { # WHO
 }
 expect_in_use "VM share1, VM share2"
 fcvm snapshot create share1 snap1 >/dev/null || fail "snapshot failed"
+[ "$(fcvm snapshot inspect snap1 | jq -r '.[0].image_id')" = "$nginx_id" ] ||
+  fail "snapshot inspect lacks the image id"
 fcvm rm -f share1 share2 >/dev/null
 expect_in_use "snapshot snap1"
 p3=$(free_port)

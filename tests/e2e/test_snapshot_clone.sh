@@ -44,9 +44,9 @@ done
 jq -e --arg id "$(jq -r '.[0].id' "$TEST_TMP/snap.json")" '.[0].snapshot == $id' \
   <(fcvm inspect c1) >/dev/null || fail "inspect c1 does not name its snapshot"
 
-# 3. Isolation: a file written into c1's container (through its rootfs in the guest) is served
-#    by c1 only.
-fcvm exec --vm c1 -- sh -c 'echo only-c1 > "$(podman mount fcvm-main)/usr/share/nginx/html/marker.txt"' ||
+# 3. Isolation: a file written into c1's container (through its root overlay in the guest, whose
+#    writable layer is on c1's own disk; the image has no shell) is served by c1 only.
+fcvm exec --vm c1 -- sh -c 'echo only-c1 > /run/fcvm/rootfs/usr/share/nginx/html/marker.txt' ||
   fail "cannot write into c1's container"
 [ "$(curl -fsS "http://127.0.0.1:${ports[1]}/marker.txt")" = only-c1 ] || fail "c1 does not serve its file"
 for p in "${ports[2]}" "${ports[3]}" "$p0"; do

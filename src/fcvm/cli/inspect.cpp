@@ -50,6 +50,7 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
       {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
       {"auto_remove", r.auto_remove},
       {"snapshot", r.snapshot.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.snapshot)},
+      {"image_id", r.image_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.image_id)},
       {"paths",
        {{"dir", r.dir},
         {"container_log", r.dir + "/container.log"},

@@ -33,6 +33,7 @@ nlohmann::json snapshot_json(state::VmStore& store, const state::SnapshotRecord&
       {"resources", {{"vcpus", s.vcpus}, {"mem_mib", s.mem_mib}}},
       {"kernel", s.kernel},
       {"base_disk", s.base_disk},
+      {"image_id", s.image_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.image_id)},
       {"size_bytes", s.size_bytes},
       {"created_ms", s.created_ms},
       {"completed_ms", s.completed_ms ? nlohmann::json(*s.completed_ms) : nullptr},
