@@ -53,6 +53,18 @@ expect_usage_error '"soon"' events --until soon --no-stream
 expect_usage_error '"colour=red"' events --filter colour=red --no-stream
 expect_usage_error '"exploded"' events --filter event=exploded --no-stream
 
+# The image store: bad references, missing archives and files, unknown images; nothing stored.
+expect_usage_error '"Upper/Case"' pull Upper/Case
+expect_usage_error '/nonexistent.tar' pull oci-archive:/nonexistent.tar
+expect_usage_error '"/nonexistent/auth.json"' pull --authfile /nonexistent/auth.json busybox
+expect_usage_error '"/nonexistent/auth.json"' run --authfile /nonexistent/auth.json busybox
+expect_usage_error '--guest-pull' run --guest-pull --authfile /dev/null busybox
+expect_usage_error '"bad host"' pull --insecure-registry 'bad host' busybox
+expect_usage_error 'no image "nosuch:v1"' rmi nosuch:v1
+expect_usage_error 'no image "nosuch"' image inspect nosuch
+[ -z "$("$FCVM_BIN" images -q)" ] || fail "an image was stored"
+[ -z "$(ls -A "$FCVM_DATA_DIR/image-store/disks" 2>/dev/null)" ] || fail "a disk was left"
+
 # --help and --version succeed.
 "$FCVM_BIN" --help | grep -q 'Exit codes' || fail "--help lacks exit codes"
 "$FCVM_BIN" run --help | grep -q -- '--publish' || fail "run --help lacks --publish"
