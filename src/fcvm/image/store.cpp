@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "fcvm/state/vm_store.hpp"
+#include "fcvm/storage/volume.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/child_process.hpp"
@@ -154,26 +155,6 @@ Error fetch_error(const PullRequest& request, const CommandOutput& out) {
   return Error(ErrorCode::kSystem, fmt::format("skopeo copy failed: {}", msg));
 }
 
-struct TreeSize {
-  uint64_t bytes = 0;
-  uint64_t inodes = 0;
-};
-
-Result<TreeSize> tree_size(const std::string& dir) {
-  TreeSize t;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
-  if (ec) return fail_errno(fmt::format("list {}", dir), ec.value());
-  for (; it != end; it.increment(ec)) {
-    if (ec) return fail_errno(fmt::format("list {}", dir), ec.value());
-    struct stat st {};
-    if (::lstat(it->path().c_str(), &st) != 0) continue;
-    t.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    t.inodes++;
-  }
-  return t;
-}
-
 // Exclusive lock on one image id, held while its disk is built or removed.
 Result<UniqueFd> lock_image(const StoreLayout& layout, const std::string& hex, bool wait) {
   auto path = fmt::format("{}/{}.lock", layout.locks(), hex);
@@ -199,8 +180,8 @@ int64_t file_blocks_bytes(const std::string& path) {
 }
 
 // Builds the disk of the image in `layout_dir` (an OCI layout) into `disk`.
-Result<TreeSize> build_disk(const std::string& work, const std::string& layout_dir,
-                            const std::string& disk, const Progress& progress) {
+Result<storage::TreeSize> build_disk(const std::string& work, const std::string& layout_dir,
+                                     const std::string& disk, const Progress& progress) {
   auto u = unprivileged();
   auto bundle = work + "/bundle";
   progress("unpacking");
@@ -212,7 +193,7 @@ Result<TreeSize> build_disk(const std::string& work, const std::string& layout_d
   if (!ok(*out)) {
     return fail(ErrorCode::kSystem, fmt::format("umoci unpack failed: {}", last_lines(out->err)));
   }
-  auto size = tree_size(bundle + "/rootfs");
+  auto size = storage::tree_size(bundle + "/rootfs");
   if (!size) return tl::unexpected<Error>(size.error());
   // The disk is sparse and never written: room costs nothing on the host.
   uint64_t bytes = size->bytes + size->bytes / 4 + size->inodes * 512 + 64 * k_mib;

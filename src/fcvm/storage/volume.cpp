@@ -160,17 +160,25 @@ Result<int64_t> parse_size_mib(std::string_view text) {
   return *n * mult;
 }
 
-Result<uint64_t> tree_usage(const std::string& dir) {
-  uint64_t total = 0;
+Result<TreeSize> tree_size(const std::string& dir) {
+  TreeSize t;
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
   if (ec) return fail_errno(fmt::format("list {}", dir), ec.value());
   for (; it != end; it.increment(ec)) {
     if (ec) return fail_errno(fmt::format("list {}", dir), ec.value());
     struct stat st {};
-    if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    t.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    t.inodes++;
   }
-  return total;
+  return t;
+}
+
+Result<uint64_t> tree_usage(const std::string& dir) {
+  auto t = tree_size(dir);
+  if (!t) return tl::unexpected<Error>(t.error());
+  return t->bytes;
 }
 
 uint64_t volume_image_size(uint64_t usage_bytes, int64_t size_mib) {

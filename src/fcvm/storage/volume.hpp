@@ -40,6 +40,12 @@ Result<int64_t> parse_size_mib(std::string_view text);
 
 // Bytes the files under dir take (allocated blocks), not following symlinks.
 Result<uint64_t> tree_usage(const std::string& dir);
+// The same walk, also counting the entries (files, directories, links) below dir.
+struct TreeSize {
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+};
+Result<TreeSize> tree_size(const std::string& dir);
 // The image size for a directory: twice its data plus 256 MiB, at least 512 MiB (or size_mib).
 uint64_t volume_image_size(uint64_t usage_bytes, int64_t size_mib);
 // A new ext4 image at `image` (replacing any old one) holding dir's files, owners and modes.
