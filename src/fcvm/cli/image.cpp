@@ -63,25 +63,13 @@ namespace {
 int pull(const std::string& ref, const std::vector<std::string>& insecure,
          const std::string& authfile, bool quiet) {
   Session s;
-  auto parsed = storage::parse_image_ref(ref);
-  if (!parsed) return report_error(parsed.error().wrap("pull"));
-  std::vector<std::string> registries = insecure;
   if (auto r = load_config(s); !r) return report_error(r.error().wrap("pull"));
-  auto defaults = run_defaults(s.config);
-  registries.insert(registries.end(), defaults.insecure_registries.begin(),
-                    defaults.insecure_registries.end());
-  for (const auto& reg : registries) {
-    if (auto r = vm::validate_registry(reg); !r) return report_error(r.error().wrap("pull"));
-  }
-  if (!authfile.empty() && ::access(authfile.c_str(), R_OK) != 0) {
-    return report_error(
-        Error(ErrorCode::kInvalidInput,
-              fmt::format("pull: invalid --authfile \"{}\": not a readable file", authfile)));
-  }
+  auto request = vm::validate_pull(ref, insecure, authfile, run_defaults(s.config));
+  if (!request) return report_error(request.error().wrap("pull"));
   if (auto r = open_session(s); !r) return report_error(r.error().wrap("pull"));
   auto start = std::chrono::steady_clock::now();
   auto img = vm::pull_image(
-      *s.ctx, *s.store, {*parsed, registries, authfile},
+      *s.ctx, *s.store, *request,
       quiet ? image::Progress([](std::string_view) {}) : pull_progress("pull " + ref));
   if (!img) return report_error(img.error().wrap("pull " + ref));
   if (!quiet && ::isatty(STDERR_FILENO) != 0) {

@@ -25,10 +25,12 @@ ImageRecord read_row(const Statement& s) {
   return r;
 }
 
-Result<std::vector<std::string>> names_of(Database& db, const std::string& id) {
-  auto s = db.prepare("SELECT name FROM image_names WHERE image_id=?1 ORDER BY tagged_ms DESC");
+// The first column of every row `sql` (one text parameter) selects.
+Result<std::vector<std::string>> texts(Database& db, const std::string& sql,
+                                       const std::string& arg) {
+  auto s = db.prepare(sql);
   if (!s) return tl::unexpected<Error>(s.error());
-  s->bind(1, id);
+  s->bind(1, arg);
   std::vector<std::string> out;
   for (;;) {
     auto row = s->step();
@@ -37,6 +39,10 @@ Result<std::vector<std::string>> names_of(Database& db, const std::string& id) {
     out.push_back(s->column_text(0));
   }
   return out;
+}
+
+Result<std::vector<std::string>> names_of(Database& db, const std::string& id) {
+  return texts(db, "SELECT name FROM image_names WHERE image_id=?1 ORDER BY tagged_ms DESC", id);
 }
 
 Result<std::vector<ImageRecord>> select(Database& db, const std::string& where,
@@ -116,17 +122,10 @@ Result<ImageRecord> ImageStore::find(const std::string& ref) {
   std::string hex = ref.rfind("sha256:", 0) == 0 ? ref.substr(7) : ref;
   bool is_hex = hex.size() >= 3 && hex.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (is_hex) {
-    auto s = m_db->prepare(
-        fmt::format("SELECT id FROM images WHERE substr(id, 8, {}) = ?1", hex.size()));
-    if (!s) return tl::unexpected<Error>(s.error());
-    s->bind(1, hex);
-    std::vector<std::string> ids;
-    for (;;) {
-      auto row = s->step();
-      if (!row) return tl::unexpected<Error>(row.error());
-      if (!*row) break;
-      ids.push_back(s->column_text(0));
-    }
+    auto found = texts(
+        *m_db, fmt::format("SELECT id FROM images WHERE substr(id, 8, {}) = ?1", hex.size()), hex);
+    if (!found) return tl::unexpected<Error>(found.error());
+    const auto& ids = *found;
     if (ids.size() > 1) {
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("image id prefix \"{}\" is ambiguous ({} images)", ref, ids.size()));

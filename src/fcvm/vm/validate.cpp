@@ -96,6 +96,23 @@ Result<int> bounded(const std::string& text, int64_t lo, int64_t hi, const std::
 
 }  // namespace
 
+Result<image::PullRequest> validate_pull(const std::string& ref,
+                                         const std::vector<std::string>& insecure_registries,
+                                         const std::string& authfile, const RunDefaults& defaults) {
+  image::PullRequest out;
+  FCVM_TRY_ASSIGN(out.ref, storage::parse_image_ref(ref));
+  out.insecure_registries = defaults.insecure_registries;
+  out.insecure_registries.insert(out.insecure_registries.end(), insecure_registries.begin(),
+                                 insecure_registries.end());
+  for (const auto& reg : out.insecure_registries) FCVM_TRY(validate_registry(reg));
+  if (!authfile.empty() && ::access(authfile.c_str(), R_OK) != 0) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --authfile \"{}\": not a readable file", authfile));
+  }
+  out.authfile = authfile;
+  return out;
+}
+
 Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults,
                                 const EnvLookup& env) {
   RunOptions o;
@@ -105,7 +122,6 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   }
   if (!r.name.empty()) FCVM_TRY(validate_name(r.name));
   o.name = r.name;
-  FCVM_TRY_ASSIGN(o.image, storage::parse_image_ref(r.image_and_command[0]));
   o.command.assign(r.image_and_command.begin() + 1, r.image_and_command.end());
   if (!r.entrypoint.empty()) o.entrypoint = {r.entrypoint};
   FCVM_TRY_ASSIGN(o.ports, parse_ports(r.publish));
@@ -117,25 +133,16 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
     FCVM_TRY_ASSIGN(auto entry, normalize_env(e, env));
     o.env.push_back(entry);
   }
-  std::vector<std::string> registries = defaults.insecure_registries;
-  registries.insert(registries.end(), r.insecure_registries.begin(), r.insecure_registries.end());
-  for (const auto& reg : registries) {
-    FCVM_TRY(validate_registry(reg));
-    o.insecure_registries.push_back(reg);
+  if (r.guest_pull && !r.authfile.empty()) {
+    return fail(ErrorCode::kInvalidInput,
+                "--authfile applies to the host image store: it cannot be used with --guest-pull");
   }
+  FCVM_TRY_ASSIGN(auto fetch, validate_pull(r.image_and_command[0], r.insecure_registries,
+                                            r.authfile, defaults));
+  o.image = std::move(fetch.ref);
+  o.insecure_registries = std::move(fetch.insecure_registries);
+  o.authfile = std::move(fetch.authfile);
   o.guest_pull = r.guest_pull;
-  if (!r.authfile.empty()) {
-    if (r.guest_pull) {
-      return fail(
-          ErrorCode::kInvalidInput,
-          "--authfile applies to the host image store: it cannot be used with --guest-pull");
-    }
-    if (::access(r.authfile.c_str(), R_OK) != 0) {
-      return fail(ErrorCode::kInvalidInput,
-                  fmt::format("invalid --authfile \"{}\": not a readable file", r.authfile));
-    }
-    o.authfile = r.authfile;
-  }
   if (!r.workdir.empty() && r.workdir[0] != '/') {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("invalid --workdir \"{}\": must be an absolute path", r.workdir));

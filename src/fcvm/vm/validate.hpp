@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fcvm/image/store.hpp"
 #include "fcvm/net/publish.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/storage/volume.hpp"
@@ -60,6 +61,12 @@ struct RunRequest {
 
 Result<RunOptions> validate_run(const RunRequest& request, const RunDefaults& defaults,
                                 const EnvLookup& env);
+
+// `pull` as asked for: the reference, the configuration file's insecure registries added to the
+// given ones (each checked), a readable authfile. Also the parts of validate_run about fetching.
+Result<image::PullRequest> validate_pull(const std::string& ref,
+                                         const std::vector<std::string>& insecure_registries,
+                                         const std::string& authfile, const RunDefaults& defaults);
 
 // `clone` as asked for. Empty strings: not given (the snapshot's).
 struct CloneRequest {
