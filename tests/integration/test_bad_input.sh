@@ -65,6 +65,11 @@ expect_usage_error 'no image "nosuch"' image inspect nosuch
 [ -z "$("$FCVM_BIN" images -q)" ] || fail "an image was stored"
 [ -z "$(ls -A "$FCVM_DATA_DIR/image-store/disks" 2>/dev/null)" ] || fail "a disk was left"
 
+# What a killed pull left (its work directory, named by its dead owner) goes at the next ls.
+mkdir -p "$FCVM_DATA_DIR/image-store/tmp/999999999-1-dead/layout"
+"$FCVM_BIN" ls -q >/dev/null || fail "ls"
+[ -z "$(ls -A "$FCVM_DATA_DIR/image-store/tmp")" ] || fail "a dead pull's work directory was not reaped"
+
 # --help and --version succeed.
 "$FCVM_BIN" --help | grep -q 'Exit codes' || fail "--help lacks exit codes"
 "$FCVM_BIN" run --help | grep -q -- '--publish' || fail "run --help lacks --publish"

@@ -252,7 +252,8 @@ void reap(const StoreLayout& layout, state::ImageStore& rows) {
   std::error_code ec;
   for (fs::directory_iterator it(layout.tmp(), ec), end; !ec && it != end; it.increment(ec)) {
     // PID-START-RANDOM: the pull that made it, by identity.
-    auto parts = split(it->path().filename().string(), '-');
+    auto name = it->path().filename().string();  // split() returns views into it
+    auto parts = split(name, '-');
     if (parts.size() != 3) continue;
     auto pid = parse_int(parts[0], 1, INT32_MAX);
     auto start = parse_int(parts[1], 0, INT64_MAX);
