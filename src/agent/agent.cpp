@@ -66,6 +66,7 @@ void Agent::build_poll_set(PollSet& set) {
   m_channel.add_to(set);
   if (m_signals.valid()) set.add(m_signals.fd(), POLLIN, [this](short) { on_signal(); });
   if (m_notify_fd) set.add(m_notify_fd.get(), POLLIN, [this](short) { on_notify(); });
+  if (m_pid_watch) set.add(m_pid_watch.get(), POLLIN, [this](short) { on_pid_watch(); });
   add_helpers_to(set);
   add_streams_to(set);
 }
@@ -232,6 +233,7 @@ void Agent::finish(const std::string& reason) {
   m_finish_reason = reason;
   cancel_helpers();
   m_notify_fd.reset();
+  m_pid_watch.reset();
   send_log(fmt::format("powering off: {}", reason));
   sayf("powering off once the host has the answer: {}", reason);
   m_power_off_at_ms = uptime_ms() + k_answer_grace_ms;
@@ -252,6 +254,10 @@ void Agent::check_deadlines() {
   }
   if (m_kill_at_ms > 0 && now >= m_kill_at_ms) {
     m_kill_at_ms = 0;
+    if (runs_crun()) {
+      kill_crun_container();
+      return;
+    }
     auto it = m_streams.find(agent_proto::k_main_stream);
     if (it != m_streams.end() && !it->second.proc->exited()) {
       sayf("podman run still running after the stop timeout: killing it");

@@ -5,6 +5,8 @@
 //        events: network_ready, image_ready, container_started; then `ready`
 //   podman run exits  -> exit {stream 0}       -> power off
 //   stop              -> podman stop -t N      -> (podman run exits) -> exit -> power off
+// A stored image's container runs under `crun run` instead (crun_container.cpp): stop signals
+// the container's process, SIGKILL after the stop timeout.
 //   a stage fails     -> error {stage}         -> power off
 //
 // Exactly one of `error` and `exit` (stream 0) ends a plan. Every slow step (podman, the
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "agent/channel.hpp"
+#include "agent/logic/oci.hpp"
 #include "agent/piped_process.hpp"
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/child_process.hpp"
@@ -74,11 +77,14 @@ class Agent {
   // or an exec session.
   struct Stream {
     std::unique_ptr<PipedProcess> proc;
-    std::string err_tail;  // last bytes of stderr, for error messages (main stream)
+    std::string err_tail;  // last output kept for error messages (main stderr, crun exec)
     int64_t last_activity_ms = 0;
     int64_t exited_ms = 0;
     bool in_vm = false;  // an exec in the guest OS (not `podman exec`)
-    std::string mark{};  // container exec: the k_exec_mark_variable value of its conmon
+    std::string mark{};  // podman exec: the k_exec_mark_variable value of its conmon
+    // crun exec: the process file it reads and the pid file it writes (removed at the end).
+    std::string process_file{};
+    std::string pid_file{};
   };
 
   // agent.cpp: loop, channel, handshake, dispatch, end of the plan.
@@ -138,6 +144,17 @@ class Agent {
   // host), then lets those end.
   void finish_volumes();
   void start_container(const std::string& image);
+  // A stored image's container under crun (crun_container.cpp).
+  bool runs_crun() const { return !m_plan->image.rootfs_serial.empty(); }
+  Result<ContainerUser> container_user(const std::string& spec) const;
+  void start_crun_container();
+  void spawn_crun_run();
+  void on_pid_watch();
+  void stop_crun_container();
+  void kill_crun_container();
+  bool crun_container_ran() const;
+  Result<SpawnOptions> crun_exec_options(const agent_proto::Exec& exec, Stream& stream);
+  std::optional<pid_t> crun_exec_pid(const Stream& stream) const;
   void on_notify();
   void container_started(const std::string& how);
   void schedule_running_probe();
@@ -167,6 +184,14 @@ class Agent {
   int64_t m_kill_at_ms = 0;         // SIGKILL podman run if it has not exited by then
   int64_t m_power_off_at_ms = 0;    // phase kDone: give up delivering the answer
   std::string m_finish_reason;
+  // crun (a stored image): the pid file's watch until the container runs, its process, and what
+  // execs inherit from it.
+  UniqueFd m_pid_watch;
+  pid_t m_container_pid = 0;
+  bool m_container_killed = false;
+  ContainerUser m_container_user;
+  std::vector<std::string> m_container_env;
+  std::string m_container_cwd;
   std::vector<ChildProcess> m_volume_procs;  // sshfs, one per sshfs volume
   std::string m_pending_image;               // the container waits for its sshfs volumes
   int64_t m_volumes_deadline_ms = 0;

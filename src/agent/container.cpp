@@ -1,4 +1,5 @@
-// The container stage and its end: `podman run` on stream 0 with NOTIFY_SOCKET pointing at the
+// The container stage and its end (an image pulled or loaded in the guest; a stored image runs
+// under crun, crun_container.cpp): `podman run` on stream 0 with NOTIFY_SOCKET pointing at the
 // agent's datagram socket. podman 4 itself sends "MAINPID=<conmon>\nREADY=1" there after the
 // OCI runtime started the container when --sdnotify=conmon is given (libpod's start()); should
 // that never arrive, `podman container inspect` is asked with backoff.
@@ -46,6 +47,10 @@ Result<UniqueFd> bind_notify_socket(const std::string& path) {
 }  // namespace
 
 void Agent::start_container(const std::string& image) {
+  if (runs_crun()) {
+    start_crun_container();
+    return;
+  }
   auto socket_path = path(k_notify_socket);
   auto notify = bind_notify_socket(socket_path);
   if (!notify) {
@@ -150,6 +155,10 @@ void Agent::handle_stop(int timeout_s, const std::string& why) {
 
 void Agent::stop_container() {
   m_stop_after_ready = false;
+  if (runs_crun()) {
+    stop_crun_container();
+    return;
+  }
   auto argv = podman_stop_argv(m_stop_timeout_s);
   run_helper(
       "podman stop", argv,
@@ -165,8 +174,19 @@ void Agent::stop_container() {
 
 void Agent::main_exited(const Stream& stream, ExitStatus status) {
   m_notify_fd.reset();
+  m_pid_watch.reset();
   m_kill_at_ms = 0;
   int code = status.shell_code();
+  if (runs_crun()) {
+    bool ran = crun_container_ran();
+    m_container_pid = 0;
+    // crun reports its own failures (a missing executable, a bad spec) before the process ran.
+    if (!ran && code != 0) {
+      fail_plan("container", fmt::format("crun run failed ({}): {}", status.describe(),
+                                         tail_lines(stream.err_tail, 4096)));
+      return;
+    }
+  }
   // podman's own failures (125: podman, 126: not executable, 127: not found) before the
   // container ever ran are a failed plan, with podman's stderr; anything else is the container's
   // exit status.

@@ -1,7 +1,9 @@
 // Exec sessions: a process on its own stream, started by an `exec` message, steered by `stdin`,
 // `stdin_eof`, `resize` and `signal`, ended by `exit` (streams.cpp forwards its output).
 //
-//   container  `podman exec -i [-t] ... fcvm-main ARGV`, only while the container runs.
+//   container  `podman exec -i [-t] ... fcvm-main ARGV`, only while the container runs; for a
+//              stored image's container `crun exec --process FILE --pid-file FILE fcvm-main`
+//              (the process runs on the agent's pipes or terminal as they are).
 //   in_vm      ARGV in the guest OS (setpriv for a UID[:GID] user).
 //   tty        the process leads a new session on a pseudo-terminal (terminal.hpp); without tty
 //              stdin, stdout and stderr are pipes.
@@ -16,6 +18,8 @@
 // descendants, the job a ^C would reach: a shell killed alone would leave its children holding
 // the session's output open. When the process is not found (it has not started yet, another
 // podman), podman exec itself is signalled and the process may outlive it in the container.
+// crun exec writes the pid itself (--pid-file) and forwards signals to that process alone; the
+// agent signals the process and its descendants the same way.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -143,9 +147,18 @@ void Agent::start_exec(const nlohmann::json& message) {
       refuse_exec(exec->stream, 125, why);
       return;
     }
-    options.argv = podman_exec_argv(*exec);
-    stream.mark = fmt::format("{}.{}", exec->stream, ++m_exec_serial);
-    options.env = {fmt::format("{}={}", k_exec_mark_variable, stream.mark)};
+    if (runs_crun()) {
+      auto crun = crun_exec_options(*exec, stream);
+      if (!crun) {
+        refuse_exec(exec->stream, 125, crun.error().message());
+        return;
+      }
+      options = std::move(*crun);
+    } else {
+      options.argv = podman_exec_argv(*exec);
+      stream.mark = fmt::format("{}.{}", exec->stream, ++m_exec_serial);
+      options.env = {fmt::format("{}={}", k_exec_mark_variable, stream.mark)};
+    }
   }
   // Its own session: a signal meant for the exec's process group never reaches the agent.
   options.new_session = true;
@@ -208,12 +221,12 @@ void Agent::signal_exec(const nlohmann::json& message) {
     }
     return;
   }
-  auto pid = find_exec_process(stream.mark);
+  auto pid = stream.pid_file.empty() ? find_exec_process(stream.mark) : crun_exec_pid(stream);
   if (!pid) {
-    send_log(
-        fmt::format("signal {}: the process of exec stream {} was not found: signalling "
-                    "podman exec, which does not forward it",
-                    request->signal, request->stream));
+    send_log(fmt::format(
+        "signal {}: the process of exec stream {} was not found: signalling {}", request->signal,
+        request->stream,
+        stream.pid_file.empty() ? "podman exec, which does not forward it" : "crun exec"));
     (void)stream.proc->signal(*number);
     return;
   }

@@ -3,11 +3,14 @@
 // sessions (`podman exec`, or a process in the guest OS with in_vm; exec_sessions.cpp) use the
 // host's ids >= 1. A tty exec has one output, the terminal, sent as stdout.
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
+#include "agent/logic/oci.hpp"
+#include "fcvm/util/fs.hpp"
 
 namespace fcvm::agent {
 
@@ -54,7 +57,9 @@ void Agent::pump_stream(uint32_t id, int which) {
   auto data = it->second.proc->read_output(which, Channel::k_max_output_chunk);
   if (data.empty()) return;
   it->second.last_activity_ms = uptime_ms();
-  if (which == 1 && id == agent_proto::k_main_stream) {
+  // The main stream's stderr and a crun exec's output (on a terminal all of it comes as
+  // stdout) are kept for errors: what crun says when the process did not start.
+  if ((which == 1 && id == agent_proto::k_main_stream) || !it->second.pid_file.empty()) {
     it->second.err_tail += data;
     if (it->second.err_tail.size() > k_err_tail) {
       it->second.err_tail.erase(0, it->second.err_tail.size() - k_err_tail);
@@ -92,7 +97,17 @@ void Agent::on_stream_exit(uint32_t id, const Stream& stream, ExitStatus status)
     return;
   }
   sayf("exec stream {}: {}", id, status.describe());
-  m_channel.send_control(agent_proto::encode_exit({id, status.shell_code()}));
+  int code = status.shell_code();
+  if (!stream.pid_file.empty()) {
+    // crun exec failed before the process ran (it writes the pid file once it runs): the exit
+    // code podman gives, from the runtime's words as podman reads them.
+    if (code != 0 && ::access(stream.pid_file.c_str(), F_OK) != 0) {
+      code = crun_exec_failure_code(stream.err_tail);
+    }
+    (void)remove_all(stream.process_file);
+    (void)remove_all(stream.pid_file);
+  }
+  m_channel.send_control(agent_proto::encode_exit({id, code}));
 }
 
 }  // namespace fcvm::agent

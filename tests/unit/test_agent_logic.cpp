@@ -3,9 +3,13 @@
 // behind exec signals.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "agent/logic/cmdline.hpp"
 #include "agent/logic/exec.hpp"
 #include "agent/logic/guest_config.hpp"
+#include "agent/logic/oci.hpp"
 #include "agent/logic/podman.hpp"
 
 using namespace fcvm;
@@ -139,8 +143,9 @@ TEST(AgentPodman, RunFull) {
 
 // A stored image: the container runs from the overlay over its disk with the image's config
 // applied as podman applies it to a stored image.
-TEST(AgentPodman, RunFromStoredImage) {
+agent_proto::Plan stored_image_plan() {
   agent_proto::Plan plan;
+  plan.hostname = "web";
   plan.image.rootfs_serial = "fcvm-image";
   plan.image.config = {{"/docker-entrypoint.sh"},
                        {"nginx", "-g", "daemon off;"},
@@ -148,45 +153,135 @@ TEST(AgentPodman, RunFromStoredImage) {
                        "/srv",
                        "101:101",
                        "SIGQUIT"};
-  plan.env = {"A=run"};
-  EXPECT_EQ(podman_run_argv(plan, "ignored"), (Argv{"podman",
-                                                    "run",
-                                                    "--name",
-                                                    "fcvm-main",
-                                                    "--replace",
-                                                    "--network",
-                                                    "host",
-                                                    "--sdnotify=conmon",
-                                                    "--pull=never",
-                                                    "--entrypoint",
-                                                    R"(["/docker-entrypoint.sh"])",
-                                                    "-e",
-                                                    "PATH=/usr/bin",
-                                                    "-e",
-                                                    "A=image",
-                                                    "--user",
-                                                    "101:101",
-                                                    "--stop-signal",
-                                                    "SIGQUIT",
-                                                    "-e",
-                                                    "A=run",
-                                                    "-w",
-                                                    "/srv",
-                                                    "--rootfs",
-                                                    "/run/fcvm/rootfs",
-                                                    "nginx",
-                                                    "-g",
-                                                    "daemon off;"}));
+  return plan;
+}
+
+TEST(AgentOci, ArgsAndCwdFollowPodman) {
+  auto plan = stored_image_plan();
+  EXPECT_EQ(container_args(plan), (Argv{"/docker-entrypoint.sh", "nginx", "-g", "daemon off;"}));
+  EXPECT_EQ(container_cwd(plan), "/srv");
   // A command replaces CMD only; an entrypoint replaces ENTRYPOINT and drops CMD; a workdir wins.
   plan.command = {"echo", "hi"};
-  auto argv = podman_run_argv(plan, "ignored");
-  EXPECT_EQ(Argv(argv.end() - 4, argv.end()), (Argv{"--rootfs", "/run/fcvm/rootfs", "echo", "hi"}));
+  EXPECT_EQ(container_args(plan), (Argv{"/docker-entrypoint.sh", "echo", "hi"}));
   plan.command.clear();
   plan.entrypoint = {"/bin/sh"};
   plan.workdir = "/w";
-  argv = podman_run_argv(plan, "ignored");
-  EXPECT_EQ(Argv(argv.end() - 4, argv.end()), (Argv{"-w", "/w", "--rootfs", "/run/fcvm/rootfs"}));
-  EXPECT_EQ(argv[10], R"(["/bin/sh"])");
+  EXPECT_EQ(container_args(plan), (Argv{"/bin/sh"}));
+  EXPECT_EQ(container_cwd(plan), "/w");
+  plan.command = {"-c", "true"};
+  EXPECT_EQ(container_args(plan), (Argv{"/bin/sh", "-c", "true"}));
+  plan.image.config.workdir.clear();
+  plan.workdir.clear();
+  EXPECT_EQ(container_cwd(plan), "/");
+}
+
+TEST(AgentOci, EnvironmentLayersInPodmansOrder) {
+  auto plan = stored_image_plan();
+  plan.env = {"A=run", "B=2", "HOSTNAME=mine"};
+  ContainerUser user;
+  user.home = "/home/web";
+  EXPECT_EQ(container_env(plan, user), (Argv{"TERM=xterm", "PATH=/usr/bin", "A=run",
+                                             "HOME=/home/web", "HOSTNAME=mine", "B=2"}));
+  // No PATH in the image: podman's default. A HOME in the image wins over the user's.
+  plan.image.config.env = {"HOME=/data"};
+  plan.env.clear();
+  EXPECT_EQ(container_env(plan, user),
+            (Argv{"TERM=xterm", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                  "HOME=/data", "HOSTNAME=web"}));
+  EXPECT_EQ(merge_env({"A=1", "B=2"}, {"B=3", "C", "A="}), (Argv{"A=", "B=3", "C"}));
+}
+
+TEST(AgentOci, UsersResolveAgainstTheContainersFiles) {
+  const std::string passwd =
+      "root:x:0:0:root:/root:/bin/sh\n# comment\nshort:x\nweb:x:101:102:web:/srv/web:/bin/false\n"
+      "bad:x:notanumber:1::/:/bin/sh\n";
+  const std::string group = "root:x:0:\nweb:x:102:\nadm:x:4:web,other\nwww:x:33:web\n";
+  auto root = resolve_user("", passwd, group);
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->uid, 0u);
+  EXPECT_EQ(root->home, "/root");
+  auto web = resolve_user("web", passwd, group);
+  ASSERT_TRUE(web);
+  EXPECT_EQ(web->uid, 101u);
+  EXPECT_EQ(web->gid, 102u);
+  EXPECT_EQ(web->home, "/srv/web");
+  EXPECT_EQ(web->additional_gids, (std::vector<uint32_t>{4, 33}));
+  // A uid with an entry is that entry; an explicit group is the only group.
+  auto by_uid = resolve_user("101:adm", passwd, group);
+  ASSERT_TRUE(by_uid);
+  EXPECT_EQ(by_uid->uid, 101u);
+  EXPECT_EQ(by_uid->gid, 4u);
+  EXPECT_TRUE(by_uid->additional_gids.empty());
+  // A uid without an entry: gid 0, home "/" (as podman); a numeric group needs no entry.
+  auto bare = resolve_user("1234:5678", "", "");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->uid, 1234u);
+  EXPECT_EQ(bare->gid, 5678u);
+  EXPECT_EQ(bare->home, "/");
+  auto no_group = resolve_user("1234", passwd, group);
+  ASSERT_TRUE(no_group);
+  EXPECT_EQ(no_group->gid, 0u);
+  auto unknown = resolve_user("nobody", passwd, group);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message().find("'nobody' is not in the container's /etc/passwd"),
+            std::string::npos);
+  EXPECT_FALSE(resolve_user("web:staff", passwd, group));
+  EXPECT_FALSE(resolve_user("web:", passwd, group));
+  EXPECT_FALSE(resolve_user("bad", passwd, group));
+  EXPECT_FALSE(resolve_user("-1", passwd, group));
+}
+
+TEST(AgentOci, SpecAndExecProcess) {
+  auto plan = stored_image_plan();
+  plan.volumes = {{"/data", "block", "v0", false}, {"/ro", "nfs", "", true}};
+  ContainerUser user{101, 102, {4}, "/srv/web"};
+  auto env = container_env(plan, user);
+  auto spec = container_spec(plan, "/run/fcvm/rootfs", user, env,
+                             {"/b/hosts", "/b/resolv.conf", "/b/hostname"});
+  EXPECT_EQ(spec["root"]["path"], "/run/fcvm/rootfs");
+  EXPECT_EQ(spec["hostname"], "web");
+  EXPECT_EQ(spec["process"]["args"], container_args(plan));
+  EXPECT_EQ(spec["process"]["cwd"], "/srv");
+  EXPECT_EQ(spec["process"]["user"]["uid"], 101);
+  EXPECT_EQ(spec["process"]["user"]["additionalGids"], std::vector<int>{4});
+  EXPECT_EQ(spec["process"]["env"], env);
+  auto caps = spec["process"]["capabilities"]["bounding"].get<Argv>();
+  EXPECT_NE(std::find(caps.begin(), caps.end(), "CAP_NET_BIND_SERVICE"), caps.end());
+  EXPECT_EQ(std::find(caps.begin(), caps.end(), "CAP_SYS_ADMIN"), caps.end());
+  // The host network: no network namespace.
+  for (const auto& ns : spec["linux"]["namespaces"]) EXPECT_NE(ns["type"], "network");
+  EXPECT_FALSE(spec.contains("seccomp"));
+  std::map<std::string, nlohmann::json> mounts;
+  for (const auto& m : spec["mounts"]) mounts[m["destination"].get<std::string>()] = m;
+  for (const char* d : {"/proc", "/dev", "/dev/pts", "/dev/shm", "/sys", "/sys/fs/cgroup"}) {
+    EXPECT_EQ(mounts.count(d), 1u) << d;
+  }
+  EXPECT_EQ(mounts["/etc/resolv.conf"]["source"], "/b/resolv.conf");
+  EXPECT_EQ(mounts["/data"]["source"], "/run/fcvm/volumes/0");
+  EXPECT_EQ(mounts["/data"]["options"], (Argv{"rbind", "rprivate"}));
+  EXPECT_EQ(mounts["/ro"]["source"], "/run/fcvm/volumes/1");
+  EXPECT_EQ(mounts["/ro"]["options"], (Argv{"rbind", "rprivate", "ro"}));
+
+  agent_proto::Exec exec;
+  exec.argv = {"sh", "-c", "id"};
+  exec.env = {"A=exec"};
+  auto process = exec_process(exec, ContainerUser{}, env, "/srv");
+  EXPECT_EQ(process["args"], exec.argv);
+  EXPECT_EQ(process["cwd"], "/srv");
+  EXPECT_EQ(process["user"]["uid"], 0);
+  auto exec_env = process["env"].get<Argv>();
+  EXPECT_NE(std::find(exec_env.begin(), exec_env.end(), "A=exec"), exec_env.end());
+  EXPECT_EQ(std::find(exec_env.begin(), exec_env.end(), "A=image"), exec_env.end());
+  exec.workdir = "/tmp";
+  EXPECT_EQ(exec_process(exec, ContainerUser{}, env, "/srv")["cwd"], "/tmp");
+  EXPECT_EQ(crun_exec_failure_code(
+                "executable file `/no/such` not found in $PATH: No such file or directory"),
+            127);
+  EXPECT_EQ(crun_exec_failure_code("open executable: Permission denied"), 126);
+  EXPECT_EQ(crun_exec_failure_code("container fcvm-main is not running"), 125);
+  EXPECT_EQ(crun_exec_argv("/r", "/b/p.json", "/b/p.pid"),
+            (Argv{"crun", "--root", "/r", "exec", "--process", "/b/p.json", "--pid-file",
+                  "/b/p.pid", "fcvm-main"}));
 }
 
 TEST(AgentPodman, Exec) {

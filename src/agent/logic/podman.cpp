@@ -12,56 +12,27 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
   std::vector<std::string> argv = {"podman",      "run",       "--name", k_container_name,
                                    "--replace",   "--network", "host",   "--sdnotify=conmon",
                                    "--pull=never"};
-  const bool stored = !plan.image.rootfs_serial.empty();
-  const auto& config = plan.image.config;
-  auto entrypoint = plan.entrypoint;
-  auto command = plan.command;
-  auto workdir = plan.workdir;
-  if (stored) {
-    if (entrypoint.empty()) entrypoint = config.entrypoint;
-    if (command.empty() && plan.entrypoint.empty()) command = config.cmd;
-    if (workdir.empty()) workdir = config.workdir;
-  }
-  if (!entrypoint.empty()) {
+  if (!plan.entrypoint.empty()) {
     // podman reads a JSON array as the exact entrypoint argv (a plain string would be one word).
     argv.push_back("--entrypoint");
-    argv.push_back(
-        nlohmann::json(entrypoint).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  }
-  if (stored) {
-    for (const auto& kv : config.env) {
-      argv.push_back("-e");
-      argv.push_back(kv);
-    }
-    if (!config.user.empty()) {
-      argv.push_back("--user");
-      argv.push_back(config.user);
-    }
-    if (!config.stop_signal.empty()) {
-      argv.push_back("--stop-signal");
-      argv.push_back(config.stop_signal);
-    }
+    argv.push_back(nlohmann::json(plan.entrypoint)
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   for (const auto& kv : plan.env) {
     argv.push_back("-e");
     argv.push_back(kv);
   }
-  if (!workdir.empty()) {
+  if (!plan.workdir.empty()) {
     argv.push_back("-w");
-    argv.push_back(workdir);
+    argv.push_back(plan.workdir);
   }
   for (size_t i = 0; i < plan.volumes.size(); ++i) {
     argv.push_back("-v");
     argv.push_back(fmt::format("{}:{}{}", volume_mount_dir(i), plan.volumes[i].guest_path,
                                plan.volumes[i].read_only ? ":ro" : ""));
   }
-  if (stored) {
-    argv.push_back("--rootfs");
-    argv.push_back(k_rootfs);
-  } else {
-    argv.push_back(image);
-  }
-  argv.insert(argv.end(), command.begin(), command.end());
+  argv.push_back(image);
+  argv.insert(argv.end(), plan.command.begin(), plan.command.end());
   return argv;
 }
 

@@ -26,10 +26,7 @@ inline constexpr const char* k_rootfs_layer = "/var/lib/fcvm/rootfs";
 // podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
 //   [--entrypoint JSON] [-e K=V]... [-w DIR] IMAGE [COMMAND...]
 // The image is already in local storage when this runs (--pull=never keeps a failure local).
-// A stored image (plan.image.rootfs_serial) runs from its overlay instead (`--rootfs k_rootfs`),
-// with the
-// image's config applied as podman would (the entrypoint given replaces the image's and drops
-// its CMD; image env first, then the plan's; the plan's workdir over the image's).
+// A stored image (plan.image.rootfs_serial) runs under crun instead (oci.hpp).
 std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image);
 
 // podman exec -i [-t] [-e K=V]... [-w DIR] [-u USER] fcvm-main ARGV...
