@@ -3,7 +3,7 @@
 //
 //   container  `podman exec -i [-t] ... fcvm-main ARGV`, only while the container runs; for a
 //              stored image's container `crun exec --process FILE --pid-file FILE fcvm-main`
-//              (the process runs on the agent's pipes or terminal as they are).
+//              (a tty exec gets a terminal of the container's own, relayed by crun).
 //   in_vm      ARGV in the guest OS (setpriv for a UID[:GID] user).
 //   tty        the process leads a new session on a pseudo-terminal (terminal.hpp); without tty
 //              stdin, stdout and stderr are pipes.

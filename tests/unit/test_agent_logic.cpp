@@ -272,8 +272,16 @@ TEST(AgentOci, SpecAndExecProcess) {
   auto exec_env = process["env"].get<Argv>();
   EXPECT_NE(std::find(exec_env.begin(), exec_env.end(), "A=exec"), exec_env.end());
   EXPECT_EQ(std::find(exec_env.begin(), exec_env.end(), "A=image"), exec_env.end());
+  EXPECT_EQ(process["terminal"], false);
   exec.workdir = "/tmp";
-  EXPECT_EQ(exec_process(exec, ContainerUser{}, env, "/srv")["cwd"], "/tmp");
+  exec.tty = true;
+  exec.rows = 33;
+  exec.cols = 111;
+  process = exec_process(exec, ContainerUser{}, env, "/srv");
+  EXPECT_EQ(process["cwd"], "/tmp");
+  EXPECT_EQ(process["terminal"], true);
+  EXPECT_EQ(process["consoleSize"]["height"], 33);
+  EXPECT_EQ(process["consoleSize"]["width"], 111);
   EXPECT_EQ(crun_exec_failure_code(
                 "executable file `/no/such` not found in $PATH: No such file or directory"),
             127);

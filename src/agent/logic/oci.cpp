@@ -233,12 +233,16 @@ nlohmann::json exec_process(const agent_proto::Exec& exec, const ContainerUser& 
                             const std::vector<std::string>& container_env,
                             const std::string& container_cwd) {
   auto env = merge_env(container_env, exec.env);
-  return nlohmann::json{{"terminal", false},
+  auto process = nlohmann::json{{"terminal", exec.tty},
                         {"user", user_json(user)},
                         {"args", exec.argv},
                         {"env", env},
                         {"cwd", exec.workdir.empty() ? container_cwd : exec.workdir},
                         {"capabilities", capabilities()}};
+  if (exec.tty && exec.rows > 0 && exec.cols > 0) {
+    process["consoleSize"] = {{"height", exec.rows}, {"width", exec.cols}};
+  }
+  return process;
 }
 
 std::vector<std::string> crun_run_argv(const std::string& root, const std::string& bundle,

@@ -65,7 +65,9 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
                               const SpecFiles& files);
 
 // The process of `crun exec --process FILE`: the container's environment under the exec's, the
-// exec's workdir (else the container's), the resolved user and podman's capabilities.
+// exec's workdir (else the container's), the resolved user and podman's capabilities. A tty exec
+// gets a terminal of the container's own (crun, in the foreground, relays it to its stdio, puts
+// that in raw mode and passes window size changes on at SIGWINCH).
 nlohmann::json exec_process(const agent_proto::Exec& exec, const ContainerUser& user,
                             const std::vector<std::string>& container_env,
                             const std::string& container_cwd);
