@@ -5,7 +5,9 @@
 #   2. cold runs of an image already in the store, and the same with --guest-pull (the image
 #      pulled or loaded inside the guest): the ratio (HTTP 200) / (agent hello) of each;
 #   3. the disk used by 10 VMs of one image (one shared image disk + 10 thin layers);
-#   4. ext4 (mke2fs -d) against EROFS (mkfs.erofs) for the image disk: build time and size.
+#   4. ext4 (mke2fs -d) against EROFS (mkfs.erofs) for the image disk: build time and size;
+#   5. in one guest, over one stored image's root: `crun run` of the agent's bundle against
+#      `podman run --rootfs` (what starting the container costs each way), alternating.
 #   bench/cold_run.sh [FCVM_BIN] [IMAGES_DIR]      (make bench)   VMS=10 for part 3
 # Figures are milliseconds since `fcvm run` started.
 set -euo pipefail
@@ -120,3 +122,23 @@ if command -v mkfs.erofs >/dev/null && command -v umoci >/dev/null; then
 else
   echo "image disk formats: skipped (mkfs.erofs or umoci not installed)"
 fi
+
+# 5. crun against podman in one guest (busybox's stored root; the command is `sleep 0`).
+runs=${RUNS:-3}
+"$fcvm" run -d --name runtimes "oci-archive:$images/busybox.oci.tar" sleep 600 >/dev/null
+# The agent's bundle for the main container, copied with its own cgroup and `sleep 0`.
+"$fcvm" exec --vm runtimes -- sh -c 'mkdir -p /tmp/b && sed -e "s|\"600\"|\"0\"|; s|/fcvm/main|/fcvm/bench|" /run/fcvm-agent/bundle/config.json >/tmp/b/config.json'
+echo "container start in one guest (busybox, sleep 0; $runs runs each, alternating):"
+"$fcvm" exec --vm runtimes -- sh -c '
+  ms() { echo $(($(date +%s%N) / 1000000)); }
+  crun_total=0 podman_total=0
+  for i in $(seq '"$runs"'); do
+    t0=$(ms); crun --root /tmp/crun-bench run --bundle /tmp/b bench$i >/dev/null || exit 1
+    t1=$(ms); podman run --rm --network host --rootfs /run/fcvm/rootfs sleep 0 >/dev/null || exit 1
+    t2=$(ms)
+    crun_total=$((crun_total + t1 - t0)) podman_total=$((podman_total + t2 - t1))
+    echo "  run $i: crun run $((t1 - t0)) ms, podman run --rootfs $((t2 - t1)) ms"
+  done
+  echo "  mean: crun run $((crun_total / '"$runs"')) ms, podman run --rootfs $((podman_total / '"$runs"')) ms"
+  awk -v c=$crun_total -v p=$podman_total "BEGIN { printf \"  ratio podman / crun %.1f\\n\", p / c }"'
+"$fcvm" rm -f runtimes >/dev/null
