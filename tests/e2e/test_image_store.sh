@@ -66,6 +66,7 @@ fcvm images | grep -q "^$REGISTRY/busybox:latest " || fail "registry image not l
 # 4. Layers as the container sees them.
 python3 "$FCVM_SOURCE_DIR/tests/support/make_layered_image.py" "$busybox" "$TEST_TMP/layered.tar"
 out=$(fcvm run "oci-archive:$TEST_TMP/layered.tar" sh -c '
+  echo "user=$(id -u):$(id -g):$(id -G | tr " " ,) home=$HOME pwd=$(pwd) from_image=$FROM_IMAGE"
   cd /layers
   echo "kept=$(cat kept) gone=$(test -e gone && echo present || echo absent)"
   echo "dir=$(ls dir | tr "\n" " ")"
@@ -80,6 +81,10 @@ read -r h k <<<"$hard"
 [ "$h" = "$k" ] && [ "${h%%:*}" = 2 ] || fail "hard link lost: $out"
 grep -qx 'escape=../../../../etc/hostname' <<<"$out" || fail "symlink changed: $out"
 grep -qx 'owned=1234:5678:640' <<<"$out" || fail "owner or mode lost: $out"
+# The image's USER, resolved in the container's own passwd and group (the latter a symlink that
+# must resolve inside the root), its workdir and env.
+grep -qx 'user=1234:5678:5678,4321 home=/home/app pwd=/layers from_image=1' <<<"$out" ||
+  fail "image config (user, groups, home, workdir, env) not applied: $out"
 
 # 5. Two VMs of one image share its disk.
 p1=$(free_port)

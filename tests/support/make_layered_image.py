@@ -13,6 +13,9 @@ What the container must see (tests/e2e/test_image_store.sh checks it in a VM):
   /layers/hard          2 links, "kept" (a hard link to /layers/kept)
   /layers/escape        a symlink to ../../../../etc/hostname, kept as a symlink
   /layers/owned         owned by 1234:5678, mode 0640
+The config runs it as USER app (uid 1234, group 5678, home /home/app, also in group 4321) in
+/layers, with FROM_IMAGE=1 in its environment; /etc/group is a symlink out of the root
+(../../../../etc/app-group), which must resolve inside it.
 """
 import hashlib
 import io
@@ -70,7 +73,15 @@ def main(base_path, out_path):
         entry("layers/hard", tarfile.LNKTYPE, link="layers/kept"),
         entry("layers/escape", tarfile.SYMTYPE, link="../../../../etc/hostname"),
         entry("layers/owned", data=b"owned\n", mode=0o640, uid=1234, gid=5678),
+        entry("etc", tarfile.DIRTYPE, mode=0o755),
+        entry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\napp:x:1234:5678:app:/home/app:/bin/sh\n"),
+        entry("etc/app-group", data=b"root:x:0:\napp:x:5678:\nextra:x:4321:other,app\n"),
+        entry("etc/group", tarfile.SYMTYPE, link="../../../../etc/app-group"),
     ])
+    container = config.setdefault("config", {})
+    container["User"] = "app"
+    container["WorkingDir"] = "/layers"
+    container["Env"] = container.get("Env", []) + ["FROM_IMAGE=1"]
     out_blobs = dict(blobs)
     for layer in (lower, upper):
         digest = sha(layer)
