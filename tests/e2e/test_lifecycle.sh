@@ -58,6 +58,11 @@ if command -v script >/dev/null; then
 fi
 [ "$(fcvm exec life -- sh -c 'tty || true')" = "not a tty" ] || fail "exec without -t has a terminal"
 expect_rc 127 fcvm exec life -- /no/such/command
+[ "$(fcvm exec -u 1234:5678 life -- sh -c 'echo $(id -u):$(id -g)')" = "1234:5678" ] ||
+  fail "exec -u 1234:5678 did not run as that user"
+expect_rc 2 fcvm exec -u nosuchuser life -- true
+grep -q "'nosuchuser' is not in the container's /etc/passwd" "$TEST_TMP/last.err" ||
+  fail "unknown exec user message: $(cat "$TEST_TMP/last.err")"
 expect_rc 2 fcvm exec nosuchvm -- true
 grep -q 'no VM named "nosuchvm"' "$TEST_TMP/last.err" || fail "unknown name message: $(cat "$TEST_TMP/last.err")"
 
