@@ -144,6 +144,9 @@ class Agent {
   // host), then lets those end.
   void finish_volumes();
   void start_container(const std::string& image);
+  // Stream 0: the process that runs the container (podman run or crun run); false when it could
+  // not start (the plan has then failed).
+  bool start_main_stream(SpawnOptions options);
   // A stored image's container under crun (crun_container.cpp).
   bool runs_crun() const { return !m_plan->image.rootfs_serial.empty(); }
   Result<ContainerUser> container_user(const std::string& spec) const;

@@ -61,6 +61,13 @@ void Agent::start_container(const std::string& image) {
   SpawnOptions options;
   options.argv = podman_run_argv(*m_plan, image);
   options.env = {"NOTIFY_SOCKET=" + socket_path};
+  if (!start_main_stream(std::move(options))) return;
+  m_phase = Phase::kStarting;
+  m_probe_at_ms = uptime_ms() + k_first_probe_ms;
+  m_probe_interval_ms = 2000;
+}
+
+bool Agent::start_main_stream(SpawnOptions options) {
   sayf("run: {}", [&] {
     std::string line;
     for (const auto& a : options.argv) line += (line.empty() ? "" : " ") + shell_quote(a);
@@ -69,15 +76,13 @@ void Agent::start_container(const std::string& image) {
   auto proc = PipedProcess::start(std::move(options), false);
   if (!proc) {
     fail_plan("container", proc.error().to_string());
-    return;
+    return false;
   }
   Stream stream;
   stream.proc = std::move(*proc);
   stream.last_activity_ms = uptime_ms();
   m_streams.emplace(agent_proto::k_main_stream, std::move(stream));
-  m_phase = Phase::kStarting;
-  m_probe_at_ms = uptime_ms() + k_first_probe_ms;
-  m_probe_interval_ms = 2000;
+  return true;
 }
 
 void Agent::on_notify() {

@@ -106,16 +106,8 @@ void Agent::spawn_crun_run() {
   auto bundle = path(k_bundle_dir);
   SpawnOptions options;
   options.argv = crun_run_argv(path(k_crun_root), bundle, bundle + "/" + k_main_pid_name);
-  sayf("run: {} ({})", join(options.argv, " "), join(container_args(*m_plan), " "));
-  auto proc = PipedProcess::start(std::move(options), false);
-  if (!proc) {
-    fail_plan("container", proc.error().to_string());
-    return;
-  }
-  Stream stream;
-  stream.proc = std::move(*proc);
-  stream.last_activity_ms = uptime_ms();
-  m_streams.emplace(agent_proto::k_main_stream, std::move(stream));
+  sayf("container command: {}", join(container_args(*m_plan), " "));
+  start_main_stream(std::move(options));
 }
 
 void Agent::on_pid_watch() {

@@ -234,11 +234,11 @@ nlohmann::json exec_process(const agent_proto::Exec& exec, const ContainerUser& 
                             const std::string& container_cwd) {
   auto env = merge_env(container_env, exec.env);
   auto process = nlohmann::json{{"terminal", exec.tty},
-                        {"user", user_json(user)},
-                        {"args", exec.argv},
-                        {"env", env},
-                        {"cwd", exec.workdir.empty() ? container_cwd : exec.workdir},
-                        {"capabilities", capabilities()}};
+                                {"user", user_json(user)},
+                                {"args", exec.argv},
+                                {"env", env},
+                                {"cwd", exec.workdir.empty() ? container_cwd : exec.workdir},
+                                {"capabilities", capabilities()}};
   if (exec.tty && exec.rows > 0 && exec.cols > 0) {
     process["consoleSize"] = {{"height", exec.rows}, {"width", exec.cols}};
   }
