@@ -1,6 +1,10 @@
 #include "fcvm/vm/snapshot.hpp"
 
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,9 +44,20 @@ int64_t space_used(const std::string& dir) {
 }
 
 // Removes a snapshot directory, read-only or not.
+// A killed writer's helper can outlive it by a moment: QEMU writes the device state through
+// `exec:cat > state.bin`, and that cat (or the shell creating its file) may still create the file
+// while the directory is being removed. Removal is tried again until the directory is gone
+// (bounded: the helper ends as soon as the dead QEMU's pipe closes).
 Result<> remove_snapshot_dir(const std::string& dir) {
   ::chmod(dir.c_str(), 0700);
-  return remove_all(dir);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    auto r = remove_all(dir);
+    if (r || r.error().sys_errno() != ENOTEMPTY || std::chrono::steady_clock::now() > deadline) {
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace
