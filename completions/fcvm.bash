@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start rm snapshot clone volume events pull images rmi image"
+  local commands="run ls inspect logs exec stop start restart kill wait rm rename port snapshot clone volume events pull images rmi image"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -29,10 +29,11 @@ _fcvm() {
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
-    inspect | start) opts="--help" ;;
+    inspect | start | wait | rename | port) opts="--help" ;;
+    kill) opts="-s --signal --help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --vm --help" ;;
-    stop) opts="-t --time --help" ;;
+    stop | restart) opts="-t --time --help" ;;
     rm) opts="-f --force --help" ;;
   esac
   case $prev in
@@ -41,6 +42,11 @@ _fcvm() {
     --env-file | --authfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
     --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    -s | --signal)
+      if [ "$cmd" = kill ]; then
+        COMPREPLY=($(compgen -W "KILL TERM INT HUP QUIT USR1 USR2 STOP CONT" -- "$cur"))
+        return
+      fi ;;
     -f | --filter)
       if [ "$cmd" = events ]; then
         COMPREPLY=($(compgen -W "vm= event=" -- "$cur"))

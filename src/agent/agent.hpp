@@ -163,6 +163,8 @@ class Agent {
   void schedule_running_probe();
   void handle_stop(int timeout_s, const std::string& why);
   void stop_container();
+  // A signal for the container's main process (a `signal` on stream 0: fcvm kill).
+  void signal_container(int sig);
   void main_exited(const Stream& stream, ExitStatus status);
 
   AgentOptions m_options;

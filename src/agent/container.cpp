@@ -177,6 +177,27 @@ void Agent::stop_container() {
       m_stop_timeout_s * 1000LL + k_stop_grace_ms);
 }
 
+void Agent::signal_container(int sig) {
+  if (m_phase != Phase::kRunning && m_phase != Phase::kStopping) {
+    send_log(fmt::format("signal {}: the container is not running", sig));
+    return;
+  }
+  if (runs_crun()) {
+    sayf("signal {} to the container (pid {})", sig, m_container_pid);
+    if (m_container_pid > 0 && ::kill(m_container_pid, sig) != 0 && errno != ESRCH) {
+      send_log(fmt::format("signal {} to the container: {}", sig, std::strerror(errno)));
+    }
+    return;
+  }
+  auto argv = podman_kill_argv(sig);
+  run_helper("podman kill", argv, [this, argv](CommandOutput out) {
+    if (!out.status.exited || out.status.code != 0) {
+      send_log(fmt::format("{} failed ({}): {}", join(argv, " "), out.status.describe(),
+                           tail_lines(out.err, 2048)));
+    }
+  });
+}
+
 void Agent::main_exited(const Stream& stream, ExitStatus status) {
   m_notify_fd.reset();
   m_pid_watch.reset();

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The VM lifecycle across separate fcvm commands: run -d -> ls (text, --json, -q) -> logs and
 # logs -f -> exec (exit code, stdin, env, workdir, --vm) -> inspect -> stop -> exec refused ->
-# start -> rm refused while running -> rm -f; then nothing remains. Bad input on the way.
+# start -> rm refused while running -> restart -> rename -> port -> kill and wait -> rm -f; then
+# nothing remains. Bad input on the way.
 source "$(dirname "$0")/../lib/common.sh"
 e2e_setup
-on_exit "'$FCVM_BIN' rm -f life >/dev/null 2>&1"
+on_exit "'$FCVM_BIN' rm -f life life2 >/dev/null 2>&1"
 
 expect_rc() { # RC CMD...
   local want=$1; shift
@@ -14,7 +15,8 @@ expect_rc() { # RC CMD...
 }
 
 # 1. run -d returns the id once the container runs.
-id=$(fcvm run -d --name life --stop-timeout 1 "oci-archive:$busybox" \
+port=$(free_port)
+id=$(fcvm run -d --name life --stop-timeout 1 -p "$port:8080" "oci-archive:$busybox" \
   sh -c 'echo first; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done')
 [[ "$id" =~ ^[0-9a-f]{32}$ ]] || fail "run -d printed '$id', want an id"
 log "run -d: $id"
@@ -95,11 +97,50 @@ grep -q '^life ' <<<"$(fcvm ls)" || fail "start: life not running"
 for _ in $(seq 50); do [ "$(grep -c '^first$' <<<"$(fcvm logs life)")" -eq 2 ] && break; sleep 0.2; done
 [ "$(grep -c '^first$' <<<"$(fcvm logs life)")" -eq 2 ] || fail "start: container did not run again: $(fcvm logs life)"
 
-# 9. rm refuses a running VM, rm -f removes it all.
+# 9. rm refuses a running VM.
 expect_rc 2 fcvm rm life
-fcvm rm -f life >/dev/null
+
+# 10. restart: stopped (SIGKILL after 1 s) and booted again.
+fcvm restart -t 1 life >/dev/null || fail "restart"
+grep -q '^life ' <<<"$(fcvm ls)" || fail "restart: life not running"
+wait_until 60 sh -c "[ \"\$('$FCVM_BIN' logs life | grep -c '^first$')\" -eq 3 ]" ||
+  fail "restart: the container did not run a third time: $(fcvm logs life)"
+
+# 11. rename while it runs; bad and taken names refused.
+fcvm rename life life2 >/dev/null || fail "rename"
+grep -q '^life2 ' <<<"$(fcvm ls)" || fail "ls after rename: $(fcvm ls)"
+[ "$(fcvm exec life2 -- echo renamed)" = renamed ] || fail "exec by the new name"
+expect_rc 2 fcvm rename life2 'bad name'
+grep -q 'invalid name "bad name"' "$TEST_TMP/last.err" || fail "bad rename message: $(cat "$TEST_TMP/last.err")"
+expect_rc 2 fcvm rename nosuchvm other
+fcvm events --no-stream -f event=renamed | grep -q 'life2' || fail "no renamed event: $(fcvm events --no-stream)"
+
+# 12. port: every published port, or one.
+[ "$(fcvm port life2)" = "8080/tcp -> 127.0.0.1:$port" ] || fail "port: $(fcvm port life2 2>&1)"
+[ "$(fcvm port life2 8080/tcp)" = "127.0.0.1:$port" ] || fail "port 8080/tcp: $(fcvm port life2 8080/tcp 2>&1)"
+expect_rc 2 fcvm port life2 81
+expect_rc 2 fcvm port life2 http
+
+# 13. kill and wait: sh as PID 1 ignores TERM (no handler), KILL ends it with 137.
+expect_rc 2 fcvm kill -s BOGUS life2
+grep -q 'invalid signal "BOGUS"' "$TEST_TMP/last.err" || fail "bad signal message: $(cat "$TEST_TMP/last.err")"
+fcvm wait life2 >"$TEST_TMP/wait.out" 2>&1 &
+waiter=$!
+fcvm kill -s TERM life2 >/dev/null || fail "kill -s TERM"
+fcvm events --no-stream -f event=signalled | grep -q 'TERM' || fail "no signalled event"
+grep -q '^life2 ' <<<"$(fcvm ls)" || fail "kill -s TERM ended the container (PID 1 has no handler)"
+fcvm kill life2 >/dev/null || fail "kill"
+wait "$waiter" || fail "wait failed: $(cat "$TEST_TMP/wait.out")"
+[ "$(cat "$TEST_TMP/wait.out")" = 137 ] || fail "wait printed '$(cat "$TEST_TMP/wait.out")', want 137"
+grep -E '^life2 .* exited \(137\)' <<<"$(fcvm ls -a)" >/dev/null || fail "ls -a after kill: $(fcvm ls -a)"
+[ "$(fcvm wait life2)" = 137 ] || fail "wait on an exited VM"
+expect_rc 2 fcvm kill life2
+grep -q 'not running' "$TEST_TMP/last.err" || fail "kill of a stopped VM: $(cat "$TEST_TMP/last.err")"
+
+# 14. rm -f removes it all.
+fcvm rm -f life2 >/dev/null
 [ -z "$(fcvm ls -a -q)" ] || fail "rm -f left a record"
 [ -z "$(ls -A "$FCVM_DATA_DIR/vms")" ] || fail "rm -f left files: $(ls -A "$FCVM_DATA_DIR/vms")"
-expect_rc 2 fcvm rm life
+expect_rc 2 fcvm rm life2
 assert_no_leftovers
 echo "lifecycle: ok"

@@ -79,6 +79,10 @@ std::vector<std::string> podman_stop_argv(int timeout_s) {
   return {"podman", "stop", "-t", std::to_string(timeout_s < 0 ? 0 : timeout_s), k_container_name};
 }
 
+std::vector<std::string> podman_kill_argv(int sig) {
+  return {"podman", "kill", "-s", std::to_string(sig), k_container_name};
+}
+
 std::vector<std::string> podman_running_argv() {
   return {"podman", "container", "inspect", "--format", "{{.State.Running}}", k_container_name};
 }

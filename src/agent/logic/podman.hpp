@@ -39,6 +39,7 @@ Result<std::vector<std::string>> in_vm_argv(const agent_proto::Exec& exec);
 
 std::vector<std::string> podman_load_argv(const std::string& path);
 std::vector<std::string> podman_stop_argv(int timeout_s);
+std::vector<std::string> podman_kill_argv(int sig);
 std::vector<std::string> podman_running_argv();  // prints "true" while the container runs
 
 // The image `podman load` reported: "Loaded image: NAME" (podman 4) or "Loaded image(s): A,B"

@@ -126,6 +126,10 @@ std::string_view type_name(const Request& r) {
                         [](const Exec&) { return std::string_view("exec"); },
                         [](const Resize&) { return std::string_view("resize"); },
                         [](const Signal&) { return std::string_view("signal"); },
+                        [](const ContainerSignal&) {
+                          return std::string_view("container_signal");
+                        },
+                        [](const Rename&) { return std::string_view("rename"); },
                         [](const Subscribe&) { return std::string_view("subscribe"); },
                     },
                     r);
@@ -172,6 +176,8 @@ std::string encode(const Request& r) {
                    j["cols"] = s.cols;
                  },
                  [&](const Signal& s) { j["signal"] = s.signal; },
+                 [&](const ContainerSignal& s) { j["signal"] = s.signal; },
+                 [&](const Rename& s) { j["name"] = s.name; },
                  [](const Subscribe&) {},
              },
              r);
@@ -228,10 +234,16 @@ Result<Request> decode_request(std::string_view payload) {
     if (!rows || !cols) return bad("resize: needs rows and cols");
     return Resize{static_cast<uint16_t>(*rows), static_cast<uint16_t>(*cols)};
   }
-  if (type == "signal") {
+  if (type == "rename") {
+    FCVM_TRY_ASSIGN(auto name, r.str("name"));
+    if (name.empty()) return bad("rename: empty \"name\"");
+    return Rename{name};
+  }
+  if (type == "signal" || type == "container_signal") {
     FCVM_TRY_ASSIGN(auto sig, r.str("signal"));
-    if (sig.empty()) return bad("signal: empty \"signal\"");
-    return Signal{sig};
+    if (sig.empty()) return bad(fmt::format("{}: empty \"signal\"", type));
+    if (type == "signal") return Signal{sig};
+    return ContainerSignal{sig};
   }
   return bad(fmt::format("unknown request \"{}\"", type));
 }

@@ -8,7 +8,7 @@
 // the client, kStdin/kStdinEof the client's input to an exec.
 //
 //   client -> monitor   Request: attach | stop | kill | volume_sync | snapshot | exec | resize |
-//                       signal | subscribe
+//                       signal | container_signal | rename | subscribe
 //   monitor -> client   Reply:   ok (with what the request made) | error (code, errno, message)
 //                       Exited:  the attached container's or the exec's exit code (last message)
 //                       Event:   a state change, to subscribers (vm/events.hpp)
@@ -65,11 +65,19 @@ struct Resize {
 struct Signal {
   std::string signal;
 };
+// A signal for the VM's container (its main process): the same names as Signal.
+struct ContainerSignal {
+  std::string signal;
+};
+// The VM's new name (the monitor owns its record while it runs, so it writes the change).
+struct Rename {
+  std::string name;
+};
 // Receive this VM's events from now on (the reply is ok; then Event messages).
 struct Subscribe {};
 
-using Request =
-    std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal, Subscribe>;
+using Request = std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal,
+                             ContainerSignal, Rename, Subscribe>;
 
 // The answer to a request. What it made: the VM's id (attach), a snapshot's id and name, the
 // number of volumes written back.

@@ -4,7 +4,9 @@
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
+#include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/monitor_impl.hpp"
+#include "fcvm/vm/options.hpp"
 
 namespace fcvm::vm {
 
@@ -102,6 +104,24 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
         } else if constexpr (std::is_same_v<T, control::Signal>) {
           if (c.guest_stream == 0) return;
           send_agent(proto::encode_signal({c.guest_stream, r.signal}));
+        } else if constexpr (std::is_same_v<T, control::ContainerSignal>) {
+          if (!running) return reply(c, not_running());
+          // Stream 0 is the container's: the agent signals its main process.
+          send_agent(proto::encode_signal({proto::k_main_stream, r.signal}));
+          publish(EventType::kSignalled, r.signal);
+          reply(c, control::Ok{});
+        } else if constexpr (std::is_same_v<T, control::Rename>) {
+          if (auto valid = validate_name(r.name); !valid) {
+            return reply(c, control::Failure{valid.error()});
+          }
+          auto old = m_rec.name;
+          m_rec.name = r.name;
+          if (auto saved = m_store.update(m_rec); !saved) {
+            m_rec.name = old;
+            return reply(c, control::Failure{name_taken(saved.error(), r.name)});
+          }
+          publish(EventType::kRenamed, old);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         }
       },
       request);
