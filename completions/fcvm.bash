@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start restart kill wait rm rename port snapshot clone volume events pull images rmi image"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -29,7 +29,7 @@ _fcvm() {
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet --help" ;;
-    inspect | start | wait | rename | port) opts="--help" ;;
+    inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
     kill) opts="-s --signal --help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --vm --help" ;;

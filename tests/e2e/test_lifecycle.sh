@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The VM lifecycle across separate fcvm commands: run -d -> ls (text, --json, -q) -> logs and
 # logs -f -> exec (exit code, stdin, env, workdir, --vm) -> inspect -> stop -> exec refused ->
-# start -> rm refused while running -> restart -> rename -> port -> kill and wait -> rm -f; then
-# nothing remains. Bad input on the way.
+# start -> rm refused while running -> restart -> rename -> port -> pause -> kill and wait ->
+# rm -f; then nothing remains. Bad input on the way.
 source "$(dirname "$0")/../lib/common.sh"
 e2e_setup
 on_exit "'$FCVM_BIN' rm -f life life2 >/dev/null 2>&1"
@@ -121,7 +121,21 @@ fcvm events --no-stream -f event=renamed | grep -q 'life2' || fail "no renamed e
 expect_rc 2 fcvm port life2 81
 expect_rc 2 fcvm port life2 http
 
-# 13. kill and wait: sh as PID 1 ignores TERM (no handler), KILL ends it with 137.
+# 13. pause: ls and inspect say so, exec and kill are refused until unpause.
+fcvm pause life2 >/dev/null || fail "pause"
+grep -E '^life2 .* \(paused\)' <<<"$(fcvm ls)" >/dev/null || fail "ls while paused: $(fcvm ls)"
+[ "$(fcvm inspect life2 | jq -r '.[0].state.status')" = paused ] || fail "inspect while paused"
+expect_rc 2 fcvm exec life2 -- true
+grep -q 'is paused' "$TEST_TMP/last.err" || fail "exec while paused: $(cat "$TEST_TMP/last.err")"
+expect_rc 2 fcvm kill life2
+expect_rc 2 fcvm pause life2
+fcvm unpause life2 >/dev/null || fail "unpause"
+expect_rc 2 fcvm unpause life2
+[ "$(fcvm exec life2 -- echo back)" = back ] || fail "exec after unpause"
+[ "$(fcvm events --no-stream -f vm=life2 -f event=paused -f event=unpaused | wc -l)" -ge 2 ] ||
+  fail "no paused/unpaused events: $(fcvm events --no-stream -f vm=life2)"
+
+# 14. kill and wait: sh as PID 1 ignores TERM (no handler), KILL ends it with 137.
 expect_rc 2 fcvm kill -s BOGUS life2
 grep -q 'invalid signal "BOGUS"' "$TEST_TMP/last.err" || fail "bad signal message: $(cat "$TEST_TMP/last.err")"
 fcvm wait life2 >"$TEST_TMP/wait.out" 2>&1 &
@@ -137,7 +151,7 @@ grep -E '^life2 .* exited \(137\)' <<<"$(fcvm ls -a)" >/dev/null || fail "ls -a 
 expect_rc 2 fcvm kill life2
 grep -q 'not running' "$TEST_TMP/last.err" || fail "kill of a stopped VM: $(cat "$TEST_TMP/last.err")"
 
-# 14. rm -f removes it all.
+# 15. rm -f removes it all.
 fcvm rm -f life2 >/dev/null
 [ -z "$(fcvm ls -a -q)" ] || fail "rm -f left a record"
 [ -z "$(ls -A "$FCVM_DATA_DIR/vms")" ] || fail "rm -f left files: $(ls -A "$FCVM_DATA_DIR/vms")"

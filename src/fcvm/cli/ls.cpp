@@ -23,6 +23,8 @@ std::string status_text(const state::VmRecord& r, int64_t now) {
     }
     case state::VmStatus::kRunning:
       return fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
+    case state::VmStatus::kPaused:
+      return fmt::format("up {} (paused)", human_duration(now - r.started_ms.value_or(now)));
     default:
       return std::string(state::status_name(r.status));
   }

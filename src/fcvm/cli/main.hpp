@@ -38,5 +38,7 @@ Command add_kill(CLI::App& app);
 Command add_wait(CLI::App& app);
 Command add_rename(CLI::App& app);
 Command add_port(CLI::App& app);
+Command add_pause(CLI::App& app);
+Command add_unpause(CLI::App& app);
 
 }  // namespace fcvm::cli

@@ -87,6 +87,31 @@ Command add_restart(CLI::App& app) {
           }};
 }
 
+Command add_pause(CLI::App& app) {
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto* cmd = app.add_subcommand(
+      "pause",
+      "Pause running VMs: the VMM stops their vCPUs (memory is kept); exec, kill, snapshot and "
+      "volume sync are refused until unpause; stop and rm still work");
+  cmd->add_option("vm", *refs, "VM names or ids")->required();
+  return {cmd, [refs]() -> int {
+            return for_each_vm("pause", *refs, [](Session& s, const state::VmRecord& rec) {
+              return vm::pause_vm(*s.store, rec, true);
+            });
+          }};
+}
+
+Command add_unpause(CLI::App& app) {
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto* cmd = app.add_subcommand("unpause", "Let paused VMs run again");
+  cmd->add_option("vm", *refs, "VM names or ids")->required();
+  return {cmd, [refs]() -> int {
+            return for_each_vm("unpause", *refs, [](Session& s, const state::VmRecord& rec) {
+              return vm::pause_vm(*s.store, rec, false);
+            });
+          }};
+}
+
 Command add_kill(CLI::App& app) {
   struct Args {
     std::vector<std::string> refs;

@@ -130,6 +130,8 @@ std::string_view type_name(const Request& r) {
                           return std::string_view("container_signal");
                         },
                         [](const Rename&) { return std::string_view("rename"); },
+                        [](const Pause&) { return std::string_view("pause"); },
+                        [](const Unpause&) { return std::string_view("unpause"); },
                         [](const Subscribe&) { return std::string_view("subscribe"); },
                     },
                     r);
@@ -178,6 +180,8 @@ std::string encode(const Request& r) {
                  [&](const Signal& s) { j["signal"] = s.signal; },
                  [&](const ContainerSignal& s) { j["signal"] = s.signal; },
                  [&](const Rename& s) { j["name"] = s.name; },
+                 [](const Pause&) {},
+                 [](const Unpause&) {},
                  [](const Subscribe&) {},
              },
              r);
@@ -212,6 +216,8 @@ Result<Request> decode_request(std::string_view payload) {
   if (type == "kill") return Kill{};
   if (type == "volume_sync") return VolumeSync{};
   if (type == "subscribe") return Subscribe{};
+  if (type == "pause") return Pause{};
+  if (type == "unpause") return Unpause{};
   if (type == "stop") {
     FCVM_TRY_ASSIGN(auto t, r.integer("timeout_s", 0, 3600));
     Stop s;

@@ -8,7 +8,7 @@
 // the client, kStdin/kStdinEof the client's input to an exec.
 //
 //   client -> monitor   Request: attach | stop | kill | volume_sync | snapshot | exec | resize |
-//                       signal | container_signal | rename | subscribe
+//                       signal | container_signal | rename | pause | unpause | subscribe
 //   monitor -> client   Reply:   ok (with what the request made) | error (code, errno, message)
 //                       Exited:  the attached container's or the exec's exit code (last message)
 //                       Event:   a state change, to subscribers (vm/events.hpp)
@@ -73,11 +73,14 @@ struct ContainerSignal {
 struct Rename {
   std::string name;
 };
+// Pause the VMM (the guest's vCPUs stop; its memory stays), and let it run again.
+struct Pause {};
+struct Unpause {};
 // Receive this VM's events from now on (the reply is ok; then Event messages).
 struct Subscribe {};
 
 using Request = std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal,
-                             ContainerSignal, Rename, Subscribe>;
+                             ContainerSignal, Rename, Pause, Unpause, Subscribe>;
 
 // The answer to a request. What it made: the VM's id (attach), a snapshot's id and name, the
 // number of volumes written back.

@@ -46,6 +46,7 @@ Result<state::VmStore> open_store(Context& ctx) {
 
 bool is_active(const state::VmRecord& rec) {
   return rec.status == state::VmStatus::kStarting || rec.status == state::VmStatus::kRunning ||
+         rec.status == state::VmStatus::kPaused ||
          rec.status == state::VmStatus::kStopping;
 }
 
@@ -273,6 +274,20 @@ Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
   }
   FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current, 5s));
   FCVM_TRY(client.call(control::ContainerSignal{signal}));
+  return {};
+}
+
+Result<> pause_vm(state::VmStore& store, const state::VmRecord& rec, bool pause) {
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current || !is_active(*current)) {
+    return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec.name));
+  }
+  FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current, 5s));
+  if (pause) {
+    FCVM_TRY(client.call(control::Pause{}));
+  } else {
+    FCVM_TRY(client.call(control::Unpause{}));
+  }
   return {};
 }
 

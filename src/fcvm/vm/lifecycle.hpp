@@ -59,6 +59,8 @@ Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
 // Blocks until the VM is not running any more; its exit code (nullopt: it never exited with one,
 // e.g. created and never started, or it failed). kNotFound when it was removed meanwhile.
 Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRecord& rec);
+// Pause or unpause a running VM's VMM (through its monitor).
+Result<> pause_vm(state::VmStore& store, const state::VmRecord& rec, bool pause);
 // A new name: validated, free (kAlreadyExists names it), written by the monitor while the VM runs.
 Result<state::VmRecord> rename_vm(state::VmStore& store, const state::VmRecord& rec,
                                   const std::string& name);

@@ -59,6 +59,10 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
                                   fmt::format("VM {} is not running a container", m_rec.name))};
   };
   bool running = m_phase == Phase::kRunning && m_channel_open;
+  auto paused = [&] {
+    return control::Failure{Error(
+        ErrorCode::kInvalidInput, fmt::format("VM {} is paused: fcvm unpause it first", m_rec.name))};
+  };
   std::visit(
       [&](auto&& r) {
         using T = std::decay_t<decltype(r)>;
@@ -78,16 +82,19 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           reply(c, control::Ok{});
         } else if constexpr (std::is_same_v<T, control::VolumeSync>) {
           if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           auto synced = sync_volumes_live();
           if (!synced) return reply(c, control::Failure{synced.error()});
           reply(c, control::Ok{{}, {}, static_cast<int64_t>(*synced)});
         } else if constexpr (std::is_same_v<T, control::Snapshot>) {
           if (!running || !m_ready) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           auto snap = snapshot(r.name, r.then_stop);
           if (!snap) return reply(c, control::Failure{snap.error()});
           reply(c, control::Ok{snap->id, snap->name, {}});
         } else if constexpr (std::is_same_v<T, control::Exec>) {
           if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           if (c.guest_stream != 0) {
             return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
                                                    "this connection already runs an exec")});
@@ -106,10 +113,39 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           send_agent(proto::encode_signal({c.guest_stream, r.signal}));
         } else if constexpr (std::is_same_v<T, control::ContainerSignal>) {
           if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           // Stream 0 is the container's: the agent signals its main process.
           send_agent(proto::encode_signal({proto::k_main_stream, r.signal}));
           publish(EventType::kSignalled, r.signal);
           reply(c, control::Ok{});
+        } else if constexpr (std::is_same_v<T, control::Pause>) {
+          if (!running) return reply(c, not_running());
+          if (m_paused) {
+            return reply(c, control::Failure{Error(
+                                ErrorCode::kInvalidInput,
+                                fmt::format("VM {} is already paused", m_rec.name))});
+          }
+          if (auto r = m_vm->backend->pause(); !r) {
+            return reply(c, control::Failure{r.error().wrap("pause the VMM")});
+          }
+          m_paused = true;
+          m_rec.status = state::VmStatus::kPaused;
+          save();
+          publish(EventType::kPaused);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
+        } else if constexpr (std::is_same_v<T, control::Unpause>) {
+          if (!m_paused) {
+            return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
+                                                   fmt::format("VM {} is not paused", m_rec.name))});
+          }
+          if (auto r = m_vm->backend->resume(); !r) {
+            return reply(c, control::Failure{r.error().wrap("resume the VMM")});
+          }
+          m_paused = false;
+          m_rec.status = state::VmStatus::kRunning;
+          save();
+          publish(EventType::kUnpaused);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         } else if constexpr (std::is_same_v<T, control::Rename>) {
           if (auto valid = validate_name(r.name); !valid) {
             return reply(c, control::Failure{valid.error()});

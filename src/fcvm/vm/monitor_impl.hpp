@@ -122,6 +122,7 @@ class Monitor {
   bool m_hello = false;         // the agent answered (a stop goes through it from then on)
   bool m_plan_pending = false;  // hello received; the plan waits for a foreground client
   bool m_ready = false;         // reported ready (gate passed, or the container ran)
+  bool m_paused = false;        // fcvm pause: the VMM is paused until unpause (or a stop)
   Clock::time_point m_boot_deadline{};
   Clock::time_point m_attach_deadline{};
   std::unique_ptr<readiness::GateRunner> m_gate;
