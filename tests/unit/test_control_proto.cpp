@@ -59,6 +59,8 @@ TEST(ControlProto, RequestsRoundTrip) {
   EXPECT_EQ(
       round_trip_request<control::ContainerSignal>(control::ContainerSignal{"HUP"}).signal, "HUP");
   EXPECT_EQ(round_trip_request<control::Rename>(control::Rename{"web2"}).name, "web2");
+  round_trip_request<control::Pause>(control::Pause{});
+  round_trip_request<control::Unpause>(control::Unpause{});
   EXPECT_EQ(control::encode(control::ContainerSignal{"HUP"}),
             R"({"signal":"HUP","type":"container_signal"})");
 }
