@@ -22,6 +22,16 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
     argv.push_back("-e");
     argv.push_back(kv);
   }
+  if (!plan.user.empty()) {
+    argv.push_back("--user");
+    argv.push_back(plan.user);
+  }
+  if (!plan.hostname.empty()) {
+    argv.push_back("--hostname");
+    argv.push_back(plan.hostname);
+  }
+  if (plan.read_only) argv.emplace_back("--read-only");
+  if (plan.init) argv.emplace_back("--init");
   if (!plan.workdir.empty()) {
     argv.push_back("-w");
     argv.push_back(plan.workdir);

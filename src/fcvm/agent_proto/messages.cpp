@@ -69,6 +69,9 @@ nlohmann::json to_json(const Plan& p) {
               {"time_unix_ns", p.time_unix_ns},
               {"stop_timeout_s", p.stop_timeout_s}};
   if (!p.rng_seed_hex.empty()) out["rng_seed"] = p.rng_seed_hex;
+  if (!p.user.empty()) out["user"] = p.user;
+  if (p.read_only) out["read_only"] = true;
+  if (p.init) out["init"] = true;
   if (!p.volumes.empty()) {
     json volumes = json::array();
     for (const auto& v : p.volumes) {
@@ -134,6 +137,9 @@ Result<Plan> plan_from_json(const json& j) {
     p.time_unix_ns = j.value("time_unix_ns", int64_t{0});
     p.stop_timeout_s = j.value("stop_timeout_s", 10);
     p.rng_seed_hex = j.value("rng_seed", "");
+    p.user = j.value("user", "");
+    p.read_only = j.value("read_only", false);
+    p.init = j.value("init", false);
     if (j.contains("volumes")) {
       for (const auto& v : j.at("volumes")) {
         VolumeSpec vol;

@@ -9,6 +9,7 @@
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/images.hpp"
+#include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -37,6 +38,7 @@ Command add_ls(CLI::App& app) {
     bool all = false;
     bool json = false;
     bool quiet = false;
+    std::vector<std::string> filters;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("ls", "List VMs (running ones; -a for all)");
@@ -44,7 +46,13 @@ Command add_ls(CLI::App& app) {
   cmd->add_flag("-a,--all", args->all, "Show all VMs, not only running ones");
   cmd->add_flag("--json", args->json, "Print JSON (an array of the same objects as inspect)");
   cmd->add_flag("-q,--quiet", args->quiet, "Print ids only");
+  cmd->add_option("-f,--filter", args->filters,
+                  "Show only VMs that match: label=KEY[=VALUE], name=TEXT, id=PREFIX, "
+                  "status=STATUS (repeatable; one key: any matches, labels: all match)")
+      ->allow_extra_args(false);
   return {cmd, [args]() -> int {
+            auto filter = vm::parse_vm_filters(args->filters);
+            if (!filter) return report_error(filter.error().wrap("ls"));
             Session s;
             if (auto r = open_session(s); !r) return report_error(r.error().wrap("ls"));
             auto vms = vm::list_vms(*s.store);
@@ -53,7 +61,9 @@ Command add_ls(CLI::App& app) {
             auto now = state::now_ms();
             std::vector<const state::VmRecord*> shown;
             for (const auto& r : *vms) {
-              if (args->all || vm::is_active(r)) shown.push_back(&r);
+              // A status filter names what to show: it implies -a.
+              bool listed = args->all || !filter->statuses.empty() || vm::is_active(r);
+              if (listed && vm::matches(*filter, r)) shown.push_back(&r);
             }
             if (args->json) {
               auto arr = nlohmann::json::array();

@@ -75,6 +75,18 @@ Command add_run(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--entrypoint", args->request.entrypoint, "Override the image's entrypoint");
   cmd->add_option("-w,--workdir", args->request.workdir, "Working directory inside the container");
+  cmd->add_option("-u,--user", args->request.user,
+                  "Run the container as NAME or UID, optionally :GROUP or :GID (names from the "
+                  "image's /etc/passwd and /etc/group)");
+  cmd->add_option("--hostname", args->request.hostname,
+                  "The container's (and the VM's) host name (default: the VM name)");
+  cmd->add_flag("--read-only", args->request.read_only,
+                "Mount the container's root read-only (tmpfs on /tmp, /var/tmp and /run)");
+  cmd->add_flag("--init", args->request.init,
+                "Run an init (catatonit) as the container's PID 1: it reaps zombies and forwards "
+                "signals, for images whose command does not");
+  cmd->add_option("-l,--label", args->request.labels, "Set a label K=V (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--mem", args->request.mem, "Guest memory in MiB (default 1024)");
   cmd->add_option("--cpu", args->request.cpu, "Guest vCPUs (default 2)");
   cmd->add_option("--vmm", args->request.vmm, "auto | qemu | firecracker (default auto)");

@@ -115,6 +115,11 @@ std::string options_to_json(const RunOptions& o) {
                       {"entrypoint", o.entrypoint},
                       {"env", o.env},
                       {"workdir", o.workdir},
+                      {"user", o.user},
+                      {"hostname", o.hostname},
+                      {"read_only", o.read_only},
+                      {"init", o.init},
+                      {"labels", o.labels},
                       {"ports", ports},
                       {"insecure_registries", o.insecure_registries},
                       {"mem_mib", o.mem_mib},
@@ -165,6 +170,11 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.entrypoint = j.value("entrypoint", std::vector<std::string>{});
     o.env = j.value("env", std::vector<std::string>{});
     o.workdir = j.value("workdir", "");
+    o.user = j.value("user", "");
+    o.hostname = j.value("hostname", "");
+    o.read_only = j.value("read_only", false);
+    o.init = j.value("init", false);
+    o.labels = j.value("labels", std::map<std::string, std::string>{});
     for (const auto& p : j.value("ports", std::vector<std::string>{})) {
       auto m = net::parse_publish(p);
       if (!m) return tl::unexpected<Error>(m.error());

@@ -1,6 +1,7 @@
 #pragma once
 // What the user asked `fcvm run` for, validated (cli:: parses and validates; vm:: executes).
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ struct RunOptions {
   std::vector<std::string> entrypoint{};
   std::vector<std::string> env{};  // "K=V"
   std::string workdir{};
+  std::string user{};      // --user: replaces the image's USER (NAME|UID[:GROUP|GID])
+  std::string hostname{};  // --hostname: the container's and the guest's (default: the name)
+  bool read_only = false;  // --read-only: the container's root is read-only (tmpfs on /tmp, /run, ...)
+  bool init = false;       // --init: catatonit as PID 1 reaps zombies and forwards signals
+  std::map<std::string, std::string> labels{};  // --label K=V
   std::vector<net::PortMapping> ports{};
   std::vector<storage::VolumeMap> volumes{};  // --map
   int64_t map_size_mib = 0;                   // --map-size: block images of directories (0: auto)
