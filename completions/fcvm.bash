@@ -19,8 +19,8 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
-    clone) opts="--snapshot --name -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
     pull) opts="--insecure-registry --authfile -q --quiet --help" ;;
@@ -28,7 +28,7 @@ _fcvm() {
     rmi) opts="-f --force --help" ;;
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
-    ls | ps) opts="-a --all --json -q --quiet --help" ;;
+    ls | ps) opts="-a --all --json -q --quiet -f --filter --help" ;;
     inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
     kill) opts="-s --signal --help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
@@ -50,6 +50,10 @@ _fcvm() {
     -f | --filter)
       if [ "$cmd" = events ]; then
         COMPREPLY=($(compgen -W "vm= event=" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      elif [ "$cmd" = ls ] || [ "$cmd" = ps ]; then
+        COMPREPLY=($(compgen -W "label= name= id= status=" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return
       fi ;;

@@ -16,7 +16,7 @@ expect_rc() { # RC CMD...
 
 # 1. run -d returns the id once the container runs.
 port=$(free_port)
-id=$(fcvm run -d --name life --stop-timeout 1 -p "$port:8080" "oci-archive:$busybox" \
+id=$(fcvm run -d --name life --stop-timeout 1 -p "$port:8080" -l tier=test -l owner "oci-archive:$busybox" \
   sh -c 'echo first; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 1; done')
 [[ "$id" =~ ^[0-9a-f]{32}$ ]] || fail "run -d printed '$id', want an id"
 log "run -d: $id"
@@ -31,6 +31,11 @@ assert vms[0]["state"]["status"] == "running", vms[0]["state"]
 assert vms[0]["processes"]["vmm"]["pid"] > 0
 ' || fail "ls --json"
 [ "$(fcvm ls -q)" = "${id:0:12}" ] || fail "ls -q: $(fcvm ls -q)"
+[ "$(fcvm ls -q --filter label=tier=test --filter label=owner)" = "${id:0:12}" ] || fail "ls --filter label"
+[ -z "$(fcvm ls -q --filter label=tier=prod)" ] || fail "ls --filter label=tier=prod matched"
+[ -z "$(fcvm ls -q --filter status=exited)" ] || fail "ls --filter status=exited matched"
+[ "$(fcvm inspect life | jq -c '.[0].labels')" = '{"owner":"","tier":"test"}' ] || fail "inspect labels"
+expect_rc 2 fcvm ls --filter colour=red
 fcvm ls -q "${id:0:6}" >/dev/null 2>&1 && fail "ls takes no arguments"
 
 # 3. logs; logs -f sees output written after it started.
@@ -151,7 +156,22 @@ grep -E '^life2 .* exited \(137\)' <<<"$(fcvm ls -a)" >/dev/null || fail "ls -a 
 expect_rc 2 fcvm kill life2
 grep -q 'not running' "$TEST_TMP/last.err" || fail "kill of a stopped VM: $(cat "$TEST_TMP/last.err")"
 
-# 15. rm -f removes it all.
+# 15. run options: --user, --hostname, --read-only (tmpfs on /tmp), --init (PID 1 is catatonit).
+out=$(fcvm run --user 1234:5678 --hostname web.test --read-only --init "oci-archive:$busybox" sh -c '
+  echo "user=$(id -u):$(id -g) host=$(hostname)"
+  touch /probe 2>/dev/null && echo root=rw || echo root=ro
+  touch /tmp/probe && echo tmp=rw
+  echo "pid1=$(tr "\0" " " </proc/1/cmdline)"' 2>"$TEST_TMP/err") || fail "run with options: $(cat "$TEST_TMP/err")"
+log "run options: $(echo "$out" | tr '\n' '|')"
+grep -qx 'user=1234:5678 host=web.test' <<<"$out" || fail "--user/--hostname: $out"
+grep -qx 'root=ro' <<<"$out" || fail "--read-only: $out"
+grep -qx 'tmp=rw' <<<"$out" || fail "--read-only tmpfs on /tmp: $out"
+grep -q '^pid1=/run/fcvm-init -- sh' <<<"$out" || fail "--init: $out"
+expect_rc 2 fcvm run --hostname bad_name "oci-archive:$busybox" true
+expect_rc 2 fcvm run --user 'a b' "oci-archive:$busybox" true
+expect_rc 2 fcvm run --label =x "oci-archive:$busybox" true
+
+# 16. rm -f removes it all.
 fcvm rm -f life2 >/dev/null
 [ -z "$(fcvm ls -a -q)" ] || fail "rm -f left a record"
 [ -z "$(ls -A "$FCVM_DATA_DIR/vms")" ] || fail "rm -f left files: $(ls -A "$FCVM_DATA_DIR/vms")"
