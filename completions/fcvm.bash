@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -23,6 +23,7 @@ _fcvm() {
     clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
+    system) opts="df prune --json -f --force --help" ;;
     pull) opts="--insecure-registry --authfile -q --quiet --help" ;;
     images) opts="--json -q --quiet --help" ;;
     rmi) opts="-f --force --help" ;;
@@ -70,6 +71,8 @@ _fcvm() {
     COMPREPLY=($(compgen -W "$(fcvm images -q 2>/dev/null)" -- "$cur"))
   elif [ "$cmd" = pull ]; then
     COMPREPLY=($(compgen -f -P oci-archive: -- "${cur#oci-archive:}"))
+  elif [ "$cmd" = system ] && [ "$prev" = system ]; then
+    COMPREPLY=($(compgen -W "df prune" -- "$cur"))
   elif [ "$cmd" = volume ] && [ "$prev" = volume ]; then
     COMPREPLY=($(compgen -W "sync" -- "$cur"))
   elif [ "$cmd" = run ]; then

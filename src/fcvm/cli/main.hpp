@@ -40,5 +40,6 @@ Command add_rename(CLI::App& app);
 Command add_port(CLI::App& app);
 Command add_pause(CLI::App& app);
 Command add_unpause(CLI::App& app);
+Command add_system(CLI::App& app);
 
 }  // namespace fcvm::cli
