@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <string_view>
 #include <vector>
 
+#include "fcvm/cli/man.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/vm/timings.hpp"
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
         add_image,    add_system}) {
     commands.push_back(add(app));
   }
+  // The build writes the manual pages from these definitions: fcvm __man DIR.
+  if (argc == 3 && std::string_view(argv[1]) == "__man") return write_man_pages(app, argv[2]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
