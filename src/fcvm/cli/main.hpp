@@ -41,5 +41,7 @@ Command add_port(CLI::App& app);
 Command add_pause(CLI::App& app);
 Command add_unpause(CLI::App& app);
 Command add_system(CLI::App& app);
+Command add_stats(CLI::App& app);
+Command add_top(CLI::App& app);
 
 }  // namespace fcvm::cli
