@@ -126,6 +126,16 @@ fcvm events --no-stream -f event=renamed | grep -q 'life2' || fail "no renamed e
 expect_rc 2 fcvm port life2 81
 expect_rc 2 fcvm port life2 http
 
+# 12b. stats and top: the VMM's figures; the container's processes as it sees them.
+stats=$(fcvm stats --no-stream --json life2) || fail "stats: $stats"
+jq -e '.[0].name == "life2" and .[0].cpu_percent > 0 and .[0].mem_bytes > 0 and .[0].mem_limit_bytes == 1073741824' \
+  <<<"$stats" >/dev/null || fail "stats figures: $stats"
+fcvm stats --no-stream | grep -q '^life2 ' || fail "stats table: $(fcvm stats --no-stream)"
+top=$(fcvm top life2) || fail "top: $top"
+log "top: $(echo "$top" | tr '\n' '|')"
+grep -Eq '^USER +PID +PPID +TIME +COMMAND' <<<"$top" || fail "top header: $top"
+grep -Eq '^0 +1 +0 +[0-9:]+ +sh -c ' <<<"$top" || fail "top lacks the container's PID 1: $top"
+
 # 13. pause: ls and inspect say so, exec and kill are refused until unpause.
 fcvm pause life2 >/dev/null || fail "pause"
 grep -E '^life2 .* \(paused\)' <<<"$(fcvm ls)" >/dev/null || fail "ls while paused: $(fcvm ls)"
