@@ -212,13 +212,14 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
       bind("/etc/resolv.conf", files.resolv_conf, false),
       bind("/etc/hostname", files.hostname, false),
   });
-  if (plan.init) mounts.push_back(bind(k_init_path, k_guest_init, true));
   if (plan.read_only) {
     // podman's --read-only-tmpfs (on by default): what programs expect to write stays writable.
     for (const char* dir : {"/tmp", "/var/tmp", "/run"}) {
       mounts.push_back(mount(dir, "tmpfs", "tmpfs", {"rw", "rprivate", "nosuid", "nodev"}));
     }
   }
+  // After /run's tmpfs, which would hide it.
+  if (plan.init) mounts.push_back(bind(k_init_path, k_guest_init, true));
   for (size_t i = 0; i < plan.volumes.size(); ++i) {
     mounts.push_back(bind(plan.volumes[i].guest_path, fmt::format("/run/fcvm/volumes/{}", i),
                           plan.volumes[i].read_only));

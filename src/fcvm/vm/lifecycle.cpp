@@ -307,8 +307,8 @@ Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRec
       pollfd p{pidfd.get(), POLLIN, 0};
       while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
       }
-    } else if (current->monitor.empty()) {
-      // Starting: the monitor's identity is not recorded yet.
+    } else {
+      // Starting (the monitor's identity is not recorded yet), or just gone: look again soon.
       std::this_thread::sleep_for(50ms);
     }
   }
@@ -322,9 +322,12 @@ Error name_taken(const Error& error, const std::string& name) {
 Result<state::VmRecord> rename_vm(state::VmStore& store, const state::VmRecord& rec,
                                   const std::string& name) {
   FCVM_TRY(validate_name(name));
-  if (auto other = store.find(name); other && other->id != rec.id) {
-    return fail(ErrorCode::kAlreadyExists,
-                fmt::format("the name \"{}\" is taken by VM {}", name, other->id.substr(0, 12)));
+  FCVM_TRY_ASSIGN(auto all, store.list());
+  for (const auto& other : all) {
+    if (other.name == name && other.id != rec.id) {
+      return fail(ErrorCode::kAlreadyExists,
+                  fmt::format("the name \"{}\" is taken by VM {}", name, other.id.substr(0, 12)));
+    }
   }
   FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
   if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));

@@ -125,8 +125,8 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
                                 ErrorCode::kInvalidInput,
                                 fmt::format("VM {} is already paused", m_rec.name))});
           }
-          if (auto r = m_vm->backend->pause(); !r) {
-            return reply(c, control::Failure{r.error().wrap("pause the VMM")});
+          if (auto done = m_vm->backend->pause(); !done) {
+            return reply(c, control::Failure{done.error().wrap("pause the VMM")});
           }
           m_paused = true;
           m_rec.status = state::VmStatus::kPaused;
@@ -138,8 +138,8 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
             return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
                                                    fmt::format("VM {} is not paused", m_rec.name))});
           }
-          if (auto r = m_vm->backend->resume(); !r) {
-            return reply(c, control::Failure{r.error().wrap("resume the VMM")});
+          if (auto done = m_vm->backend->resume(); !done) {
+            return reply(c, control::Failure{done.error().wrap("resume the VMM")});
           }
           m_paused = false;
           m_rec.status = state::VmStatus::kRunning;
