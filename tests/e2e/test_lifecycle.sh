@@ -171,7 +171,7 @@ out=$(fcvm run --user 1234:5678 --hostname web.test --read-only --init "oci-arch
   echo "user=$(id -u):$(id -g) host=$(hostname)"
   touch /probe 2>/dev/null && echo root=rw || echo root=ro
   touch /tmp/probe && echo tmp=rw
-  echo "pid1=$(tr "\0" " " </proc/1/cmdline)"' 2>"$TEST_TMP/err") || fail "run with options: $(cat "$TEST_TMP/err")"
+  echo "pid1=$(tr "\000" " " </proc/1/cmdline)"' 2>"$TEST_TMP/err") || fail "run with options: $(cat "$TEST_TMP/err")"
 log "run options: $(echo "$out" | tr '\n' '|')"
 grep -qx 'user=1234:5678 host=web.test' <<<"$out" || fail "--user/--hostname: $out"
 grep -qx 'root=ro' <<<"$out" || fail "--read-only: $out"
