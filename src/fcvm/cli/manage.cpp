@@ -6,9 +6,9 @@
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
-#include "fcvm/net/publish.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/vm/lifecycle.hpp"
+#include "fcvm/vm/options.hpp"
 
 namespace fcvm::cli {
 
@@ -97,18 +97,14 @@ Command add_port(CLI::App& app) {
             auto rec = resolve(s, args->ref);
             if (!rec) return report_error(rec.error().wrap(fmt::format("port {}", args->ref)));
             bool found = false;
-            for (auto text : split(rec->ports, ',')) {
-              if (text.empty()) continue;
-              auto m = net::parse_publish(text);
-              if (!m) continue;
-              auto proto = std::string(net::proto_name(m->proto));
+            for (const auto& p : vm::published_ports(rec->ports)) {
               if (want_port) {
-                if (m->guest_port != *want_port || (!want_proto.empty() && proto != want_proto)) {
+                if (p.guest_port != *want_port || (!want_proto.empty() && p.proto != want_proto)) {
                   continue;
                 }
-                fmt::print("{}:{}\n", m->host_ip, m->host_port);
+                fmt::print("{}:{}\n", p.host_ip, p.host_port);
               } else {
-                fmt::print("{}/{} -> {}:{}\n", m->guest_port, proto, m->host_ip, m->host_port);
+                fmt::print("{}/{} -> {}:{}\n", p.guest_port, p.proto, p.host_ip, p.host_port);
               }
               found = true;
             }

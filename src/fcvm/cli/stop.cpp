@@ -6,7 +6,6 @@
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/main.hpp"
-#include "fcvm/agent_proto/signals.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/vm/lifecycle.hpp"
@@ -126,7 +125,7 @@ Command add_kill(CLI::App& app) {
                   "Signal: a name (KILL, SIGTERM, hup...) or a number 1-64");
   cmd->add_option("vm", args->refs, "VM names or ids")->required();
   return {cmd, [args]() -> int {
-            if (!agent_proto::signal_number(args->signal)) {
+            if (!vm::is_signal_name(args->signal)) {
               return report_error(Error(
                   ErrorCode::kInvalidInput,
                   fmt::format("kill: invalid signal \"{}\": expected HUP, INT, QUIT, KILL, USR1, "

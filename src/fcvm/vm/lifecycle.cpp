@@ -10,6 +10,7 @@
 
 #include <thread>
 
+#include "fcvm/agent_proto/signals.hpp"
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
@@ -264,6 +265,10 @@ Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& 
   FCVM_TRY_ASSIGN(auto current, store.get(rec.id));
   if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
   return start_vm(ctx, store, *current);
+}
+
+bool is_signal_name(const std::string& name) {
+  return agent_proto::signal_number(name).has_value();
 }
 
 Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,

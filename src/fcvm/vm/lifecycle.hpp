@@ -53,6 +53,8 @@ Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& re
 Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force);
 // stop_vm (when it runs) then start_vm.
 Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec, int timeout_s);
+// A signal name as the agent protocol spells it ("KILL", "SIGTERM", "term", "15").
+bool is_signal_name(const std::string& name);
 // A signal for the container of a running VM ("KILL", "SIGTERM", "15"; checked by the caller).
 Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
                           const std::string& signal);

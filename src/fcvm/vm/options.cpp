@@ -22,6 +22,16 @@ Result<> validate_name(const std::string& name) {
   return {};
 }
 
+std::vector<PublishedPort> published_ports(const std::string& ports_column) {
+  std::vector<PublishedPort> out;
+  for (auto text : split(ports_column, ',')) {
+    auto m = net::parse_publish(text);
+    if (!m) continue;  // written by fcvm itself: never expected
+    out.push_back({m->guest_port, std::string(net::proto_name(m->proto)), m->host_ip, m->host_port});
+  }
+  return out;
+}
+
 Result<std::string> normalize_env(
     const std::string& entry,
     const std::function<std::optional<std::string>(const std::string&)>& lookup) {

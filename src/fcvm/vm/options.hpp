@@ -69,6 +69,15 @@ Result<RunOptions> options_from_json(const std::string& text);
 
 // Validators shared by the CLI and tests. Each error is kInvalidInput and names the value.
 Result<> validate_name(const std::string& name);
+
+// A VM's published ports as its record keeps them ("127.0.0.1:8080:80/tcp,..."), for `fcvm port`.
+struct PublishedPort {
+  int guest_port = 0;
+  std::string proto;  // tcp | udp
+  std::string host_ip;
+  int host_port = 0;
+};
+std::vector<PublishedPort> published_ports(const std::string& ports_column);
 // "K=V" is kept; a bare "K" takes the value `lookup` finds (error when it finds none).
 Result<std::string> normalize_env(
     const std::string& entry,
