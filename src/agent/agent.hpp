@@ -199,6 +199,8 @@ class Agent {
   std::string m_container_cwd;
   std::vector<ChildProcess> m_volume_procs;  // sshfs, one per sshfs volume
   std::string m_pending_image;               // the container waits for its sshfs volumes
+  std::string m_main_stdin;                  // run -i: input before the container started
+  bool m_main_stdin_eof = false;
   int64_t m_volumes_deadline_ms = 0;
 };
 

@@ -73,11 +73,16 @@ bool Agent::start_main_stream(SpawnOptions options) {
     for (const auto& a : options.argv) line += (line.empty() ? "" : " ") + shell_quote(a);
     return line;
   }());
-  auto proc = PipedProcess::start(std::move(options), false);
+  // run -t: a terminal (the container's own, relayed by crun or podman); run -i: a stdin pipe.
+  auto proc = m_plan->tty ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
+                          : PipedProcess::start(std::move(options), m_plan->stdin_open);
   if (!proc) {
     fail_plan("container", proc.error().to_string());
     return false;
   }
+  if (!m_main_stdin.empty()) (*proc)->queue_stdin(m_main_stdin);
+  if (m_main_stdin_eof) (*proc)->close_stdin();
+  m_main_stdin.clear();
   Stream stream;
   stream.proc = std::move(*proc);
   stream.last_activity_ms = uptime_ms();

@@ -181,6 +181,23 @@ expect_rc 2 fcvm run --hostname bad_name "oci-archive:$busybox" true
 expect_rc 2 fcvm run --user 'a b' "oci-archive:$busybox" true
 expect_rc 2 fcvm run --label =x "oci-archive:$busybox" true
 
+# 15b. run -i: stdin is the container's, its end the container's end of input.
+[ "$(echo hello-run | fcvm run -i "oci-archive:$busybox" cat)" = hello-run ] || fail "run -i"
+expect_rc 2 fcvm run -d -it "oci-archive:$busybox" sh
+# run -it: a terminal in the container with our size; what we type reaches its shell, whose exit
+# code is ours; our terminal is as it was afterwards.
+if command -v script >/dev/null; then
+  printf 'tty; stty size; echo typed-$((6*7)); exit 3\n' >"$TEST_TMP/typed"
+  script -qec "stty rows 33 cols 111; stty -g >'$TEST_TMP/before'; '$FCVM_BIN' run -it 'oci-archive:$busybox' sh; echo \"rc=\$?\"; stty -g >'$TEST_TMP/after'" \
+    /dev/null <"$TEST_TMP/typed" | tr -d '\r' >"$TEST_TMP/it.out" || true
+  log "run -it: $(tr '\n' '|' <"$TEST_TMP/it.out")"
+  grep -q '^/dev/pts/' "$TEST_TMP/it.out" || fail "run -it: no terminal in the container: $(cat "$TEST_TMP/it.out")"
+  grep -qx '33 111' "$TEST_TMP/it.out" || fail "run -it: window size not passed: $(cat "$TEST_TMP/it.out")"
+  grep -qx 'typed-42' "$TEST_TMP/it.out" || fail "run -it: typed input not run: $(cat "$TEST_TMP/it.out")"
+  grep -qx 'rc=3' "$TEST_TMP/it.out" || fail "run -it: exit code not passed: $(cat "$TEST_TMP/it.out")"
+  cmp -s "$TEST_TMP/before" "$TEST_TMP/after" || fail "run -it: the terminal was not restored"
+fi
+
 # 16. rm -f removes it all.
 fcvm rm -f life2 >/dev/null
 [ -z "$(fcvm ls -a -q)" ] || fail "rm -f left a record"

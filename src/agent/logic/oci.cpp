@@ -174,7 +174,7 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
                               const SpecFiles& files) {
   using nlohmann::json;
   json process = {
-      {"terminal", false},
+      {"terminal", plan.tty},
       {"user", user_json(user)},
       {"args", container_args(plan)},
       {"env", env},
@@ -192,6 +192,9 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
     if (read_only) options.emplace_back("ro");
     return json{{"destination", dest}, {"type", "bind"}, {"source", source}, {"options", options}};
   };
+  if (plan.tty && plan.rows > 0 && plan.cols > 0) {
+    process["consoleSize"] = {{"height", plan.rows}, {"width", plan.cols}};
+  }
   if (plan.init) {
     // podman --init: catatonit (static in the guest) as PID 1, bind-mounted read-only.
     auto args = process["args"].get<std::vector<std::string>>();

@@ -31,6 +31,8 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
     argv.push_back(plan.hostname);
   }
   if (plan.read_only) argv.emplace_back("--read-only");
+  if (plan.stdin_open) argv.emplace_back("-i");
+  if (plan.tty) argv.emplace_back("-t");
   if (plan.init) argv.emplace_back("--init");
   if (!plan.workdir.empty()) {
     argv.push_back("-w");

@@ -72,6 +72,12 @@ nlohmann::json to_json(const Plan& p) {
   if (!p.user.empty()) out["user"] = p.user;
   if (p.read_only) out["read_only"] = true;
   if (p.init) out["init"] = true;
+  if (p.stdin_open) out["stdin"] = true;
+  if (p.tty) {
+    out["tty"] = true;
+    out["rows"] = p.rows;
+    out["cols"] = p.cols;
+  }
   if (!p.volumes.empty()) {
     json volumes = json::array();
     for (const auto& v : p.volumes) {
@@ -140,6 +146,10 @@ Result<Plan> plan_from_json(const json& j) {
     p.user = j.value("user", "");
     p.read_only = j.value("read_only", false);
     p.init = j.value("init", false);
+    p.stdin_open = j.value("stdin", false);
+    p.tty = j.value("tty", false);
+    p.rows = j.value("rows", uint16_t{0});
+    p.cols = j.value("cols", uint16_t{0});
     if (j.contains("volumes")) {
       for (const auto& v : j.at("volumes")) {
         VolumeSpec vol;

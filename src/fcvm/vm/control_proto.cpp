@@ -150,7 +150,12 @@ std::string_view type_name(const Message& m) {
 std::string encode(const Request& r) {
   json j = {{"type", std::string(type_name(r))}};
   std::visit(Overloaded{
-                 [](const Attach&) {},
+                 [&](const Attach& a) {
+                   if (a.rows != 0 && a.cols != 0) {
+                     j["rows"] = a.rows;
+                     j["cols"] = a.cols;
+                   }
+                 },
                  [&](const Stop& s) {
                    if (s.timeout_s) j["timeout_s"] = *s.timeout_s;
                  },
@@ -212,7 +217,16 @@ Result<Request> decode_request(std::string_view payload) {
   FCVM_TRY_ASSIGN(auto j, parse_object(payload));
   Reader r(j);
   auto type = j["type"].get<std::string>();
-  if (type == "attach") return Attach{};
+  if (type == "attach") {
+    FCVM_TRY_ASSIGN(auto rows, r.integer("rows", 1, 65535));
+    FCVM_TRY_ASSIGN(auto cols, r.integer("cols", 1, 65535));
+    Attach a;
+    if (rows && cols) {
+      a.rows = static_cast<uint16_t>(*rows);
+      a.cols = static_cast<uint16_t>(*cols);
+    }
+    return a;
+  }
   if (type == "kill") return Kill{};
   if (type == "volume_sync") return VolumeSync{};
   if (type == "subscribe") return Subscribe{};

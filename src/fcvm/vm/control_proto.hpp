@@ -29,7 +29,11 @@ namespace fcvm::vm::control {
 
 // A foreground `run`: the container's output and its exit code come to this client; the
 // container starts once one client attached (the monitor waits for it, bounded).
-struct Attach {};
+// With run -t, the client's terminal size (0: none).
+struct Attach {
+  uint16_t rows = 0;
+  uint16_t cols = 0;
+};
 // Stop the container (SIGTERM, SIGKILL after timeout_s; nullopt: the VM's own stop timeout).
 struct Stop {
   std::optional<int> timeout_s{};

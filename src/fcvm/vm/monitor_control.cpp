@@ -12,6 +12,10 @@ namespace fcvm::vm {
 
 namespace proto = agent_proto;
 
+namespace {
+constexpr size_t k_early_stdin_max = 16u << 20;
+}  // namespace
+
 void Monitor::reply(ControlConnection& c, const control::Message& m) {
   m_control->send(c, proto::Kind::kControl, 0, control::encode(m));
 }
@@ -68,6 +72,11 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, control::Attach>) {
           c.attach = true;
+          // run -t: the terminal's size, before the plan goes out (it waits for this client).
+          if (r.rows != 0 && m_vm->plan.tty) {
+            m_vm->plan.rows = r.rows;
+            m_vm->plan.cols = r.cols;
+          }
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});
           maybe_send_plan();
         } else if constexpr (std::is_same_v<T, control::Subscribe>) {
@@ -106,8 +115,11 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           c.guest_stream = start_guest_exec(std::move(exec));
           publish(EventType::kExecStarted, join(r.argv, " "));
         } else if constexpr (std::is_same_v<T, control::Resize>) {
-          if (c.guest_stream == 0) return;
-          send_agent(proto::encode_resize({c.guest_stream, r.rows, r.cols}));
+          if (c.guest_stream != 0) {
+            send_agent(proto::encode_resize({c.guest_stream, r.rows, r.cols}));
+          } else if (c.attach && m_vm->plan.tty && m_channel_open) {
+            send_agent(proto::encode_resize({proto::k_main_stream, r.rows, r.cols}));
+          }
         } else if constexpr (std::is_same_v<T, control::Signal>) {
           if (c.guest_stream == 0) return;
           send_agent(proto::encode_signal({c.guest_stream, r.signal}));
@@ -176,7 +188,23 @@ void Monitor::on_client_frame(ControlConnection& c, const proto::Frame& frame) {
     }
     case proto::Kind::kStdin:
     case proto::Kind::kStdinEof:
-      if (c.guest_stream != 0) send_agent_frame(frame.kind, c.guest_stream, frame.payload);
+      if (c.guest_stream != 0) {
+        send_agent_frame(frame.kind, c.guest_stream, frame.payload);
+      } else if (c.attach && m_vm->plan.stdin_open) {
+        // run -i: the attached client's input is the container's (stream 0); until the plan
+        // is out it waits here (bounded: a client that sends more before the boot is cut off).
+        if (m_channel_open && !m_plan_pending && m_hello) {
+          send_agent_frame(frame.kind, proto::k_main_stream, frame.payload);
+        } else if (frame.kind == proto::Kind::kStdinEof) {
+          m_early_stdin_eof = true;
+        } else if (m_early_stdin.size() + frame.payload.size() <= k_early_stdin_max) {
+          m_early_stdin += frame.payload;
+        } else {
+          FCVM_LOG(kWarn, "monitor", "input before the container started exceeds {} bytes: "
+                                     "dropping the client", k_early_stdin_max);
+          c.closed = true;
+        }
+      }
       return;
     default:
       c.closed = true;

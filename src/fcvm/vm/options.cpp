@@ -129,6 +129,8 @@ std::string options_to_json(const RunOptions& o) {
                       {"hostname", o.hostname},
                       {"read_only", o.read_only},
                       {"init", o.init},
+                      {"interactive", o.interactive},
+                      {"tty", o.tty},
                       {"labels", o.labels},
                       {"ports", ports},
                       {"insecure_registries", o.insecure_registries},
@@ -184,6 +186,8 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.hostname = j.value("hostname", "");
     o.read_only = j.value("read_only", false);
     o.init = j.value("init", false);
+    o.interactive = j.value("interactive", false);
+    o.tty = j.value("tty", false);
     o.labels = j.value("labels", std::map<std::string, std::string>{});
     for (const auto& p : j.value("ports", std::vector<std::string>{})) {
       auto m = net::parse_publish(p);

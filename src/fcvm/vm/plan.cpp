@@ -70,6 +70,8 @@ agent_proto::Plan make_plan(const RunOptions& options, const std::string& id,
   plan.user = options.user;
   plan.read_only = options.read_only;
   plan.init = options.init;
+  plan.stdin_open = options.interactive;
+  plan.tty = options.tty;
   plan.network.address = guest.address;
   plan.network.gateway = guest.gateway;
   plan.network.dns = guest.dns;

@@ -156,6 +156,12 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   o.hostname = r.hostname;
   o.read_only = r.read_only;
   o.init = r.init;
+  if (r.detach && (r.interactive || r.tty)) {
+    return fail(ErrorCode::kInvalidInput,
+                "-i and -t need the terminal of a foreground run: they cannot be combined with -d");
+  }
+  o.interactive = r.interactive;
+  o.tty = r.tty;
   for (const auto& text : r.labels) {
     FCVM_TRY_ASSIGN(auto label, parse_label(text));
     o.labels[label.first] = label.second;

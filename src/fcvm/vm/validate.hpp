@@ -49,6 +49,9 @@ struct RunRequest {
   std::string hostname{};
   bool read_only = false;
   bool init = false;
+  bool interactive = false;
+  bool tty = false;
+  bool detach = false;  // -d (-i and -t need an attached client)
   std::vector<std::string> labels{};  // K=V (or K: an empty value)
   std::string mem{};
   std::string cpu{};
