@@ -142,6 +142,20 @@ TEST(AgentPodman, RunFull) {
                   "A=1 2", "-e", "B=", "-w", "/srv/app", "app", "echo \"$A\"; exit 3"}));
 }
 
+TEST(AgentPodman, RunOptions) {
+  agent_proto::Plan plan;
+  plan.hostname = "web";
+  plan.user = "app";
+  plan.read_only = true;
+  plan.stdin_open = true;
+  plan.tty = true;
+  plan.init = true;
+  EXPECT_EQ(podman_run_argv(plan, "app"),
+            (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
+                  "--sdnotify=conmon", "--pull=never", "--user", "app", "--read-only", "-i", "-t",
+                  "--init", "app"}));
+}
+
 // A stored image: the container runs from the overlay over its disk with the image's config
 // applied as podman applies it to a stored image.
 agent_proto::Plan stored_image_plan() {

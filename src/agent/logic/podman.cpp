@@ -26,10 +26,6 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
     argv.push_back("--user");
     argv.push_back(plan.user);
   }
-  if (!plan.hostname.empty()) {
-    argv.push_back("--hostname");
-    argv.push_back(plan.hostname);
-  }
   if (plan.read_only) argv.emplace_back("--read-only");
   if (plan.stdin_open) argv.emplace_back("-i");
   if (plan.tty) argv.emplace_back("-t");

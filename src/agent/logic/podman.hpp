@@ -24,8 +24,9 @@ inline constexpr const char* k_rootfs = "/run/fcvm/rootfs";
 inline constexpr const char* k_rootfs_layer = "/var/lib/fcvm/rootfs";
 
 // podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
-//   [--entrypoint JSON] [-e K=V]... [--user U] [--hostname H] [--read-only] [--init] [-w DIR]
+//   [--entrypoint JSON] [-e K=V]... [--user U] [--read-only] [-i] [-t] [--init] [-w DIR]
 //   IMAGE [COMMAND...]
+// (On the host network podman gives the container the guest's host name, which is the plan's.)
 // The image is already in local storage when this runs (--pull=never keeps a failure local).
 // A stored image (plan.image.rootfs_serial) runs under crun instead (oci.hpp).
 std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image);
