@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/result.hpp"
