@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -33,7 +33,7 @@ _fcvm() {
     inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
     kill) opts="-s --signal --help" ;;
     stats) opts="--no-stream --json --help" ;;
-    top) opts="--help" ;;
+    top | cp) opts="--help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --vm --help" ;;
     stop | restart) opts="-t --time --help" ;;

@@ -21,6 +21,8 @@ inline constexpr const char* k_bundle_dir = "/run/fcvm-agent/bundle";
 // agent's "container started".
 inline constexpr const char* k_main_pid_name = "main.pid";
 
+// fcvm cp: the guest's static busybox, run in the container's mount namespace for its tar.
+inline constexpr const char* k_guest_busybox = "/bin/busybox";
 // --init: the guest's catatonit, bind-mounted here in the container and run as its PID 1.
 inline constexpr const char* k_guest_init = "/usr/bin/catatonit";
 inline constexpr const char* k_init_path = "/run/fcvm-init";

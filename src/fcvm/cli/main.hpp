@@ -43,5 +43,6 @@ Command add_unpause(CLI::App& app);
 Command add_system(CLI::App& app);
 Command add_stats(CLI::App& app);
 Command add_top(CLI::App& app);
+Command add_cp(CLI::App& app);
 
 }  // namespace fcvm::cli
