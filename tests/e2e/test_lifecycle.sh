@@ -136,6 +136,40 @@ log "top: $(echo "$top" | tr '\n' '|')"
 grep -Eq '^USER +PID +PPID +TIME +COMMAND' <<<"$top" || fail "top header: $top"
 grep -Eq '^0 +1 +0 +[0-9:]+ +sh -c ' <<<"$top" || fail "top lacks the container's PID 1: $top"
 
+# 12c. cp, both ways: names, modes, owners, symlinks; paths resolve in the container's root.
+mkdir -p "$TEST_TMP/cpin/sub"
+echo data >"$TEST_TMP/cpin/sub/f"
+chmod 0750 "$TEST_TMP/cpin/sub/f"
+ln -s f "$TEST_TMP/cpin/sub/link"
+fcvm cp "$TEST_TMP/cpin" life2:/tmp/ || fail "cp into a directory"
+[ "$(fcvm exec life2 -- cat /tmp/cpin/sub/f)" = data ] || fail "cp in: content"
+[ "$(fcvm exec life2 -- stat -c %a:%u /tmp/cpin/sub/f)" = 750:0 ] || fail "cp in: mode or owner: $(fcvm exec life2 -- stat -c %a:%u /tmp/cpin/sub/f)"
+[ "$(fcvm exec life2 -- readlink /tmp/cpin/sub/link)" = f ] || fail "cp in: symlink"
+fcvm cp "$TEST_TMP/cpin/sub/f" life2:/tmp/renamed || fail "cp to a new name"
+[ "$(fcvm exec life2 -- cat /tmp/renamed)" = data ] || fail "cp in: renamed"
+fcvm exec life2 -- sh -c 'mkdir -p /tmp/out && echo inside >/tmp/out/a && chown 1234:5678 /tmp/out/a &&
+  echo container-side >/tmp/marker && ln -s / /tmp/esc' || fail "cp: set-up in the container"
+fcvm cp life2:/tmp/out "$TEST_TMP/got" || fail "cp out to a new name"
+[ "$(cat "$TEST_TMP/got/a")" = inside ] || fail "cp out: content"
+[ "$(stat -c %u:%g "$TEST_TMP/got/a")" = 1234:5678 ] || fail "cp out: owner $(stat -c %u:%g "$TEST_TMP/got/a")"
+# /tmp/esc -> / is the container's root, not the guest's (which has no /tmp/marker).
+fcvm cp life2:/tmp/esc/tmp/marker "$TEST_TMP/marker" || fail "cp out through a symlink"
+[ "$(cat "$TEST_TMP/marker")" = container-side ] || fail "cp out left the container's root"
+fcvm cp "$TEST_TMP/cpin/sub/f" life2:/tmp/esc/tmp/through || fail "cp in through a symlink"
+[ "$(fcvm exec life2 -- cat /tmp/through)" = data ] || fail "cp in left the container's root"
+# Tar streams: out to stdout, in from stdin.
+fcvm cp life2:/tmp/out - | tar -tf - | grep -qx 'out/a' || fail "cp out to -"
+tar -C "$TEST_TMP/cpin" -cf - sub | fcvm cp - life2:/tmp/streamed/ 2>"$TEST_TMP/err" &&
+  fail "cp - into a missing directory succeeded"
+fcvm exec life2 -- mkdir /tmp/streamed
+tar -C "$TEST_TMP/cpin" -cf - sub | fcvm cp - life2:/tmp/streamed || fail "cp - in"
+[ "$(fcvm exec life2 -- cat /tmp/streamed/sub/f)" = data ] || fail "cp - in: content"
+expect_rc 2 fcvm cp life2:/no/such "$TEST_TMP/x"
+grep -q 'no such file or directory in the container' "$TEST_TMP/last.err" || fail "cp missing: $(cat "$TEST_TMP/last.err")"
+expect_rc 2 fcvm cp life2:relative "$TEST_TMP/x"
+expect_rc 2 fcvm cp "$TEST_TMP/x" "$TEST_TMP/y"
+[ ! -e "$TEST_TMP/x" ] || fail "a failed cp created $TEST_TMP/x"
+
 # 13. pause: ls and inspect say so, exec and kill are refused until unpause.
 fcvm pause life2 >/dev/null || fail "pause"
 grep -E '^life2 .* \(paused\)' <<<"$(fcvm ls)" >/dev/null || fail "ls while paused: $(fcvm ls)"
