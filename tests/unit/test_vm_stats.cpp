@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "fcvm/vm/copy.hpp"
 #include "fcvm/vm/stats.hpp"
 #include "fcvm/vm/top.hpp"
 
@@ -57,6 +58,20 @@ TEST(VmStats, CpuPercent) {
 TEST(VmTop, TheScriptIsValidSh) {
   auto script = vm::top_script();
   // sh -n reads without running: a syntax error fails here rather than in a guest.
+  FILE* p = ::popen("sh -n", "w");
+  ASSERT_NE(p, nullptr);
+  std::fwrite(script.data(), 1, script.size(), p);
+  EXPECT_EQ(::pclose(p), 0);
+}
+
+TEST(VmCopy, RenameTransformEscapesTheName) {
+  EXPECT_EQ(vm::tar_rename_transform("a.txt", "b"), R"(--transform=s,^a\.txt(/|$),b\1,Sx)");
+  EXPECT_EQ(vm::tar_rename_transform("x,(1)*", "n&m,\\"),
+            R"(--transform=s,^x\,\(1\)\*(/|$),n\&m\,\\\1,Sx)");
+}
+
+TEST(VmCopy, TheScriptIsValidSh) {
+  auto script = vm::copy_script();
   FILE* p = ::popen("sh -n", "w");
   ASSERT_NE(p, nullptr);
   std::fwrite(script.data(), 1, script.size(), p);

@@ -54,20 +54,6 @@ std::string base_of(const std::string& p) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-// A GNU tar --transform that renames the leading member name OLD to NEW (not symlink targets).
-std::string rename_transform(const std::string& old_name, const std::string& new_name) {
-  std::string re, rep;
-  for (char c : old_name) {
-    if (std::string_view("\\^$.[]|()*+?{},").find(c) != std::string_view::npos) re += '\\';
-    re += c;
-  }
-  for (char c : new_name) {
-    if (c == '\\' || c == '&' || c == ',') rep += '\\';
-    rep += c;
-  }
-  return fmt::format("--transform=s,^{}(/|$),{}\\1,Sx", re, rep);
-}
-
 Result<ExitStatus> finish(ChildProcess& tar, const char* what) {
   FCVM_TRY_ASSIGN(auto status, tar.wait());
   if (!status.exited || status.code != 0) {
@@ -151,7 +137,7 @@ Result<> copy_in(Session& s, const std::string& from, const Location& to) {
   std::vector<std::string> argv = {"tar",     "-c",          "-f",         "-",
                                    "-C",      dir_of(src),   "--owner=0", "--group=0",
                                    "--numeric-owner"};
-  if (!into && name != base_of(dest)) argv.push_back(rename_transform(name, base_of(dest)));
+  if (!into && name != base_of(dest)) argv.push_back(vm::tar_rename_transform(name, base_of(dest)));
   argv.push_back(name);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail_errno("pipe");

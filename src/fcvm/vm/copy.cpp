@@ -38,6 +38,19 @@ Error script_failure(const state::VmRecord& rec, const std::string& path, int co
 
 }  // namespace
 
+std::string tar_rename_transform(const std::string& old_name, const std::string& new_name) {
+  std::string re, rep;
+  for (char c : old_name) {
+    if (std::string_view("\\^$.[]|()*+?{},").find(c) != std::string_view::npos) re += '\\';
+    re += c;
+  }
+  for (char c : new_name) {
+    if (c == '\\' || c == '&' || c == ',') rep += '\\';
+    rep += c;
+  }
+  return fmt::format("--transform=s,^{}(/|$),{}\\1,Sx", re, rep);
+}
+
 std::string copy_script() {
   return R"SH(pid=$(cat /run/fcvm-agent/bundle/main.pid 2>/dev/null) ||
   pid=$(podman container inspect --format '{{.State.Pid}}' fcvm-main 2>/dev/null) || exit 4

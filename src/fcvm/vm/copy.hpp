@@ -23,6 +23,10 @@ Result<> copy_out(const state::VmRecord& rec, const std::string& dir, const std:
 // owners and modes as the stream has them.
 Result<> copy_in(const state::VmRecord& rec, int in_fd, const std::string& dir, int err_fd);
 
+// A GNU tar option renaming the leading member name OLD (and what is below it) to NEW, leaving
+// symlink targets alone: --transform=s,^OLD(/|$),NEW\1,Sx with OLD's regex characters escaped.
+std::string tar_rename_transform(const std::string& old_name, const std::string& new_name);
+
 // The script the three run in the guest OS (sh -c SCRIPT sh OP ARGS...), exposed for tests.
 std::string copy_script();
 
