@@ -1,6 +1,8 @@
 // fcvm wait NAME...   fcvm rename NAME NEWNAME   fcvm port NAME [PORT[/PROTO]]
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 
 #include "fcvm/cli/common.hpp"

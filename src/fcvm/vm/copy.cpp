@@ -2,6 +2,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <string_view>
+#include <vector>
 
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vm/attach.hpp"
