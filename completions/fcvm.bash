@@ -29,7 +29,7 @@ _fcvm() {
     rmi) opts="-f --force --help" ;;
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
-    ls | ps) opts="-a --all --json -q --quiet -f --filter --help" ;;
+    ls | ps) opts="-a --all --json -q --quiet -f --filter --format --help" ;;
     inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
     kill) opts="-s --signal --help" ;;
     stats) opts="--no-stream --json --help" ;;

@@ -36,6 +36,9 @@ assert vms[0]["processes"]["vmm"]["pid"] > 0
 [ -z "$(fcvm ls -q --filter status=exited)" ] || fail "ls --filter status=exited matched"
 [ "$(fcvm inspect life | jq -c '.[0].labels')" = '{"owner":"","tier":"test"}' ] || fail "inspect labels"
 expect_rc 2 fcvm ls --filter colour=red
+[ "$(fcvm ls --format '{{.Name}} {{.Labels}}')" = "life owner=,tier=test" ] || fail "ls --format: $(fcvm ls --format '{{.Name}} {{.Labels}}')"
+[ "$(fcvm ls --format 'table {{.Name}}' | head -1)" = NAME ] || fail "ls --format table"
+expect_rc 2 fcvm ls --format '{{.Colour}}'
 fcvm ls -q "${id:0:6}" >/dev/null 2>&1 && fail "ls takes no arguments"
 
 # 3. logs; logs -f sees output written after it started.
