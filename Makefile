@@ -7,6 +7,8 @@
 #   make chaos    CHAOS_KILLS random kill -9 per network mode (default 200; tests/chaos/chaos.py)
 #   make load     20 VMs (run -d and clones) started and removed at once, twice (tests/soak/load.sh)
 #   make fuzz     every fuzz target for FUZZ_RUNS executions (default 10^6; fuzz/run.sh)
+#   make install  the binary, agent, completions and manual pages under PREFIX (default
+#                 /usr/local; DESTDIR honoured)
 PRESET      ?= release
 BUILD       := build/$(PRESET)
 FCVM        := $(BUILD)/fcvm
@@ -17,8 +19,9 @@ DEMO_PORT   ?= 8080
 FUZZ_RUNS   ?= 1000000
 CHAOS_KILLS ?= 200
 FUZZ        := build/fuzz
+PREFIX      ?= /usr/local
 
-.PHONY: all deps build guest images test test-unit test-integration test-e2e test-asan chaos load fuzz fuzz-build demo bench format lint clean
+.PHONY: all deps build install guest images test test-unit test-integration test-e2e test-asan chaos load fuzz fuzz-build demo bench format lint clean
 
 all: build
 
@@ -28,6 +31,9 @@ deps:
 build: deps
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build $(BUILD)
+
+install: build
+	@scripts/install.sh $(BUILD) $(PREFIX)
 
 guest: build
 	@scripts/fcvm-init.sh --agent $(AGENT)

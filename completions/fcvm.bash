@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start rm snapshot clone volume events pull images rmi image"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -19,20 +19,24 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
-    clone) opts="--snapshot --name -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
+    system) opts="df prune --json -f --force --help" ;;
     pull) opts="--insecure-registry --authfile -q --quiet --help" ;;
     images) opts="--json -q --quiet --help" ;;
     rmi) opts="-f --force --help" ;;
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
-    ls | ps) opts="-a --all --json -q --quiet --help" ;;
-    inspect | start) opts="--help" ;;
+    ls | ps) opts="-a --all --json -q --quiet -f --filter --format --help" ;;
+    inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
+    kill) opts="-s --signal --help" ;;
+    stats) opts="--no-stream --json --help" ;;
+    top | cp) opts="--help" ;;
     logs) opts="-f --follow --tail -t --timestamps --console --help" ;;
     exec) opts="-i --interactive -t --tty -e --env -w --workdir -u --user --vm --help" ;;
-    stop) opts="-t --time --help" ;;
+    stop | restart) opts="-t --time --help" ;;
     rm) opts="-f --force --help" ;;
   esac
   case $prev in
@@ -41,9 +45,18 @@ _fcvm() {
     --env-file | --authfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
     --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    -s | --signal)
+      if [ "$cmd" = kill ]; then
+        COMPREPLY=($(compgen -W "KILL TERM INT HUP QUIT USR1 USR2 STOP CONT" -- "$cur"))
+        return
+      fi ;;
     -f | --filter)
       if [ "$cmd" = events ]; then
         COMPREPLY=($(compgen -W "vm= event=" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      elif [ "$cmd" = ls ] || [ "$cmd" = ps ]; then
+        COMPREPLY=($(compgen -W "label= name= id= status=" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return
       fi ;;
@@ -60,6 +73,8 @@ _fcvm() {
     COMPREPLY=($(compgen -W "$(fcvm images -q 2>/dev/null)" -- "$cur"))
   elif [ "$cmd" = pull ]; then
     COMPREPLY=($(compgen -f -P oci-archive: -- "${cur#oci-archive:}"))
+  elif [ "$cmd" = system ] && [ "$prev" = system ]; then
+    COMPREPLY=($(compgen -W "df prune" -- "$cur"))
   elif [ "$cmd" = volume ] && [ "$prev" = volume ]; then
     COMPREPLY=($(compgen -W "sync" -- "$cur"))
   elif [ "$cmd" = run ]; then

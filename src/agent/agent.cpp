@@ -123,8 +123,20 @@ void Agent::on_frame(agent_proto::Frame&& frame) {
     case Kind::kStdin:
     case Kind::kStdinEof: {
       auto it = m_streams.find(frame.stream);
-      // Stream 0's stdin is /dev/null in this version; input for an exec that has ended is late.
-      if (it == m_streams.end() || frame.stream == agent_proto::k_main_stream) return;
+      if (frame.stream == agent_proto::k_main_stream) {
+        // run -i: the container's input; kept until the container's process exists.
+        if (!m_plan || !m_plan->stdin_open) return;
+        if (it == m_streams.end()) {
+          if (frame.kind == Kind::kStdin) {
+            m_main_stdin += frame.payload;
+          } else {
+            m_main_stdin_eof = true;
+          }
+          return;
+        }
+      }
+      // Input for an exec that has ended is late.
+      if (it == m_streams.end()) return;
       if (frame.kind == Kind::kStdin) {
         it->second.proc->queue_stdin(frame.payload);
       } else {

@@ -163,6 +163,8 @@ class Agent {
   void schedule_running_probe();
   void handle_stop(int timeout_s, const std::string& why);
   void stop_container();
+  // A signal for the container's main process (a `signal` on stream 0: fcvm kill).
+  void signal_container(int sig);
   void main_exited(const Stream& stream, ExitStatus status);
 
   AgentOptions m_options;
@@ -197,6 +199,8 @@ class Agent {
   std::string m_container_cwd;
   std::vector<ChildProcess> m_volume_procs;  // sshfs, one per sshfs volume
   std::string m_pending_image;               // the container waits for its sshfs volumes
+  std::string m_main_stdin;                  // run -i: input before the container started
+  bool m_main_stdin_eof = false;
   int64_t m_volumes_deadline_ms = 0;
 };
 

@@ -73,11 +73,16 @@ bool Agent::start_main_stream(SpawnOptions options) {
     for (const auto& a : options.argv) line += (line.empty() ? "" : " ") + shell_quote(a);
     return line;
   }());
-  auto proc = PipedProcess::start(std::move(options), false);
+  // run -t: a terminal (the container's own, relayed by crun or podman); run -i: a stdin pipe.
+  auto proc = m_plan->tty ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
+                          : PipedProcess::start(std::move(options), m_plan->stdin_open);
   if (!proc) {
     fail_plan("container", proc.error().to_string());
     return false;
   }
+  if (!m_main_stdin.empty()) (*proc)->queue_stdin(m_main_stdin);
+  if (m_main_stdin_eof) (*proc)->close_stdin();
+  m_main_stdin.clear();
   Stream stream;
   stream.proc = std::move(*proc);
   stream.last_activity_ms = uptime_ms();
@@ -175,6 +180,27 @@ void Agent::stop_container() {
         }
       },
       m_stop_timeout_s * 1000LL + k_stop_grace_ms);
+}
+
+void Agent::signal_container(int sig) {
+  if (m_phase != Phase::kRunning && m_phase != Phase::kStopping) {
+    send_log(fmt::format("signal {}: the container is not running", sig));
+    return;
+  }
+  if (runs_crun()) {
+    sayf("signal {} to the container (pid {})", sig, m_container_pid);
+    if (m_container_pid > 0 && ::kill(m_container_pid, sig) != 0 && errno != ESRCH) {
+      send_log(fmt::format("signal {} to the container: {}", sig, std::strerror(errno)));
+    }
+    return;
+  }
+  auto argv = podman_kill_argv(sig);
+  run_helper("podman kill", argv, [this, argv](CommandOutput out) {
+    if (!out.status.exited || out.status.code != 0) {
+      send_log(fmt::format("{} failed ({}): {}", join(argv, " "), out.status.describe(),
+                           tail_lines(out.err, 2048)));
+    }
+  });
 }
 
 void Agent::main_exited(const Stream& stream, ExitStatus status) {

@@ -66,7 +66,7 @@ void Agent::start_crun_container() {
   auto run = [&]() -> Result<> {
     FCVM_TRY(remove_all(bundle));
     FCVM_TRY(make_dirs(bundle, 0700));
-    FCVM_TRY_ASSIGN(auto user, container_user(m_plan->image.config.user));
+    FCVM_TRY_ASSIGN(auto user, container_user(container_user_spec(*m_plan)));
     SpecFiles files{bundle + "/hosts", bundle + "/resolv.conf", bundle + "/hostname"};
     // The container gets copies of the guest's name files: what it writes stays its own.
     for (auto [from, to] : {std::pair{path("/etc/hosts"), files.hosts},

@@ -207,6 +207,10 @@ void Agent::signal_exec(const nlohmann::json& message) {
     send_log(fmt::format("signal: unknown signal '{}'", request->signal));
     return;
   }
+  if (request->stream == agent_proto::k_main_stream) {
+    signal_container(*number);
+    return;
+  }
   auto it = m_streams.find(request->stream);
   if (it == m_streams.end() || it->second.proc->exited()) return;  // ended: the signal is late
   const Stream& stream = it->second;

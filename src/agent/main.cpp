@@ -7,7 +7,10 @@
 // Without --channel the channel comes from the kernel command line (fcvm.agent=...). --root and
 // --no-system exist for tests that run the agent on the host: files go under DIR, and the clock,
 // hostname, entropy pool and power state are left alone.
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,14 +22,18 @@
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
 #include "agent/logic/cmdline.hpp"
+#include "agent/logic/oci.hpp"
 #include "agent/power.hpp"
 #include "fcvm/util/fs.hpp"
+#include "fcvm/util/strings.hpp"
+#include "fcvm/util/unique_fd.hpp"
 
 namespace fcvm::agent {
 namespace {
 
 constexpr const char* k_usage =
     "usage: fc-agent [--channel serial:NAME|vsock:PORT|unix:PATH] [--root DIR] [--no-system]\n"
+    "       fc-agent --in-container PID APPLET [ARG...]   (busybox APPLET in PID's mounts)\n"
     "The guest agent of fcvm. Without --channel it reads fcvm.agent= from /proc/cmdline\n"
     "(default serial:fcvm.agent). Exit codes: 0 ok (only with --no-system), 1 failure, 2 usage.\n";
 
@@ -84,6 +91,37 @@ void prepare_environment() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
+// fc-agent --in-container PID APPLET [ARG...]: the guest's static busybox APPLET inside the mount
+// namespace of process PID (the container's), so that every path, symlinks included, resolves in
+// the container's own root and mounts (fcvm cp runs tar this way: the image needs no tar). The
+// binary is opened before entering the namespace and executed from that descriptor.
+int in_container(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: fc-agent --in-container PID APPLET [ARG...]\n");
+    return 2;
+  }
+  auto pid = parse_int(argv[2], 1, INT32_MAX);
+  if (!pid) {
+    std::fprintf(stderr, "fc-agent: invalid pid '%s'\n", argv[2]);
+    return 2;
+  }
+  UniqueFd program(::open(k_guest_busybox, O_RDONLY | O_CLOEXEC));
+  if (!program) {
+    std::fprintf(stderr, "fc-agent: open %s: %s\n", k_guest_busybox, std::strerror(errno));
+    return 126;
+  }
+  auto ns_path = "/proc/" + std::to_string(*pid) + "/ns/mnt";
+  UniqueFd ns(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns || ::setns(ns.get(), CLONE_NEWNS) != 0 || ::chdir("/") != 0) {
+    std::fprintf(stderr, "fc-agent: enter the container's mount namespace (%s): %s\n",
+                 ns_path.c_str(), std::strerror(errno));
+    return 125;
+  }
+  ::syscall(SYS_execveat, program.get(), "", argv + 3, environ, AT_EMPTY_PATH);
+  std::fprintf(stderr, "fc-agent: run %s: %s\n", argv[3], std::strerror(errno));
+  return errno == ENOENT ? 127 : 126;
+}
+
 int agent_main(int argc, char** argv) {
   Args args;
   if (int rc = parse_args(argc, argv, args); rc != 0) return rc;
@@ -114,6 +152,10 @@ int agent_main(int argc, char** argv) {
 }  // namespace fcvm::agent
 
 int main(int argc, char** argv) {
+  // A helper for fcvm cp, never the agent itself: nothing here may power the VM off.
+  if (argc >= 2 && std::strcmp(argv[1], "--in-container") == 0) {
+    return fcvm::agent::in_container(argc, argv);
+  }
   // Our code does not throw; this catches what a library might (allocation failure, json) so that
   // the VM still powers off instead of idling without an agent.
   bool system_changes = true;

@@ -59,7 +59,8 @@ void Agent::pump_stream(uint32_t id, int which) {
   it->second.last_activity_ms = uptime_ms();
   // The main stream's stderr and a crun exec's output (on a terminal all of it comes as
   // stdout) are kept for errors: what crun says when the process did not start.
-  if ((which == 1 && id == agent_proto::k_main_stream) || !it->second.pid_file.empty()) {
+  bool is_main = id == agent_proto::k_main_stream;
+  if ((is_main && (which == 1 || it->second.proc->on_terminal())) || !it->second.pid_file.empty()) {
     it->second.err_tail += data;
     if (it->second.err_tail.size() > k_err_tail) {
       it->second.err_tail.erase(0, it->second.err_tail.size() - k_err_tail);

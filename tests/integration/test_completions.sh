@@ -22,6 +22,13 @@ complete_line() { # WORDS...
 [[ " $(complete_line fcvm '') " == *" images "* ]] || fail "images command"
 [[ " $(complete_line fcvm run --gu) " == *" --guest-pull "* ]] || fail "run --guest-pull"
 [[ " $(complete_line fcvm image '') " == *" inspect "* ]] || fail "image subcommands"
+# Every command of `fcvm --help` is offered by both completions.
+zsh_file=$FCVM_SOURCE_DIR/completions/_fcvm
+for c in $("$FCVM_BIN" --help | sed -n '/^Subcommands:/,$p' | awk 'NR > 1 && /^  [a-z]/ {sub(",", "", $1); print $1}'); do
+  [[ " $(complete_line fcvm '') " == *" $c "* ]] || fail "bash completion lacks the command $c"
+  grep -q "^    '$c:" "$zsh_file" || fail "zsh completion lacks the command $c"
+done
+[[ " $(complete_line fcvm kill -s '') " == *" TERM "* ]] || fail "kill -s values"
 # VM names come from the store.
 sqlite_ok=$("$FCVM_BIN" ls -a -q; echo ok)
 [ "${sqlite_ok##*$'\n'}" = ok ] || [ "$sqlite_ok" = ok ] || fail "ls"
@@ -29,7 +36,6 @@ sqlite_ok=$("$FCVM_BIN" ls -a -q; echo ok)
 need_cmd sqlite3
 sqlite3 "$FCVM_DATA_DIR/state.db" "INSERT INTO vms (id, name, image, status, vcpus, mem_mib, options_json, dir, created_ms) VALUES ('0123456789abcdef0123456789abcdef', 'web1', 'x', 'exited', 1, 128, '{}', '$FCVM_DATA_DIR/vms/x', 0)"
 [ "$(complete_line fcvm stop w)" = web1 ] || fail "VM names: '$(complete_line fcvm stop w)'"
-zsh_file=$FCVM_SOURCE_DIR/completions/_fcvm
 head -1 "$zsh_file" | grep -q '^#compdef fcvm' || fail "zsh completion header"
 if command -v zsh >/dev/null; then zsh -n "$zsh_file" || fail "zsh syntax"; fi
 echo "completions: ok"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "agent/logic/cmdline.hpp"
 #include "agent/logic/exec.hpp"
@@ -139,6 +140,20 @@ TEST(AgentPodman, RunFull) {
             (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
                   "--sdnotify=conmon", "--pull=never", "--entrypoint", R"(["/bin/sh","-c"])", "-e",
                   "A=1 2", "-e", "B=", "-w", "/srv/app", "app", "echo \"$A\"; exit 3"}));
+}
+
+TEST(AgentPodman, RunOptions) {
+  agent_proto::Plan plan;
+  plan.hostname = "web";
+  plan.user = "app";
+  plan.read_only = true;
+  plan.stdin_open = true;
+  plan.tty = true;
+  plan.init = true;
+  EXPECT_EQ(podman_run_argv(plan, "app"),
+            (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
+                  "--sdnotify=conmon", "--pull=never", "--user", "app", "--read-only", "-i", "-t",
+                  "--init", "app"}));
 }
 
 // A stored image: the container runs from the overlay over its disk with the image's config
@@ -290,6 +305,36 @@ TEST(AgentOci, SpecAndExecProcess) {
   EXPECT_EQ(crun_exec_argv("/r", "/b/p.json", "/b/p.pid"),
             (Argv{"crun", "--root", "/r", "exec", "--process", "/b/p.json", "--pid-file",
                   "/b/p.pid", "fcvm-main"}));
+}
+
+TEST(AgentOci, InitReadOnlyAndUser) {
+  auto plan = stored_image_plan();
+  EXPECT_EQ(container_user_spec(plan), "101:101");
+  plan.user = "app";
+  EXPECT_EQ(container_user_spec(plan), "app");
+  plan.init = true;
+  plan.read_only = true;
+  auto spec = container_spec(plan, "/r", ContainerUser{}, {}, {"/h", "/rc", "/hn"});
+  EXPECT_EQ(spec["root"]["readonly"], true);
+  auto args = spec["process"]["args"].get<Argv>();
+  ASSERT_GE(args.size(), 3u);
+  EXPECT_EQ(Argv(args.begin(), args.begin() + 3), (Argv{"/run/fcvm-init", "--", "/docker-entrypoint.sh"}));
+  // The init's bind comes after /run's tmpfs (which would hide it); /tmp and /var/tmp writable.
+  int run_at = -1, init_at = -1, i = 0;
+  std::set<std::string> tmpfs;
+  for (const auto& m : spec["mounts"]) {
+    auto dest = m["destination"].get<std::string>();
+    if (dest == "/run") run_at = i;
+    if (dest == "/run/fcvm-init") {
+      init_at = i;
+      EXPECT_EQ(m["source"], "/usr/bin/catatonit");
+    }
+    if (m["type"] == "tmpfs") tmpfs.insert(dest);
+    ++i;
+  }
+  EXPECT_GE(run_at, 0);
+  EXPECT_GT(init_at, run_at);
+  EXPECT_TRUE(tmpfs.count("/tmp") && tmpfs.count("/var/tmp"));
 }
 
 TEST(AgentPodman, Exec) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fcvm/agent_proto/messages.hpp"
+#include "fcvm/agent_proto/signals.hpp"
 
 namespace fcvm::agent {
 
@@ -19,8 +20,7 @@ namespace fcvm::agent {
 // user's program.
 inline constexpr const char* k_exec_mark_variable = "LC_FCVM_EXEC";
 
-// "TERM", "SIGTERM", "term" or a number (1..64) -> the signal number; nullopt for anything else.
-std::optional<int> signal_number(std::string_view name);
+using agent_proto::signal_number;  // fcvm/agent_proto/signals.hpp
 
 // The extra environment of an exec in the guest OS: the host's env, and TERM=xterm on a terminal
 // unless the host chose a TERM (podman exec -t does the same for containers).

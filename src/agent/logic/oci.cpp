@@ -122,6 +122,10 @@ Result<ContainerUser> resolve_user(std::string_view spec, std::string_view passw
   return user;
 }
 
+std::string container_user_spec(const agent_proto::Plan& plan) {
+  return plan.user.empty() ? plan.image.config.user : plan.user;
+}
+
 std::vector<std::string> container_args(const agent_proto::Plan& plan) {
   const auto& config = plan.image.config;
   auto args = plan.entrypoint.empty() ? config.entrypoint : plan.entrypoint;
@@ -170,7 +174,7 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
                               const SpecFiles& files) {
   using nlohmann::json;
   json process = {
-      {"terminal", false},
+      {"terminal", plan.tty},
       {"user", user_json(user)},
       {"args", container_args(plan)},
       {"env", env},
@@ -188,6 +192,15 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
     if (read_only) options.emplace_back("ro");
     return json{{"destination", dest}, {"type", "bind"}, {"source", source}, {"options", options}};
   };
+  if (plan.tty && plan.rows > 0 && plan.cols > 0) {
+    process["consoleSize"] = {{"height", plan.rows}, {"width", plan.cols}};
+  }
+  if (plan.init) {
+    // podman --init: catatonit (static in the guest) as PID 1, bind-mounted read-only.
+    auto args = process["args"].get<std::vector<std::string>>();
+    args.insert(args.begin(), {k_init_path, "--"});
+    process["args"] = args;
+  }
   json mounts = json::array({
       mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
       mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
@@ -202,6 +215,14 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
       bind("/etc/resolv.conf", files.resolv_conf, false),
       bind("/etc/hostname", files.hostname, false),
   });
+  if (plan.read_only) {
+    // podman's --read-only-tmpfs (on by default): what programs expect to write stays writable.
+    for (const char* dir : {"/tmp", "/var/tmp", "/run"}) {
+      mounts.push_back(mount(dir, "tmpfs", "tmpfs", {"rw", "rprivate", "nosuid", "nodev"}));
+    }
+  }
+  // After /run's tmpfs, which would hide it.
+  if (plan.init) mounts.push_back(bind(k_init_path, k_guest_init, true));
   for (size_t i = 0; i < plan.volumes.size(); ++i) {
     mounts.push_back(bind(plan.volumes[i].guest_path, fmt::format("/run/fcvm/volumes/{}", i),
                           plan.volumes[i].read_only));
@@ -223,7 +244,7 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
   };
   return json{{"ociVersion", "1.0.0"},
               {"process", process},
-              {"root", {{"path", rootfs}, {"readonly", false}}},
+              {"root", {{"path", rootfs}, {"readonly", plan.read_only}}},
               {"hostname", plan.hostname},
               {"mounts", mounts},
               {"linux", linux_section}};

@@ -21,6 +21,12 @@ inline constexpr const char* k_bundle_dir = "/run/fcvm-agent/bundle";
 // agent's "container started".
 inline constexpr const char* k_main_pid_name = "main.pid";
 
+// fcvm cp: the guest's static busybox, run in the container's mount namespace for its tar.
+inline constexpr const char* k_guest_busybox = "/bin/busybox";
+// --init: the guest's catatonit, bind-mounted here in the container and run as its PID 1.
+inline constexpr const char* k_guest_init = "/usr/bin/catatonit";
+inline constexpr const char* k_init_path = "/run/fcvm-init";
+
 struct ContainerUser {
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -35,6 +41,8 @@ struct ContainerUser {
 Result<ContainerUser> resolve_user(std::string_view spec, std::string_view passwd,
                                    std::string_view group);
 
+// The USER the container runs as: the plan's (--user) over the image's.
+std::string container_user_spec(const agent_proto::Plan& plan);
 // The container's command: the plan's entrypoint over the image's, the plan's command over the
 // image's CMD (a given entrypoint drops the image's CMD), as podman applies them.
 std::vector<std::string> container_args(const agent_proto::Plan& plan);

@@ -22,6 +22,14 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
     argv.push_back("-e");
     argv.push_back(kv);
   }
+  if (!plan.user.empty()) {
+    argv.push_back("--user");
+    argv.push_back(plan.user);
+  }
+  if (plan.read_only) argv.emplace_back("--read-only");
+  if (plan.stdin_open) argv.emplace_back("-i");
+  if (plan.tty) argv.emplace_back("-t");
+  if (plan.init) argv.emplace_back("--init");
   if (!plan.workdir.empty()) {
     argv.push_back("-w");
     argv.push_back(plan.workdir);
@@ -77,6 +85,10 @@ std::vector<std::string> podman_load_argv(const std::string& path) {
 
 std::vector<std::string> podman_stop_argv(int timeout_s) {
   return {"podman", "stop", "-t", std::to_string(timeout_s < 0 ? 0 : timeout_s), k_container_name};
+}
+
+std::vector<std::string> podman_kill_argv(int sig) {
+  return {"podman", "kill", "-s", std::to_string(sig), k_container_name};
 }
 
 std::vector<std::string> podman_running_argv() {

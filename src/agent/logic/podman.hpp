@@ -24,7 +24,9 @@ inline constexpr const char* k_rootfs = "/run/fcvm/rootfs";
 inline constexpr const char* k_rootfs_layer = "/var/lib/fcvm/rootfs";
 
 // podman run --name fcvm-main --replace --network host --sdnotify=conmon --pull=never
-//   [--entrypoint JSON] [-e K=V]... [-w DIR] IMAGE [COMMAND...]
+//   [--entrypoint JSON] [-e K=V]... [--user U] [--read-only] [-i] [-t] [--init] [-w DIR]
+//   IMAGE [COMMAND...]
+// (On the host network podman gives the container the guest's host name, which is the plan's.)
 // The image is already in local storage when this runs (--pull=never keeps a failure local).
 // A stored image (plan.image.rootfs_serial) runs under crun instead (oci.hpp).
 std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const std::string& image);
@@ -39,6 +41,7 @@ Result<std::vector<std::string>> in_vm_argv(const agent_proto::Exec& exec);
 
 std::vector<std::string> podman_load_argv(const std::string& path);
 std::vector<std::string> podman_stop_argv(int timeout_s);
+std::vector<std::string> podman_kill_argv(int sig);
 std::vector<std::string> podman_running_argv();  // prints "true" while the container runs
 
 // The image `podman load` reported: "Loaded image: NAME" (podman 4) or "Loaded image(s): A,B"

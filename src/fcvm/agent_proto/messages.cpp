@@ -69,6 +69,15 @@ nlohmann::json to_json(const Plan& p) {
               {"time_unix_ns", p.time_unix_ns},
               {"stop_timeout_s", p.stop_timeout_s}};
   if (!p.rng_seed_hex.empty()) out["rng_seed"] = p.rng_seed_hex;
+  if (!p.user.empty()) out["user"] = p.user;
+  if (p.read_only) out["read_only"] = true;
+  if (p.init) out["init"] = true;
+  if (p.stdin_open) out["stdin"] = true;
+  if (p.tty) {
+    out["tty"] = true;
+    out["rows"] = p.rows;
+    out["cols"] = p.cols;
+  }
   if (!p.volumes.empty()) {
     json volumes = json::array();
     for (const auto& v : p.volumes) {
@@ -134,6 +143,13 @@ Result<Plan> plan_from_json(const json& j) {
     p.time_unix_ns = j.value("time_unix_ns", int64_t{0});
     p.stop_timeout_s = j.value("stop_timeout_s", 10);
     p.rng_seed_hex = j.value("rng_seed", "");
+    p.user = j.value("user", "");
+    p.read_only = j.value("read_only", false);
+    p.init = j.value("init", false);
+    p.stdin_open = j.value("stdin", false);
+    p.tty = j.value("tty", false);
+    p.rows = j.value("rows", uint16_t{0});
+    p.cols = j.value("cols", uint16_t{0});
     if (j.contains("volumes")) {
       for (const auto& v : j.at("volumes")) {
         VolumeSpec vol;

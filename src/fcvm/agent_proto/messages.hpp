@@ -78,6 +78,15 @@ struct Plan {
   std::vector<std::string> entrypoint{};  // replaces the image's ENTRYPOINT when non-empty
   std::vector<std::string> env{};         // "K=V"
   std::string workdir{};
+  std::string user{};      // replaces the image's USER when non-empty
+  bool read_only = false;  // the container's root read-only (podman --read-only)
+  bool init = false;       // an init (catatonit) as the container's PID 1 (podman --init)
+  // run -i/-t: the container's stdin comes from the host on stream 0 (stdin frames); with tty
+  // it runs on a terminal of rows x cols (resize on stream 0 changes it).
+  bool stdin_open = false;
+  bool tty = false;
+  uint16_t rows = 0;
+  uint16_t cols = 0;
   NetworkSpec network;
   std::vector<VolumeSpec> volumes{};
   int64_t time_unix_ns = 0;  // host clock when the plan was sent; the guest sets its clock

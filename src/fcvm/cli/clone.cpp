@@ -23,6 +23,7 @@ Command add_clone(CLI::App& app) {
     bool detach = false;
     bool rm = false;
     bool keep = false;
+    std::vector<std::string> labels;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -40,6 +41,9 @@ Command add_clone(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--network", args->network,
                   "rootless | privileged (default: the snapshot's mode)");
+  cmd->add_option("-l,--label", args->labels,
+                  "Set a label K=V (repeatable; over the snapshot's labels)")
+      ->allow_extra_args(false);
   cmd->add_option("--wait-ready", args->wait_ready,
                   "When the clone counts as ready (as for run); default: the container runs");
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
@@ -56,7 +60,8 @@ Command add_clone(CLI::App& app) {
           return report_error(Error(ErrorCode::kInvalidInput, "clone: --rm and --keep conflict"));
         }
         vm::CloneRequest request{args->name,       args->publish,         args->network,
-                                 args->wait_ready, args->keep_on_failure, args->timings_file};
+                                 args->wait_ready, args->keep_on_failure, args->timings_file,
+                                 args->labels};
         auto c = vm::validate_clone(request);
         if (!c) return report_error(c.error().wrap("clone"));
         Session s;

@@ -1,12 +1,32 @@
 #include "fcvm/cli/common.hpp"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "fcvm/sys/command_runner.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
+
+RawTerminal::RawTerminal() {
+  if (::isatty(0) && ::tcgetattr(0, &m_saved) == 0) {
+    termios raw = m_saved;
+    ::cfmakeraw(&raw);
+    m_active = ::tcsetattr(0, TCSANOW, &raw) == 0;
+  }
+}
+
+RawTerminal::~RawTerminal() {
+  if (m_active) ::tcsetattr(0, TCSANOW, &m_saved);
+}
+
+std::optional<vm::WindowSize> terminal_size() {
+  winsize ws{};
+  // TIOCGWINSZ fills ws for a terminal (and fails harmlessly for anything else).
+  if (::ioctl(1, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0) return std::nullopt;
+  return vm::WindowSize{ws.ws_row, ws.ws_col};
+}
 
 Result<> load_config(Session& s) {
   auto cfg = config::load();

@@ -4,10 +4,13 @@
 #include <string>
 #include <vector>
 
+#include <termios.h>
+
 #include "fcvm/config/config.hpp"
 #include "fcvm/image/store.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/vm/context.hpp"
+#include "fcvm/vm/attach.hpp"
 #include "fcvm/vm/validate.hpp"
 
 namespace fcvm::cli {
@@ -34,6 +37,23 @@ std::string human_size(int64_t bytes);
 
 // Progress of an image pull on a terminal, prefixed with `what`; nothing when stderr is a pipe.
 image::Progress pull_progress(const std::string& what);
+
+// Puts the terminal on fd 0 in raw mode (a TTY exec or run -t) and restores it on destruction,
+// on every way out of the scope that holds it.
+class RawTerminal {
+ public:
+  RawTerminal();
+  ~RawTerminal();
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+
+ private:
+  termios m_saved{};
+  bool m_active = false;
+};
+
+// The size of the terminal on fd 1 (none when it is not a terminal).
+std::optional<vm::WindowSize> terminal_size();
 
 // The configuration file's defaults for `run`.
 vm::RunDefaults run_defaults(const config::Config& config);

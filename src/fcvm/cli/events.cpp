@@ -94,7 +94,8 @@ Result<Filters> parse_filters(const std::vector<std::string>& specs) {
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("invalid --filter \"{}\": unknown event \"{}\" (created, starting, "
                               "running, ready, exec_started, exec_exited, stopping, exited, "
-                              "removed, snapshot_created, clone_started)",
+                              "removed, snapshot_created, clone_started, signalled, renamed, "
+                              "paused, unpaused)",
                               spec, value));
     }
     f.types.push_back(*type);

@@ -1,7 +1,5 @@
 // fcvm exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--vm] NAME -- CMD...
 #include <fmt/format.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,38 +13,6 @@
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
-namespace {
-
-// Puts the terminal on fd 0 in raw mode for a TTY exec and restores it on destruction.
-class RawTerminal {
- public:
-  RawTerminal() {
-    if (::isatty(0) && ::tcgetattr(0, &m_saved) == 0) {
-      termios raw = m_saved;
-      ::cfmakeraw(&raw);
-      m_active = ::tcsetattr(0, TCSANOW, &raw) == 0;
-    }
-  }
-  ~RawTerminal() {
-    if (m_active) ::tcsetattr(0, TCSANOW, &m_saved);
-  }
-  RawTerminal(const RawTerminal&) = delete;
-  RawTerminal& operator=(const RawTerminal&) = delete;
-
- private:
-  termios m_saved{};
-  bool m_active = false;
-};
-
-// The size of the terminal on fd 1 (none when it is not a terminal).
-std::optional<vm::WindowSize> terminal_size() {
-  winsize ws{};
-  // TIOCGWINSZ fills ws for a terminal (and fails harmlessly for anything else).
-  if (::ioctl(1, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0) return std::nullopt;
-  return vm::WindowSize{ws.ws_row, ws.ws_col};
-}
-
-}  // namespace
 
 Command add_exec(CLI::App& app) {
   struct Args {

@@ -46,6 +46,8 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
         {"finished_ms", opt_int(r.finished_ms)}}},
       {"resources", {{"vcpus", r.vcpus}, {"mem_mib", r.mem_mib}}},
       {"ports", ports},
+      {"labels", options.is_discarded() ? nlohmann::json::object()
+                                        : options.value("labels", nlohmann::json::object())},
       {"network", network.is_discarded() ? nlohmann::json(nullptr) : network},
       {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
       {"auto_remove", r.auto_remove},

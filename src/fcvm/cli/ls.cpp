@@ -5,10 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
+#include "fcvm/cli/format.hpp"
 #include "fcvm/cli/inspect_json.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/images.hpp"
+#include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -23,6 +25,8 @@ std::string status_text(const state::VmRecord& r, int64_t now) {
     }
     case state::VmStatus::kRunning:
       return fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
+    case state::VmStatus::kPaused:
+      return fmt::format("up {} (paused)", human_duration(now - r.started_ms.value_or(now)));
     default:
       return std::string(state::status_name(r.status));
   }
@@ -35,6 +39,8 @@ Command add_ls(CLI::App& app) {
     bool all = false;
     bool json = false;
     bool quiet = false;
+    std::vector<std::string> filters;
+    std::string format;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("ls", "List VMs (running ones; -a for all)");
@@ -42,7 +48,23 @@ Command add_ls(CLI::App& app) {
   cmd->add_flag("-a,--all", args->all, "Show all VMs, not only running ones");
   cmd->add_flag("--json", args->json, "Print JSON (an array of the same objects as inspect)");
   cmd->add_flag("-q,--quiet", args->quiet, "Print ids only");
+  cmd->add_option("--format", args->format,
+                  "json, table, or a template such as '{{.Name}} {{.Status}}' (\"table \" before "
+                  "it adds a header). Fields: Name, ID, Image, Status, Created, Backend, Ports, "
+                  "Labels, ExitCode");
+  cmd->add_option("-f,--filter", args->filters,
+                  "Show only VMs that match: label=KEY[=VALUE], name=TEXT, id=PREFIX, "
+                  "status=STATUS (repeatable; one key: any matches, labels: all match)")
+      ->allow_extra_args(false);
   return {cmd, [args]() -> int {
+            static const std::vector<std::string> fields = {
+                "Name",  "ID",    "Image",   "Status",  "Created",
+                "Backend", "Ports", "Labels", "ExitCode"};
+            auto format = parse_output_format(args->format, fields);
+            if (!format) return report_error(format.error().wrap("ls"));
+            if (format->kind == OutputFormat::Kind::kJson) args->json = true;
+            auto filter = vm::parse_vm_filters(args->filters);
+            if (!filter) return report_error(filter.error().wrap("ls"));
             Session s;
             if (auto r = open_session(s); !r) return report_error(r.error().wrap("ls"));
             auto vms = vm::list_vms(*s.store);
@@ -51,12 +73,43 @@ Command add_ls(CLI::App& app) {
             auto now = state::now_ms();
             std::vector<const state::VmRecord*> shown;
             for (const auto& r : *vms) {
-              if (args->all || vm::is_active(r)) shown.push_back(&r);
+              // A status filter names what to show: it implies -a.
+              bool listed = args->all || !filter->statuses.empty() || vm::is_active(r);
+              if (listed && vm::matches(*filter, r)) shown.push_back(&r);
             }
             if (args->json) {
               auto arr = nlohmann::json::array();
               for (const auto* r : shown) arr.push_back(inspect_json(*r));
               fmt::print("{}\n", arr.dump(2));
+              return k_exit_ok;
+            }
+            if (format->kind == OutputFormat::Kind::kTemplate) {
+              std::string out;
+              if (format->header) out += render_header(format->row_template) + "\n";
+              for (const auto* r : shown) {
+                out += render_row(format->row_template, [&](const std::string& field) {
+                  if (field == "Name") return r->name;
+                  if (field == "ID") return r->id.substr(0, 12);
+                  if (field == "Image") return r->image;
+                  if (field == "Status") return status_text(*r, now);
+                  if (field == "Created") return human_duration(now - r->created_ms) + " ago";
+                  if (field == "Backend") return r->backend;
+                  if (field == "Ports") return r->ports;
+                  if (field == "ExitCode") {
+                    return r->exit_code ? std::to_string(*r->exit_code) : std::string();
+                  }
+                  // Labels: K=V,K=V as podman prints them.
+                  std::string labels;
+                  auto options = vm::options_from_json(r->options_json);
+                  if (options) {
+                    for (const auto& [k, v] : options->labels) {
+                      labels += (labels.empty() ? "" : ",") + k + "=" + v;
+                    }
+                  }
+                  return labels;
+                }) + "\n";
+              }
+              fmt::print("{}", out);
               return k_exit_ok;
             }
             if (args->quiet) {

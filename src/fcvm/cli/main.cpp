@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <string_view>
 #include <vector>
 
+#include "fcvm/cli/man.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/vm/timings.hpp"
@@ -29,10 +31,14 @@ int main(int argc, char** argv) {
       });
   std::vector<Command> commands;
   for (auto add :
-       {add_run, add_ls, add_inspect, add_logs, add_exec, add_stop, add_start, add_rm, add_snapshot,
-        add_clone, add_volume, add_events, add_names, add_pull, add_images, add_rmi, add_image}) {
+       {add_run,      add_ls,    add_inspect, add_logs,   add_exec,   add_stop,   add_start,
+        add_restart,  add_pause, add_unpause, add_kill,  add_wait,    add_rm,     add_rename, add_port,   add_snapshot,
+        add_clone,    add_volume, add_events, add_names,  add_pull,   add_images, add_rmi,
+        add_image,    add_system, add_stats,  add_top,    add_cp}) {
     commands.push_back(add(app));
   }
+  // The build writes the manual pages from these definitions: fcvm __man DIR.
+  if (argc == 3 && std::string_view(argv[1]) == "__man") return write_man_pages(app, argv[2]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

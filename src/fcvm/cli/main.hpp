@@ -33,5 +33,16 @@ Command add_pull(CLI::App& app);
 Command add_images(CLI::App& app);
 Command add_rmi(CLI::App& app);
 Command add_image(CLI::App& app);
+Command add_restart(CLI::App& app);
+Command add_kill(CLI::App& app);
+Command add_wait(CLI::App& app);
+Command add_rename(CLI::App& app);
+Command add_port(CLI::App& app);
+Command add_pause(CLI::App& app);
+Command add_unpause(CLI::App& app);
+Command add_system(CLI::App& app);
+Command add_stats(CLI::App& app);
+Command add_top(CLI::App& app);
+Command add_cp(CLI::App& app);
 
 }  // namespace fcvm::cli

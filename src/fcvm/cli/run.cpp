@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,18 @@ int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::st
     fmt::print("{}\n", rec.id);
     return k_exit_ok;
   }
-  auto code = vm::attach_foreground(rec, monitor->ready.get());
+  // run -i/-t: the terminal goes raw for the container (restored on every way out of here).
+  auto options = vm::options_from_json(rec.options_json);
+  vm::AttachOptions attach;
+  if (options) {
+    attach.interactive = options->interactive;
+    attach.tty = options->tty;
+    attach.window_size = terminal_size;
+  }
+  std::optional<RawTerminal> raw;
+  if (attach.tty && attach.interactive) raw.emplace();
+  auto code = vm::attach_foreground(rec, monitor->ready.get(), {}, attach);
+  raw.reset();
   // The monitor finishes its clean-up after it reported the exit: wait for it, so that nothing of
   // the VM is left when we return.
   (void)monitor->process.wait_for(std::chrono::seconds(30));
@@ -75,6 +87,18 @@ Command add_run(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--entrypoint", args->request.entrypoint, "Override the image's entrypoint");
   cmd->add_option("-w,--workdir", args->request.workdir, "Working directory inside the container");
+  cmd->add_option("-u,--user", args->request.user,
+                  "Run the container as NAME or UID, optionally :GROUP or :GID (names from the "
+                  "image's /etc/passwd and /etc/group)");
+  cmd->add_option("--hostname", args->request.hostname,
+                  "The container's (and the VM's) host name (default: the VM name)");
+  cmd->add_flag("--read-only", args->request.read_only,
+                "Mount the container's root read-only (tmpfs on /tmp, /var/tmp and /run)");
+  cmd->add_flag("--init", args->request.init,
+                "Run an init (catatonit) as the container's PID 1: it reaps zombies and forwards "
+                "signals, for images whose command does not");
+  cmd->add_option("-l,--label", args->request.labels, "Set a label K=V (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--mem", args->request.mem, "Guest memory in MiB (default 1024)");
   cmd->add_option("--cpu", args->request.cpu, "Guest vCPUs (default 2)");
   cmd->add_option("--vmm", args->request.vmm, "auto | qemu | firecracker (default auto)");
@@ -117,6 +141,11 @@ Command add_run(CLI::App& app) {
                   "`fcvm clone --snapshot NAME` starts copies of it");
   cmd->add_flag("--snapshot-then-stop", args->request.snapshot_then_stop,
                 "With --save-snapshot: end the VM once the snapshot is written");
+  cmd->add_flag("-i,--interactive", args->request.interactive,
+                "Keep stdin open: your input is the container's (end of file when it ends)");
+  cmd->add_flag("-t,--tty", args->request.tty,
+                "Run the container on a terminal (with -i: yours, in raw mode, its size "
+                "followed; ^C and ^Z reach the container)");
   cmd->add_flag("-d,--detach", args->detach,
                 "Run in the background: print the VM id once the container runs");
   cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");
@@ -130,6 +159,7 @@ Command add_run(CLI::App& app) {
               return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
             }
             args->request.image_and_command = cmd->remaining();
+            args->request.detach = args->detach;
             // The configuration file supplies what the command line leaves out.
             auto options =
                 vm::validate_run(args->request, run_defaults(s.config), vm::process_env());

@@ -1,4 +1,5 @@
-// fcvm stop [-t SECS] NAME...   fcvm start NAME...   fcvm rm [-f] NAME...
+// fcvm stop [-t SECS] NAME...   fcvm start NAME...   fcvm restart [-t SECS] NAME...
+// fcvm rm [-f] NAME...          fcvm kill [-s SIGNAL] NAME...
 #include <fmt/format.h>
 
 #include <memory>
@@ -32,27 +33,107 @@ int for_each_vm(const char* verb, const std::vector<std::string>& refs, Fn fn) {
 
 }  // namespace
 
+namespace {
+// stop and restart: VMs and the seconds before SIGKILL.
+struct StopArgs {
+  std::vector<std::string> refs;
+  std::string timeout = "10";
+};
+
+std::shared_ptr<StopArgs> add_stop_options(CLI::App* cmd) {
+  auto args = std::make_shared<StopArgs>();
+  cmd->add_option("-t,--time", args->timeout, "Seconds to wait before SIGKILL (default 10)");
+  cmd->add_option("vm", args->refs, "VM names or ids")->required();
+  return args;
+}
+
+Result<int> stop_timeout(const char* verb, const std::string& text) {
+  auto t = parse_int(text, 0, 3600);
+  if (!t) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("{}: invalid -t \"{}\": expected seconds 0-3600", verb, text));
+  }
+  return static_cast<int>(*t);
+}
+}  // namespace
+
 Command add_stop(CLI::App& app) {
-  struct Args {
-    std::vector<std::string> refs;
-    std::string timeout = "10";
-  };
-  auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "stop",
       "Stop VMs: the container gets SIGTERM, then SIGKILL after the timeout, then the VM "
       "powers off (the VMM is killed as a last resort)");
-  cmd->add_option("-t,--time", args->timeout, "Seconds to wait before SIGKILL (default 10)");
+  auto args = add_stop_options(cmd);
+  return {cmd, [args]() -> int {
+            auto t = stop_timeout("stop", args->timeout);
+            if (!t) return report_error(t.error());
+            return for_each_vm("stop", args->refs, [&](Session& s, const state::VmRecord& rec) {
+              return vm::stop_vm(*s.store, rec, *t);
+            });
+          }};
+}
+
+Command add_restart(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "restart", "Stop VMs that run (as fcvm stop does), then boot them again on their disks");
+  auto args = add_stop_options(cmd);
+  return {cmd, [args]() -> int {
+            auto t = stop_timeout("restart", args->timeout);
+            if (!t) return report_error(t.error());
+            return for_each_vm("restart", args->refs,
+                               [&](Session& s, const state::VmRecord& rec) {
+                                 return vm::restart_vm(*s.ctx, *s.store, rec, *t);
+                               });
+          }};
+}
+
+Command add_pause(CLI::App& app) {
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto* cmd = app.add_subcommand(
+      "pause",
+      "Pause running VMs: the VMM stops their vCPUs (memory is kept); exec, kill, snapshot and "
+      "volume sync are refused until unpause; stop and rm still work");
+  cmd->add_option("vm", *refs, "VM names or ids")->required();
+  return {cmd, [refs]() -> int {
+            return for_each_vm("pause", *refs, [](Session& s, const state::VmRecord& rec) {
+              return vm::pause_vm(*s.store, rec, true);
+            });
+          }};
+}
+
+Command add_unpause(CLI::App& app) {
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto* cmd = app.add_subcommand("unpause", "Let paused VMs run again");
+  cmd->add_option("vm", *refs, "VM names or ids")->required();
+  return {cmd, [refs]() -> int {
+            return for_each_vm("unpause", *refs, [](Session& s, const state::VmRecord& rec) {
+              return vm::pause_vm(*s.store, rec, false);
+            });
+          }};
+}
+
+Command add_kill(CLI::App& app) {
+  struct Args {
+    std::vector<std::string> refs;
+    std::string signal = "KILL";
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "kill",
+      "Send a signal to the container of running VMs (default KILL). The VM powers off when the "
+      "container ends, as with any exit");
+  cmd->add_option("-s,--signal", args->signal,
+                  "Signal: a name (KILL, SIGTERM, hup...) or a number 1-64");
   cmd->add_option("vm", args->refs, "VM names or ids")->required();
   return {cmd, [args]() -> int {
-            auto t = parse_int(args->timeout, 0, 3600);
-            if (!t) {
+            if (!vm::is_signal_name(args->signal)) {
               return report_error(Error(
                   ErrorCode::kInvalidInput,
-                  fmt::format("stop: invalid -t \"{}\": expected seconds 0-3600", args->timeout)));
+                  fmt::format("kill: invalid signal \"{}\": expected HUP, INT, QUIT, KILL, USR1, "
+                              "USR2, PIPE, ALRM, TERM, CONT, STOP, TSTP, WINCH or 1-64",
+                              args->signal)));
             }
-            return for_each_vm("stop", args->refs, [&](Session& s, const state::VmRecord& rec) {
-              return vm::stop_vm(*s.store, rec, static_cast<int>(*t));
+            return for_each_vm("kill", args->refs, [&](Session& s, const state::VmRecord& rec) {
+              return vm::signal_container(*s.store, rec, args->signal);
             });
           }};
 }

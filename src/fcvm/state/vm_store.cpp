@@ -165,6 +165,8 @@ std::string_view status_name(VmStatus s) {
       return "starting";
     case VmStatus::kRunning:
       return "running";
+    case VmStatus::kPaused:
+      return "paused";
     case VmStatus::kStopping:
       return "stopping";
     case VmStatus::kExited:
@@ -174,8 +176,8 @@ std::string_view status_name(VmStatus s) {
 }
 
 std::optional<VmStatus> parse_status(std::string_view s) {
-  for (auto v : {VmStatus::kCreated, VmStatus::kStarting, VmStatus::kRunning, VmStatus::kStopping,
-                 VmStatus::kExited}) {
+  for (auto v : {VmStatus::kCreated, VmStatus::kStarting, VmStatus::kRunning, VmStatus::kPaused,
+                 VmStatus::kStopping, VmStatus::kExited}) {
     if (status_name(v) == s) return v;
   }
   return std::nullopt;

@@ -13,7 +13,8 @@
 
 namespace fcvm::state {
 
-enum class VmStatus { kCreated, kStarting, kRunning, kStopping, kExited };
+// kPaused: the VMM is paused (fcvm pause); the VM still counts as running.
+enum class VmStatus { kCreated, kStarting, kRunning, kPaused, kStopping, kExited };
 std::string_view status_name(VmStatus s);
 std::optional<VmStatus> parse_status(std::string_view s);
 

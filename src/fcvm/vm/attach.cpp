@@ -47,8 +47,12 @@ std::optional<Result<int>> deliver(const std::vector<ControlClient::Incoming>& i
 
 }  // namespace
 
-Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io) {
-  SignalFd signals({SIGINT, SIGTERM, SIGHUP});
+Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io,
+                              const AttachOptions& options) {
+  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+  auto size = [&]() -> std::optional<WindowSize> {
+    return options.tty && options.window_size ? options.window_size() : std::nullopt;
+  };
   // 1. Connect as soon as the monitor listens (it does before booting the VM).
   std::optional<ControlClient> client;
   auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -64,18 +68,41 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
                   fmt::format("the VM monitor did not come up (see {}/monitor.log)", rec.dir));
     }
   }
-  FCVM_TRY(client->send(control::Attach{}));
-  // 2. Output until the exit code.
+  control::Attach attach;
+  if (auto ws = size()) {
+    attach.rows = ws->rows;
+    attach.cols = ws->cols;
+  }
+  FCVM_TRY(client->send(attach));
+  // 2. Output until the exit code; input while it runs.
   int stops = 0;
+  bool stdin_open = options.interactive;
   for (;;) {
-    pollfd fds[2] = {{client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
-    int r = ::poll(fds, 2, -1);
+    pollfd fds[3] = {{client->fd(), POLLIN, 0},
+                     {signals.fd(), POLLIN, 0},
+                     {stdin_open ? io.in : -1, POLLIN, 0}};
+    int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
-    if ((fds[1].revents & POLLIN) && signals.take()) {
-      if (++stops == 1) {
-        (void)client->send(control::Stop{});
-      } else {
-        (void)client->send(control::Kill{});
+    if (fds[1].revents & POLLIN) {
+      if (auto signo = signals.take(); signo && *signo == SIGWINCH) {
+        if (auto ws = size()) (void)client->send(control::Resize{ws->rows, ws->cols});
+      } else if (signo) {
+        if (++stops == 1) {
+          (void)client->send(control::Stop{});
+        } else {
+          (void)client->send(control::Kill{});
+        }
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      char buf[32768];
+      ssize_t n = ::read(io.in, buf, sizeof buf);
+      if (n > 0) {
+        (void)client->send_input(proto::Kind::kStdin,
+                                 std::string_view(buf, static_cast<size_t>(n)));
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        stdin_open = false;
+        (void)client->send_input(proto::Kind::kStdinEof, {});
       }
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;

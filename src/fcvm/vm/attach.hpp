@@ -19,15 +19,25 @@ struct Stdio {
   int err = 2;
 };
 
-// Foreground `run`: attaches to the VM's monitor, copies the container's stdout/stderr to
-// io.out/io.err, turns SIGINT/SIGTERM/SIGHUP into a stop (a second one kills the VM) and returns
-// the container's exit code. ready_fd carries the monitor's start-up failure, if any.
-Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io = {});
-
 struct WindowSize {
   uint16_t rows = 0;
   uint16_t cols = 0;
 };
+
+// run -i / -t: io.in goes to the container (its end as end of file); a terminal's size is sent
+// when attaching and again on each SIGWINCH.
+struct AttachOptions {
+  bool interactive = false;
+  bool tty = false;
+  std::function<std::optional<WindowSize>()> window_size{};
+};
+
+// Foreground `run`: attaches to the VM's monitor, copies the container's stdout/stderr to
+// io.out/io.err, turns SIGINT/SIGTERM/SIGHUP into a stop (a second one kills the VM) and returns
+// the container's exit code. ready_fd carries the monitor's start-up failure, if any. (With a
+// terminal in raw mode, ^C reaches the container as a byte, not as SIGINT here.)
+Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io = {},
+                              const AttachOptions& options = {});
 
 struct ExecRequest {
   std::vector<std::string> argv;

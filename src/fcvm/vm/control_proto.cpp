@@ -126,6 +126,12 @@ std::string_view type_name(const Request& r) {
                         [](const Exec&) { return std::string_view("exec"); },
                         [](const Resize&) { return std::string_view("resize"); },
                         [](const Signal&) { return std::string_view("signal"); },
+                        [](const ContainerSignal&) {
+                          return std::string_view("container_signal");
+                        },
+                        [](const Rename&) { return std::string_view("rename"); },
+                        [](const Pause&) { return std::string_view("pause"); },
+                        [](const Unpause&) { return std::string_view("unpause"); },
                         [](const Subscribe&) { return std::string_view("subscribe"); },
                     },
                     r);
@@ -144,7 +150,12 @@ std::string_view type_name(const Message& m) {
 std::string encode(const Request& r) {
   json j = {{"type", std::string(type_name(r))}};
   std::visit(Overloaded{
-                 [](const Attach&) {},
+                 [&](const Attach& a) {
+                   if (a.rows != 0 && a.cols != 0) {
+                     j["rows"] = a.rows;
+                     j["cols"] = a.cols;
+                   }
+                 },
                  [&](const Stop& s) {
                    if (s.timeout_s) j["timeout_s"] = *s.timeout_s;
                  },
@@ -172,6 +183,10 @@ std::string encode(const Request& r) {
                    j["cols"] = s.cols;
                  },
                  [&](const Signal& s) { j["signal"] = s.signal; },
+                 [&](const ContainerSignal& s) { j["signal"] = s.signal; },
+                 [&](const Rename& s) { j["name"] = s.name; },
+                 [](const Pause&) {},
+                 [](const Unpause&) {},
                  [](const Subscribe&) {},
              },
              r);
@@ -202,10 +217,21 @@ Result<Request> decode_request(std::string_view payload) {
   FCVM_TRY_ASSIGN(auto j, parse_object(payload));
   Reader r(j);
   auto type = j["type"].get<std::string>();
-  if (type == "attach") return Attach{};
+  if (type == "attach") {
+    FCVM_TRY_ASSIGN(auto rows, r.integer("rows", 1, 65535));
+    FCVM_TRY_ASSIGN(auto cols, r.integer("cols", 1, 65535));
+    Attach a;
+    if (rows && cols) {
+      a.rows = static_cast<uint16_t>(*rows);
+      a.cols = static_cast<uint16_t>(*cols);
+    }
+    return a;
+  }
   if (type == "kill") return Kill{};
   if (type == "volume_sync") return VolumeSync{};
   if (type == "subscribe") return Subscribe{};
+  if (type == "pause") return Pause{};
+  if (type == "unpause") return Unpause{};
   if (type == "stop") {
     FCVM_TRY_ASSIGN(auto t, r.integer("timeout_s", 0, 3600));
     Stop s;
@@ -228,10 +254,16 @@ Result<Request> decode_request(std::string_view payload) {
     if (!rows || !cols) return bad("resize: needs rows and cols");
     return Resize{static_cast<uint16_t>(*rows), static_cast<uint16_t>(*cols)};
   }
-  if (type == "signal") {
+  if (type == "rename") {
+    FCVM_TRY_ASSIGN(auto name, r.str("name"));
+    if (name.empty()) return bad("rename: empty \"name\"");
+    return Rename{name};
+  }
+  if (type == "signal" || type == "container_signal") {
     FCVM_TRY_ASSIGN(auto sig, r.str("signal"));
-    if (sig.empty()) return bad("signal: empty \"signal\"");
-    return Signal{sig};
+    if (sig.empty()) return bad(fmt::format("{}: empty \"signal\"", type));
+    if (type == "signal") return Signal{sig};
+    return ContainerSignal{sig};
   }
   return bad(fmt::format("unknown request \"{}\"", type));
 }

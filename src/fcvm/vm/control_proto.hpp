@@ -8,7 +8,7 @@
 // the client, kStdin/kStdinEof the client's input to an exec.
 //
 //   client -> monitor   Request: attach | stop | kill | volume_sync | snapshot | exec | resize |
-//                       signal | subscribe
+//                       signal | container_signal | rename | pause | unpause | subscribe
 //   monitor -> client   Reply:   ok (with what the request made) | error (code, errno, message)
 //                       Exited:  the attached container's or the exec's exit code (last message)
 //                       Event:   a state change, to subscribers (vm/events.hpp)
@@ -29,7 +29,11 @@ namespace fcvm::vm::control {
 
 // A foreground `run`: the container's output and its exit code come to this client; the
 // container starts once one client attached (the monitor waits for it, bounded).
-struct Attach {};
+// With run -t, the client's terminal size (0: none).
+struct Attach {
+  uint16_t rows = 0;
+  uint16_t cols = 0;
+};
 // Stop the container (SIGTERM, SIGKILL after timeout_s; nullopt: the VM's own stop timeout).
 struct Stop {
   std::optional<int> timeout_s{};
@@ -65,11 +69,22 @@ struct Resize {
 struct Signal {
   std::string signal;
 };
+// A signal for the VM's container (its main process): the same names as Signal.
+struct ContainerSignal {
+  std::string signal;
+};
+// The VM's new name (the monitor owns its record while it runs, so it writes the change).
+struct Rename {
+  std::string name;
+};
+// Pause the VMM (the guest's vCPUs stop; its memory stays), and let it run again.
+struct Pause {};
+struct Unpause {};
 // Receive this VM's events from now on (the reply is ok; then Event messages).
 struct Subscribe {};
 
-using Request =
-    std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal, Subscribe>;
+using Request = std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal,
+                             ContainerSignal, Rename, Pause, Unpause, Subscribe>;
 
 // The answer to a request. What it made: the VM's id (attach), a snapshot's id and name, the
 // number of volumes written back.

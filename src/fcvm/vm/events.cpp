@@ -18,7 +18,7 @@
 namespace fcvm::vm {
 namespace {
 
-constexpr std::array<std::pair<EventType, std::string_view>, 11> k_names = {{
+constexpr std::array<std::pair<EventType, std::string_view>, 15> k_names = {{
     {EventType::kCreated, "created"},
     {EventType::kStarting, "starting"},
     {EventType::kRunning, "running"},
@@ -30,6 +30,10 @@ constexpr std::array<std::pair<EventType, std::string_view>, 11> k_names = {{
     {EventType::kRemoved, "removed"},
     {EventType::kSnapshotCreated, "snapshot_created"},
     {EventType::kCloneStarted, "clone_started"},
+    {EventType::kSignalled, "signalled"},
+    {EventType::kRenamed, "renamed"},
+    {EventType::kPaused, "paused"},
+    {EventType::kUnpaused, "unpaused"},
 }};
 
 int64_t wall_ns() {

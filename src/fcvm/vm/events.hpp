@@ -32,6 +32,10 @@ enum class EventType {
   kRemoved,          // the record and directory are gone
   kSnapshotCreated,  // detail: the snapshot's name
   kCloneStarted,     // a clone was restored; detail: the snapshot's name
+  kSignalled,        // fcvm kill sent its container a signal; detail: the signal
+  kRenamed,          // detail: the old name (vm_name is the new one)
+  kPaused,           // fcvm pause
+  kUnpaused,         // fcvm unpause
 };
 
 std::string_view event_type_name(EventType type);

@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <thread>
 
+#include "fcvm/agent_proto/signals.hpp"
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/host.hpp"
 #include "fcvm/util/fs.hpp"
@@ -44,6 +47,7 @@ Result<state::VmStore> open_store(Context& ctx) {
 
 bool is_active(const state::VmRecord& rec) {
   return rec.status == state::VmStatus::kStarting || rec.status == state::VmStatus::kRunning ||
+         rec.status == state::VmStatus::kPaused ||
          rec.status == state::VmStatus::kStopping;
 }
 
@@ -253,6 +257,96 @@ Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force
   FCVM_TRY(store.remove(rec.id));
   publish(store, EventType::kRemoved, rec);
   return {};
+}
+
+Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec,
+                    int timeout_s) {
+  FCVM_TRY(stop_vm(store, rec, timeout_s));
+  FCVM_TRY_ASSIGN(auto current, store.get(rec.id));
+  if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  return start_vm(ctx, store, *current);
+}
+
+bool is_signal_name(const std::string& name) {
+  return agent_proto::signal_number(name).has_value();
+}
+
+Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
+                          const std::string& signal) {
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current || !is_active(*current)) {
+    return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec.name));
+  }
+  FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current, 5s));
+  FCVM_TRY(client.call(control::ContainerSignal{signal}));
+  return {};
+}
+
+Result<> pause_vm(state::VmStore& store, const state::VmRecord& rec, bool pause) {
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current || !is_active(*current)) {
+    return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is not running", rec.name));
+  }
+  FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current, 5s));
+  if (pause) {
+    FCVM_TRY(client.call(control::Pause{}));
+  } else {
+    FCVM_TRY(client.call(control::Unpause{}));
+  }
+  return {};
+}
+
+Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRecord& rec) {
+  for (;;) {
+    FCVM_TRY_ASSIGN(auto found, store.get(rec.id));
+    if (!found) {
+      return fail(ErrorCode::kNotFound, fmt::format("VM {} was removed", rec.name));
+    }
+    FCVM_TRY_ASSIGN(auto current, reconcile(store, *found));
+    if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} was removed", rec.name));
+    if (!is_active(*current)) return current->exit_code;
+    // The monitor's end: its pidfd, opened and then checked to be that very process (a pid
+    // reused before the open would fail the identity check).
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, current->monitor.pid, 0)));
+    if (pidfd && current->monitor.alive()) {
+      pollfd p{pidfd.get(), POLLIN, 0};
+      while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+    } else {
+      // Starting (the monitor's identity is not recorded yet), or just gone: look again soon.
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+}
+
+Error name_taken(const Error& error, const std::string& name) {
+  if (error.code() != ErrorCode::kAlreadyExists) return error;
+  return Error(ErrorCode::kAlreadyExists, fmt::format("the name \"{}\" is taken", name));
+}
+
+Result<state::VmRecord> rename_vm(state::VmStore& store, const state::VmRecord& rec,
+                                  const std::string& name) {
+  FCVM_TRY(validate_name(name));
+  FCVM_TRY_ASSIGN(auto all, store.list());
+  for (const auto& other : all) {
+    if (other.name == name && other.id != rec.id) {
+      return fail(ErrorCode::kAlreadyExists,
+                  fmt::format("the name \"{}\" is taken by VM {}", name, other.id.substr(0, 12)));
+    }
+  }
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  if (is_active(*current)) {
+    FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current, 5s));
+    FCVM_TRY(client.call(control::Rename{name}));
+    current->name = name;
+    return *current;
+  }
+  auto old = current->name;
+  current->name = name;
+  if (auto saved = store.update(*current); !saved) return tl::unexpected(name_taken(saved.error(), name));
+  publish(store, EventType::kRenamed, *current, old);
+  return *current;
 }
 
 }  // namespace fcvm::vm

@@ -51,5 +51,22 @@ bool is_active(const state::VmRecord& rec);  // starting, running or stopping
 Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_s);
 Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec);
 Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force);
+// stop_vm (when it runs) then start_vm.
+Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec, int timeout_s);
+// A signal name as the agent protocol spells it ("KILL", "SIGTERM", "term", "15").
+bool is_signal_name(const std::string& name);
+// A signal for the container of a running VM ("KILL", "SIGTERM", "15"; checked by the caller).
+Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
+                          const std::string& signal);
+// Blocks until the VM is not running any more; its exit code (nullopt: it never exited with one,
+// e.g. created and never started, or it failed). kNotFound when it was removed meanwhile.
+Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRecord& rec);
+// Pause or unpause a running VM's VMM (through its monitor).
+Result<> pause_vm(state::VmStore& store, const state::VmRecord& rec, bool pause);
+// A new name: validated, free (kAlreadyExists names it), written by the monitor while the VM runs.
+Result<state::VmRecord> rename_vm(state::VmStore& store, const state::VmRecord& rec,
+                                  const std::string& name);
+// The error of a write that hit the name's uniqueness, worded for that name.
+Error name_taken(const Error& error, const std::string& name);
 
 }  // namespace fcvm::vm

@@ -99,6 +99,14 @@ void Monitor::report_ready(const std::string& line) {
 void Monitor::begin_stop(int timeout_s) {
   if (m_stop_deadline) return;
   FCVM_LOG(kInfo, "monitor", "stopping (timeout {} s)", timeout_s);
+  if (m_paused) {
+    // A paused guest cannot stop its container: it runs again first.
+    if (auto r = m_vm->backend->resume(); !r) {
+      FCVM_LOG(kWarn, "monitor", "resume before the stop: {}", r.error().to_string());
+    }
+    m_paused = false;
+    publish(EventType::kUnpaused, "stop");
+  }
   bool agent_up = m_hello && m_channel_open;
   advance(Phase::kStopping);
   m_rec.status = state::VmStatus::kStopping;

@@ -27,6 +27,13 @@ void Monitor::maybe_send_plan() {
   if (m_launch.wait_attach && !attached_client() && Clock::now() < m_attach_deadline) return;
   m_plan_pending = false;
   send_agent(proto::encode_plan(m_vm->plan));
+  // run -i: input typed while the VM booted (the agent keeps it for the container).
+  for (size_t at = 0; at < m_early_stdin.size(); at += proto::k_max_payload) {
+    send_agent_frame(proto::Kind::kStdin, proto::k_main_stream,
+                     std::string_view(m_early_stdin).substr(at, proto::k_max_payload));
+  }
+  m_early_stdin.clear();
+  if (m_early_stdin_eof) send_agent_frame(proto::Kind::kStdinEof, proto::k_main_stream, {});
 }
 
 uint32_t Monitor::start_guest_exec(proto::Exec exec) {

@@ -4,11 +4,17 @@
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
+#include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/monitor_impl.hpp"
+#include "fcvm/vm/options.hpp"
 
 namespace fcvm::vm {
 
 namespace proto = agent_proto;
+
+namespace {
+constexpr size_t k_early_stdin_max = 16u << 20;
+}  // namespace
 
 void Monitor::reply(ControlConnection& c, const control::Message& m) {
   m_control->send(c, proto::Kind::kControl, 0, control::encode(m));
@@ -57,11 +63,20 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
                                   fmt::format("VM {} is not running a container", m_rec.name))};
   };
   bool running = m_phase == Phase::kRunning && m_channel_open;
+  auto paused = [&] {
+    return control::Failure{Error(
+        ErrorCode::kInvalidInput, fmt::format("VM {} is paused: fcvm unpause it first", m_rec.name))};
+  };
   std::visit(
       [&](auto&& r) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, control::Attach>) {
           c.attach = true;
+          // run -t: the terminal's size, before the plan goes out (it waits for this client).
+          if (r.rows != 0 && m_vm->plan.tty) {
+            m_vm->plan.rows = r.rows;
+            m_vm->plan.cols = r.cols;
+          }
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});
           maybe_send_plan();
         } else if constexpr (std::is_same_v<T, control::Subscribe>) {
@@ -76,16 +91,19 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           reply(c, control::Ok{});
         } else if constexpr (std::is_same_v<T, control::VolumeSync>) {
           if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           auto synced = sync_volumes_live();
           if (!synced) return reply(c, control::Failure{synced.error()});
           reply(c, control::Ok{{}, {}, static_cast<int64_t>(*synced)});
         } else if constexpr (std::is_same_v<T, control::Snapshot>) {
           if (!running || !m_ready) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           auto snap = snapshot(r.name, r.then_stop);
           if (!snap) return reply(c, control::Failure{snap.error()});
           reply(c, control::Ok{snap->id, snap->name, {}});
         } else if constexpr (std::is_same_v<T, control::Exec>) {
           if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
           if (c.guest_stream != 0) {
             return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
                                                    "this connection already runs an exec")});
@@ -97,11 +115,61 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           c.guest_stream = start_guest_exec(std::move(exec));
           publish(EventType::kExecStarted, join(r.argv, " "));
         } else if constexpr (std::is_same_v<T, control::Resize>) {
-          if (c.guest_stream == 0) return;
-          send_agent(proto::encode_resize({c.guest_stream, r.rows, r.cols}));
+          if (c.guest_stream != 0) {
+            send_agent(proto::encode_resize({c.guest_stream, r.rows, r.cols}));
+          } else if (c.attach && m_vm->plan.tty && m_channel_open) {
+            send_agent(proto::encode_resize({proto::k_main_stream, r.rows, r.cols}));
+          }
         } else if constexpr (std::is_same_v<T, control::Signal>) {
           if (c.guest_stream == 0) return;
           send_agent(proto::encode_signal({c.guest_stream, r.signal}));
+        } else if constexpr (std::is_same_v<T, control::ContainerSignal>) {
+          if (!running) return reply(c, not_running());
+          if (m_paused) return reply(c, paused());
+          // Stream 0 is the container's: the agent signals its main process.
+          send_agent(proto::encode_signal({proto::k_main_stream, r.signal}));
+          publish(EventType::kSignalled, r.signal);
+          reply(c, control::Ok{});
+        } else if constexpr (std::is_same_v<T, control::Pause>) {
+          if (!running) return reply(c, not_running());
+          if (m_paused) {
+            return reply(c, control::Failure{Error(
+                                ErrorCode::kInvalidInput,
+                                fmt::format("VM {} is already paused", m_rec.name))});
+          }
+          if (auto done = m_vm->backend->pause(); !done) {
+            return reply(c, control::Failure{done.error().wrap("pause the VMM")});
+          }
+          m_paused = true;
+          m_rec.status = state::VmStatus::kPaused;
+          save();
+          publish(EventType::kPaused);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
+        } else if constexpr (std::is_same_v<T, control::Unpause>) {
+          if (!m_paused) {
+            return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
+                                                   fmt::format("VM {} is not paused", m_rec.name))});
+          }
+          if (auto done = m_vm->backend->resume(); !done) {
+            return reply(c, control::Failure{done.error().wrap("resume the VMM")});
+          }
+          m_paused = false;
+          m_rec.status = state::VmStatus::kRunning;
+          save();
+          publish(EventType::kUnpaused);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
+        } else if constexpr (std::is_same_v<T, control::Rename>) {
+          if (auto valid = validate_name(r.name); !valid) {
+            return reply(c, control::Failure{valid.error()});
+          }
+          auto old = m_rec.name;
+          m_rec.name = r.name;
+          if (auto saved = m_store.update(m_rec); !saved) {
+            m_rec.name = old;
+            return reply(c, control::Failure{name_taken(saved.error(), r.name)});
+          }
+          publish(EventType::kRenamed, old);
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         }
       },
       request);
@@ -120,7 +188,23 @@ void Monitor::on_client_frame(ControlConnection& c, const proto::Frame& frame) {
     }
     case proto::Kind::kStdin:
     case proto::Kind::kStdinEof:
-      if (c.guest_stream != 0) send_agent_frame(frame.kind, c.guest_stream, frame.payload);
+      if (c.guest_stream != 0) {
+        send_agent_frame(frame.kind, c.guest_stream, frame.payload);
+      } else if (c.attach && m_vm->plan.stdin_open) {
+        // run -i: the attached client's input is the container's (stream 0); until the plan
+        // is out it waits here (bounded: a client that sends more before the boot is cut off).
+        if (m_channel_open && !m_plan_pending && m_hello) {
+          send_agent_frame(frame.kind, proto::k_main_stream, frame.payload);
+        } else if (frame.kind == proto::Kind::kStdinEof) {
+          m_early_stdin_eof = true;
+        } else if (m_early_stdin.size() + frame.payload.size() <= k_early_stdin_max) {
+          m_early_stdin += frame.payload;
+        } else {
+          FCVM_LOG(kWarn, "monitor", "input before the container started exceeds {} bytes: "
+                                     "dropping the client", k_early_stdin_max);
+          c.closed = true;
+        }
+      }
       return;
     default:
       c.closed = true;

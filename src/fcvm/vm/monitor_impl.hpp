@@ -121,7 +121,11 @@ class Monitor {
   bool m_channel_open = false;
   bool m_hello = false;         // the agent answered (a stop goes through it from then on)
   bool m_plan_pending = false;  // hello received; the plan waits for a foreground client
+  // run -i: what the attached client typed before the plan went out (sent right after it).
+  std::string m_early_stdin;
+  bool m_early_stdin_eof = false;
   bool m_ready = false;         // reported ready (gate passed, or the container ran)
+  bool m_paused = false;        // fcvm pause: the VMM is paused until unpause (or a stop)
   Clock::time_point m_boot_deadline{};
   Clock::time_point m_attach_deadline{};
   std::unique_ptr<readiness::GateRunner> m_gate;

@@ -22,6 +22,16 @@ Result<> validate_name(const std::string& name) {
   return {};
 }
 
+std::vector<PublishedPort> published_ports(const std::string& ports_column) {
+  std::vector<PublishedPort> out;
+  for (auto text : split(ports_column, ',')) {
+    auto m = net::parse_publish(text);
+    if (!m) continue;  // written by fcvm itself: never expected
+    out.push_back({m->guest_port, std::string(net::proto_name(m->proto)), m->host_ip, m->host_port});
+  }
+  return out;
+}
+
 Result<std::string> normalize_env(
     const std::string& entry,
     const std::function<std::optional<std::string>(const std::string&)>& lookup) {
@@ -115,6 +125,13 @@ std::string options_to_json(const RunOptions& o) {
                       {"entrypoint", o.entrypoint},
                       {"env", o.env},
                       {"workdir", o.workdir},
+                      {"user", o.user},
+                      {"hostname", o.hostname},
+                      {"read_only", o.read_only},
+                      {"init", o.init},
+                      {"interactive", o.interactive},
+                      {"tty", o.tty},
+                      {"labels", o.labels},
                       {"ports", ports},
                       {"insecure_registries", o.insecure_registries},
                       {"mem_mib", o.mem_mib},
@@ -165,6 +182,13 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.entrypoint = j.value("entrypoint", std::vector<std::string>{});
     o.env = j.value("env", std::vector<std::string>{});
     o.workdir = j.value("workdir", "");
+    o.user = j.value("user", "");
+    o.hostname = j.value("hostname", "");
+    o.read_only = j.value("read_only", false);
+    o.init = j.value("init", false);
+    o.interactive = j.value("interactive", false);
+    o.tty = j.value("tty", false);
+    o.labels = j.value("labels", std::map<std::string, std::string>{});
     for (const auto& p : j.value("ports", std::vector<std::string>{})) {
       auto m = net::parse_publish(p);
       if (!m) return tl::unexpected<Error>(m.error());

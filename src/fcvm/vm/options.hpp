@@ -1,6 +1,7 @@
 #pragma once
 // What the user asked `fcvm run` for, validated (cli:: parses and validates; vm:: executes).
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,13 @@ struct RunOptions {
   std::vector<std::string> entrypoint{};
   std::vector<std::string> env{};  // "K=V"
   std::string workdir{};
+  std::string user{};      // --user: replaces the image's USER (NAME|UID[:GROUP|GID])
+  std::string hostname{};  // --hostname: the container's and the guest's (default: the name)
+  bool read_only = false;  // --read-only: the container's root is read-only (tmpfs on /tmp, /run, ...)
+  bool init = false;       // --init: catatonit as PID 1 reaps zombies and forwards signals
+  bool interactive = false;  // -i: the attached client's stdin is the container's
+  bool tty = false;          // -t: the container runs on a terminal
+  std::map<std::string, std::string> labels{};  // --label K=V
   std::vector<net::PortMapping> ports{};
   std::vector<storage::VolumeMap> volumes{};  // --map
   int64_t map_size_mib = 0;                   // --map-size: block images of directories (0: auto)
@@ -63,6 +71,15 @@ Result<RunOptions> options_from_json(const std::string& text);
 
 // Validators shared by the CLI and tests. Each error is kInvalidInput and names the value.
 Result<> validate_name(const std::string& name);
+
+// A VM's published ports as its record keeps them ("127.0.0.1:8080:80/tcp,..."), for `fcvm port`.
+struct PublishedPort {
+  int guest_port = 0;
+  std::string proto;  // tcp | udp
+  std::string host_ip;
+  int host_port = 0;
+};
+std::vector<PublishedPort> published_ports(const std::string& ports_column);
 // "K=V" is kept; a bare "K" takes the value `lookup` finds (error when it finds none).
 Result<std::string> normalize_env(
     const std::string& entry,

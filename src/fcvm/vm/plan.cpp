@@ -30,7 +30,7 @@ agent_proto::Plan make_plan(const RunOptions& options, const std::string& id,
   agent_proto::Plan plan;
   plan.vm_id = id;
   plan.name = name;
-  plan.hostname = name;
+  plan.hostname = options.hostname.empty() ? name : options.hostname;
   plan.image.ref = options.image.guest_ref();
   if (!options.image_id.empty()) {
     // A stored image: its disk, and the config podman cannot read from a root filesystem. The
@@ -67,6 +67,11 @@ agent_proto::Plan make_plan(const RunOptions& options, const std::string& id,
   plan.entrypoint = options.entrypoint;
   plan.env = options.env;
   plan.workdir = options.workdir;
+  plan.user = options.user;
+  plan.read_only = options.read_only;
+  plan.init = options.init;
+  plan.stdin_open = options.interactive;
+  plan.tty = options.tty;
   plan.network.address = guest.address;
   plan.network.gateway = guest.gateway;
   plan.network.dns = guest.dns;

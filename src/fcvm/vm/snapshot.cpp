@@ -217,6 +217,7 @@ Result<RunOptions> clone_run_options(const state::SnapshotRecord& snap, const Cl
   if (!base) return tl::unexpected<Error>(base.error().wrap("snapshot " + snap.name));
   RunOptions o = *base;
   o.name = c.name;
+  for (const auto& [k, v] : c.labels) o.labels[k] = v;
   o.ports = c.ports;
   if (c.network) o.network = *c.network;
   o.wait_ready = c.wait_ready;

@@ -10,6 +10,7 @@
 //   image.tar    the image archive disk, when the image came from an archive
 // Everything is read-only once written (memory.ram stays 0600: QEMU opens it read-write to map
 // it privately) and the directory is 0500 until `snapshot rm`.
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ Result<> remove_snapshot(state::VmStore& store, const state::SnapshotRecord& sna
 // What a clone may set for itself; everything else comes from the snapshot.
 struct CloneOptions {
   std::string name{};
+  std::map<std::string, std::string> labels{};  // over the snapshot's
   std::vector<net::PortMapping> ports{};
   std::optional<NetworkMode> network{};  // none: the snapshot's
   std::string wait_ready{};

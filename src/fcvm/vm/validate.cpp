@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <regex>
 
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/readiness/gate.hpp"
@@ -148,6 +150,22 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
                 fmt::format("invalid --workdir \"{}\": must be an absolute path", r.workdir));
   }
   o.workdir = r.workdir;
+  if (!r.user.empty()) FCVM_TRY(validate_user(r.user));
+  o.user = r.user;
+  if (!r.hostname.empty()) FCVM_TRY(validate_hostname(r.hostname));
+  o.hostname = r.hostname;
+  o.read_only = r.read_only;
+  o.init = r.init;
+  if (r.detach && (r.interactive || r.tty)) {
+    return fail(ErrorCode::kInvalidInput,
+                "-i and -t need the terminal of a foreground run: they cannot be combined with -d");
+  }
+  o.interactive = r.interactive;
+  o.tty = r.tty;
+  for (const auto& text : r.labels) {
+    FCVM_TRY_ASSIGN(auto label, parse_label(text));
+    o.labels[label.first] = label.second;
+  }
   auto mem = r.mem.empty() ? std::to_string(defaults.mem_mib) : r.mem;
   FCVM_TRY_ASSIGN(
       o.mem_mib,
@@ -195,10 +213,53 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   return o;
 }
 
+Result<std::pair<std::string, std::string>> parse_label(const std::string& text) {
+  auto eq = text.find('=');
+  std::string key = text.substr(0, eq);
+  std::string value = eq == std::string::npos ? std::string() : text.substr(eq + 1);
+  auto control = [](const std::string& s) {
+    return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+  };
+  if (key.empty() || control(key) || control(value) || key.size() > 256 || value.size() > 4096) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --label \"{}\": expected KEY=VALUE (a non-empty key, no "
+                            "control characters)",
+                            text));
+  }
+  return std::pair{key, value};
+}
+
+Result<> validate_hostname(const std::string& hostname) {
+  static const std::regex re(
+      "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*");
+  if (hostname.size() > 63 || !std::regex_match(hostname, re)) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --hostname \"{}\": expected letters, digits and '-' in "
+                            "dot-separated labels, at most 63 characters",
+                            hostname));
+  }
+  return {};
+}
+
+Result<> validate_user(const std::string& user) {
+  static const std::regex re("[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?");
+  if (user.size() > 256 || !std::regex_match(user, re)) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --user \"{}\": expected NAME or UID, optionally :GROUP or "
+                            ":GID",
+                            user));
+  }
+  return {};
+}
+
 Result<CloneOptions> validate_clone(const CloneRequest& r) {
   CloneOptions c;
   if (!r.name.empty()) FCVM_TRY(validate_name(r.name));
   c.name = r.name;
+  for (const auto& text : r.labels) {
+    FCVM_TRY_ASSIGN(auto label, parse_label(text));
+    c.labels[label.first] = label.second;
+  }
   FCVM_TRY_ASSIGN(c.ports, parse_ports(r.publish));
   if (!r.network.empty()) {
     FCVM_TRY_ASSIGN(c.network, validate_network(r.network));

@@ -45,6 +45,14 @@ struct RunRequest {
   std::string authfile{};
   std::string entrypoint{};
   std::string workdir{};
+  std::string user{};
+  std::string hostname{};
+  bool read_only = false;
+  bool init = false;
+  bool interactive = false;
+  bool tty = false;
+  bool detach = false;  // -d (-i and -t need an attached client)
+  std::vector<std::string> labels{};  // K=V (or K: an empty value)
   std::string mem{};
   std::string cpu{};
   std::string vmm{};
@@ -76,8 +84,16 @@ struct CloneRequest {
   std::string wait_ready{};
   bool keep_on_failure = false;
   std::string timings_file{};
+  std::vector<std::string> labels{};  // added to (or replacing) the snapshot's
 };
 Result<CloneOptions> validate_clone(const CloneRequest& request);
+
+// --label K=V (or K) -> (K, V); K may not be empty or hold '=' or a control character.
+Result<std::pair<std::string, std::string>> parse_label(const std::string& text);
+// --hostname: an RFC 1123 host name of at most 63 characters.
+Result<> validate_hostname(const std::string& hostname);
+// --user: NAME or UID, optionally :GROUP or :GID (names as in /etc/passwd).
+Result<> validate_user(const std::string& user);
 
 // What needs the store or the host's VMMs, before anything is created: a snapshot name that is
 // free, an explicitly chosen VMM that can run here.

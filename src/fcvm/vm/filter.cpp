@@ -1,0 +1,74 @@
+#include "fcvm/vm/filter.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "fcvm/vm/options.hpp"
+
+namespace fcvm::vm {
+
+Result<VmFilter> parse_vm_filters(const std::vector<std::string>& specs) {
+  VmFilter f;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    auto key = spec.substr(0, eq);
+    auto value = eq == std::string::npos ? std::string() : spec.substr(eq + 1);
+    if (eq == std::string::npos || value.empty()) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid --filter \"{}\": expected label=KEY[=VALUE], name=TEXT, "
+                              "id=PREFIX or status=STATUS",
+                              spec));
+    }
+    if (key == "label") {
+      auto veq = value.find('=');
+      VmFilter::Label label{value.substr(0, veq), std::nullopt};
+      if (veq != std::string::npos) label.value = value.substr(veq + 1);
+      if (label.key.empty()) {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("invalid --filter \"{}\": the label has no key", spec));
+      }
+      f.labels.push_back(std::move(label));
+    } else if (key == "name") {
+      f.names.push_back(value);
+    } else if (key == "id") {
+      f.ids.push_back(value);
+    } else if (key == "status") {
+      auto status = state::parse_status(value);
+      if (!status) {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("invalid --filter \"{}\": unknown status \"{}\" (created, "
+                                "starting, running, paused, stopping, exited)",
+                                spec, value));
+      }
+      f.statuses.push_back(*status);
+    } else {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid --filter \"{}\": unknown key \"{}\" (label, name, id, "
+                              "status)",
+                              spec, key));
+    }
+  }
+  return f;
+}
+
+bool matches(const VmFilter& f, const state::VmRecord& rec) {
+  auto any = [](const auto& list, auto pred) {
+    return list.empty() || std::any_of(list.begin(), list.end(), pred);
+  };
+  if (!any(f.names, [&](const std::string& n) { return rec.name.find(n) != std::string::npos; })) {
+    return false;
+  }
+  if (!any(f.ids, [&](const std::string& p) { return rec.id.rfind(p, 0) == 0; })) return false;
+  if (!any(f.statuses, [&](state::VmStatus s) { return rec.status == s; })) return false;
+  if (f.labels.empty()) return true;
+  auto options = options_from_json(rec.options_json);
+  if (!options) return false;
+  const auto& labels = options->labels;
+  return std::all_of(f.labels.begin(), f.labels.end(), [&](const VmFilter::Label& l) {
+    auto it = labels.find(l.key);
+    return it != labels.end() && (!l.value || it->second == *l.value);
+  });
+}
+
+}  // namespace fcvm::vm

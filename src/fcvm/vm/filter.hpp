@@ -1,0 +1,34 @@
+#pragma once
+// `ls --filter`: which VMs a list shows, as podman reads its filters. Filters of one key match
+// if any of them does (labels: if all of them do); different keys must all match.
+//   label=KEY       the VM has the label
+//   label=KEY=VALUE the label has this value
+//   name=TEXT       the name contains TEXT
+//   id=PREFIX       the id starts with PREFIX
+//   status=STATUS   created | starting | running | paused | stopping | exited
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fcvm/state/vm_store.hpp"
+#include "fcvm/util/result.hpp"
+
+namespace fcvm::vm {
+
+struct VmFilter {
+  struct Label {
+    std::string key;
+    std::optional<std::string> value;
+  };
+  std::vector<Label> labels{};
+  std::vector<std::string> names{};
+  std::vector<std::string> ids{};
+  std::vector<state::VmStatus> statuses{};
+  bool empty() const { return labels.empty() && names.empty() && ids.empty() && statuses.empty(); }
+};
+
+// kInvalidInput naming the filter for anything else.
+Result<VmFilter> parse_vm_filters(const std::vector<std::string>& specs);
+bool matches(const VmFilter& filter, const state::VmRecord& rec);
+
+}  // namespace fcvm::vm
