@@ -318,7 +318,8 @@ TEST(AgentOci, InitReadOnlyAndUser) {
   EXPECT_EQ(spec["root"]["readonly"], true);
   auto args = spec["process"]["args"].get<Argv>();
   ASSERT_GE(args.size(), 3u);
-  EXPECT_EQ(Argv(args.begin(), args.begin() + 3), (Argv{"/run/fcvm-init", "--", "/docker-entrypoint.sh"}));
+  EXPECT_EQ(Argv(args.begin(), args.begin() + 3),
+            (Argv{"/run/fcvm-init", "--", "/docker-entrypoint.sh"}));
   // The init's bind comes after /run's tmpfs (which would hide it); /tmp and /var/tmp writable.
   int run_at = -1, init_at = -1, i = 0;
   std::set<std::string> tmpfs;

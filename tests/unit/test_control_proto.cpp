@@ -56,8 +56,8 @@ TEST(ControlProto, RequestsRoundTrip) {
   EXPECT_EQ(rs.rows, 24);
   EXPECT_EQ(rs.cols, 80);
   EXPECT_EQ(round_trip_request<control::Signal>(control::Signal{"TERM"}).signal, "TERM");
-  EXPECT_EQ(
-      round_trip_request<control::ContainerSignal>(control::ContainerSignal{"HUP"}).signal, "HUP");
+  EXPECT_EQ(round_trip_request<control::ContainerSignal>(control::ContainerSignal{"HUP"}).signal,
+            "HUP");
   EXPECT_EQ(round_trip_request<control::Rename>(control::Rename{"web2"}).name, "web2");
   round_trip_request<control::Pause>(control::Pause{});
   round_trip_request<control::Unpause>(control::Unpause{});
@@ -104,8 +104,8 @@ TEST(ControlProto, MalformedInputIsAProtocolErrorNeverACrash) {
         "{\"type\":\"exec\",\"argv\":[\"a\"],\"rows\":70000}",
         "{\"type\":\"resize\",\"rows\":0,\"cols\":80}", "{\"type\":\"signal\",\"signal\":\"\"}",
         "{\"type\":\"container_signal\"}", "{\"type\":\"rename\",\"name\":\"\"}",
-        "{\"type\":\"rename\",\"name\":7}",
-        "{\"type\":\"snapshot\",\"name\":[]}", "{\"type\":\"attach\""}) {
+        "{\"type\":\"rename\",\"name\":7}", "{\"type\":\"snapshot\",\"name\":[]}",
+        "{\"type\":\"attach\""}) {
     auto r = control::decode_request(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kProtocol) << bad;

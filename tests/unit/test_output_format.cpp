@@ -15,8 +15,9 @@ TEST(OutputFormat, Kinds) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->kind, OutputFormat::Kind::kTemplate);
   EXPECT_FALSE(t->header);
-  EXPECT_EQ(render_row(t->row_template, [](const std::string& f) { return f == "Name" ? "web" : "abc"; }),
-            "web\tabc");
+  EXPECT_EQ(
+      render_row(t->row_template, [](const std::string& f) { return f == "Name" ? "web" : "abc"; }),
+      "web\tabc");
   auto h = parse_output_format("table {{.Name}} {{.Status}}", fields);
   ASSERT_TRUE(h);
   EXPECT_TRUE(h->header);

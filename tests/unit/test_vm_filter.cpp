@@ -81,8 +81,8 @@ TEST(VmFilter, LabelHostnameAndUserChecks) {
   EXPECT_FALSE(vm::parse_label("=x"));
   EXPECT_FALSE(vm::parse_label("a\nb=1"));
   EXPECT_TRUE(vm::validate_hostname("web-1.example"));
-  const std::vector<std::string> bad_names = {"-web", "web-",  "a..b",
-                                              "under_score", "", "x.", std::string(64, 'a')};
+  const std::vector<std::string> bad_names = {
+      "-web", "web-", "a..b", "under_score", "", "x.", std::string(64, 'a')};
   for (const auto& bad : bad_names) {
     EXPECT_FALSE(vm::validate_hostname(bad)) << bad;
   }

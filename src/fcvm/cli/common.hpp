@@ -1,16 +1,16 @@
 #pragma once
 // What the subcommands share: the context and the store, and name resolution.
+#include <termios.h>
+
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <termios.h>
-
 #include "fcvm/config/config.hpp"
 #include "fcvm/image/store.hpp"
 #include "fcvm/state/vm_store.hpp"
-#include "fcvm/vm/context.hpp"
 #include "fcvm/vm/attach.hpp"
+#include "fcvm/vm/context.hpp"
 #include "fcvm/vm/validate.hpp"
 
 namespace fcvm::cli {

@@ -4,8 +4,8 @@
 // destination's. Files copied into the container belong to root (as with podman cp); copied out
 // as root they keep their owners, as another user they become that user's.
 #include <fcntl.h>
-#include <signal.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,9 +134,8 @@ Result<> copy_in(Session& s, const std::string& from, const Location& to) {
                 fmt::format("{}:{}: no such directory in the container", rec.name, to.path));
   }
   std::string target = into ? dest : dir_of(dest);
-  std::vector<std::string> argv = {"tar",     "-c",          "-f",         "-",
-                                   "-C",      dir_of(src),   "--owner=0", "--group=0",
-                                   "--numeric-owner"};
+  std::vector<std::string> argv = {
+      "tar", "-c", "-f", "-", "-C", dir_of(src), "--owner=0", "--group=0", "--numeric-owner"};
   if (!into && name != base_of(dest)) argv.push_back(vm::tar_rename_transform(name, base_of(dest)));
   argv.push_back(name);
   int pipefd[2];
@@ -186,8 +185,8 @@ Command add_cp(CLI::App& app) {
               return report_error(Error(ErrorCode::kInvalidInput, "cp: " + why));
             };
             if (from.vm.empty() == to.vm.empty()) {
-              return bad(fmt::format(
-                  "\"{}\" -> \"{}\": exactly one side must be VM:PATH", args->from, args->to));
+              return bad(fmt::format("\"{}\" -> \"{}\": exactly one side must be VM:PATH",
+                                     args->from, args->to));
             }
             const auto& in_vm = from.vm.empty() ? to : from;
             if (in_vm.path.empty() || in_vm.path[0] != '/') {

@@ -64,9 +64,9 @@ Result<OutputFormat> parse_output_format(const std::string& text,
     if (std::find(fields.begin(), fields.end(), name) == fields.end()) {
       std::string known;
       for (const auto& k : fields) known += (known.empty() ? "" : ", ") + k;
-      return fail(ErrorCode::kInvalidInput,
-                  fmt::format("invalid --format \"{}\": no field .{} (fields: {})", text, name,
-                              known));
+      return fail(
+          ErrorCode::kInvalidInput,
+          fmt::format("invalid --format \"{}\": no field .{} (fields: {})", text, name, known));
     }
   }
   // Every "{{" must open a placeholder: a malformed one would print as it is.

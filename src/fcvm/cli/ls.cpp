@@ -9,8 +9,8 @@
 #include "fcvm/cli/inspect_json.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
-#include "fcvm/vm/images.hpp"
 #include "fcvm/vm/filter.hpp"
+#include "fcvm/vm/images.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -57,9 +57,9 @@ Command add_ls(CLI::App& app) {
                   "status=STATUS (repeatable; one key: any matches, labels: all match)")
       ->allow_extra_args(false);
   return {cmd, [args]() -> int {
-            static const std::vector<std::string> fields = {
-                "Name",  "ID",    "Image",   "Status",  "Created",
-                "Backend", "Ports", "Labels", "ExitCode"};
+            static const std::vector<std::string> fields = {"Name",   "ID",      "Image",
+                                                            "Status", "Created", "Backend",
+                                                            "Ports",  "Labels",  "ExitCode"};
             auto format = parse_output_format(args->format, fields);
             if (!format) return report_error(format.error().wrap("ls"));
             if (format->kind == OutputFormat::Kind::kJson) args->json = true;
@@ -87,27 +87,31 @@ Command add_ls(CLI::App& app) {
               std::string out;
               if (format->header) out += render_header(format->row_template) + "\n";
               for (const auto* r : shown) {
-                out += render_row(format->row_template, [&](const std::string& field) {
-                  if (field == "Name") return r->name;
-                  if (field == "ID") return r->id.substr(0, 12);
-                  if (field == "Image") return r->image;
-                  if (field == "Status") return status_text(*r, now);
-                  if (field == "Created") return human_duration(now - r->created_ms) + " ago";
-                  if (field == "Backend") return r->backend;
-                  if (field == "Ports") return r->ports;
-                  if (field == "ExitCode") {
-                    return r->exit_code ? std::to_string(*r->exit_code) : std::string();
-                  }
-                  // Labels: K=V,K=V as podman prints them.
-                  std::string labels;
-                  auto options = vm::options_from_json(r->options_json);
-                  if (options) {
-                    for (const auto& [k, v] : options->labels) {
-                      labels += (labels.empty() ? "" : ",") + k + "=" + v;
-                    }
-                  }
-                  return labels;
-                }) + "\n";
+                out += render_row(format->row_template,
+                                  [&](const std::string& field) {
+                                    if (field == "Name") return r->name;
+                                    if (field == "ID") return r->id.substr(0, 12);
+                                    if (field == "Image") return r->image;
+                                    if (field == "Status") return status_text(*r, now);
+                                    if (field == "Created")
+                                      return human_duration(now - r->created_ms) + " ago";
+                                    if (field == "Backend") return r->backend;
+                                    if (field == "Ports") return r->ports;
+                                    if (field == "ExitCode") {
+                                      return r->exit_code ? std::to_string(*r->exit_code)
+                                                          : std::string();
+                                    }
+                                    // Labels: K=V,K=V as podman prints them.
+                                    std::string labels;
+                                    auto options = vm::options_from_json(r->options_json);
+                                    if (options) {
+                                      for (const auto& [k, v] : options->labels) {
+                                        labels += (labels.empty() ? "" : ",") + k + "=" + v;
+                                      }
+                                    }
+                                    return labels;
+                                  }) +
+                       "\n";
               }
               fmt::print("{}", out);
               return k_exit_ok;

@@ -56,7 +56,8 @@ std::string upper(std::string s) {
 // "[OPTIONS] vm... name" from an app's positionals.
 std::string synopsis(const CLI::App& app) {
   std::string out = "[OPTIONS]";
-  for (const auto* opt : app.get_options([](const CLI::Option* o) { return o->get_positional(); })) {
+  for (const auto* opt :
+       app.get_options([](const CLI::Option* o) { return o->get_positional(); })) {
     auto name = upper(opt->get_name(true, false));
     if (opt->get_expected_max() > 1) name += "...";
     out += " " + (opt->get_required() ? name : "[" + name + "]");
@@ -83,7 +84,8 @@ std::string options_section(const CLI::App& app) {
 
 std::string arguments_section(const CLI::App& app) {
   std::string out;
-  for (const auto* opt : app.get_options([](const CLI::Option* o) { return o->get_positional(); })) {
+  for (const auto* opt :
+       app.get_options([](const CLI::Option* o) { return o->get_positional(); })) {
     out += ".TP\n.I " + roff(upper(opt->get_name(true, false))) + "\n" +
            roff(opt->get_description()) + "\n";
   }
@@ -117,17 +119,17 @@ std::string command_page(const CLI::App& root, const CLI::App& cmd) {
 }
 
 std::string main_page(const CLI::App& root) {
-  std::string page =
-      fmt::format(".TH FCVM 1 \"\" \"fcvm {}\" \"fcvm manual\"\n.SH NAME\nfcvm \\- {}\n",
-                  FCVM_VERSION, roff(root.get_description().substr(root.get_description().find(':') + 2)));
+  std::string page = fmt::format(
+      ".TH FCVM 1 \"\" \"fcvm {}\" \"fcvm manual\"\n.SH NAME\nfcvm \\- {}\n", FCVM_VERSION,
+      roff(root.get_description().substr(root.get_description().find(':') + 2)));
   page += ".SH SYNOPSIS\n.B fcvm\n[OPTIONS] COMMAND [ARG...]\n";
   page += ".SH DESCRIPTION\n" + paragraphs(root.get_description()) + "\n";
   page += ".SH OPTIONS\n" + options_section(root);
   page += ".SH COMMANDS\n";
   std::string see_also;
   for (const auto* sub : root.get_subcommands([](const CLI::App* s) { return visible(s); })) {
-    page += ".TP\n.BR fcvm\\-" + roff(sub->get_name()) + " (1)\n" + roff(sub->get_description()) +
-            "\n";
+    page +=
+        ".TP\n.BR fcvm\\-" + roff(sub->get_name()) + " (1)\n" + roff(sub->get_description()) + "\n";
     see_also += (see_also.empty() ? "" : ",\n") + std::string(".BR fcvm\\-") +
                 roff(sub->get_name()) + " (1)";
   }

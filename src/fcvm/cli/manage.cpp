@@ -30,9 +30,9 @@ Command add_wait(CLI::App& app) {
               auto code = rec ? vm::wait_vm(*s.store, *rec)
                               : Result<std::optional<int64_t>>(tl::unexpected(rec.error()));
               if (code && !*code) {
-                code = fail(ErrorCode::kInvalidInput,
-                            fmt::format("VM {} has no exit code (it did not run to an exit)",
-                                        rec->name));
+                code = fail(
+                    ErrorCode::kInvalidInput,
+                    fmt::format("VM {} has no exit code (it did not run to an exit)", rec->name));
               }
               if (!code) {
                 rc = std::max(rc, report_error(code.error().wrap(fmt::format("wait {}", ref))));
@@ -88,10 +88,10 @@ Command add_port(CLI::App& app) {
               if (parts.size() == 2) want_proto = std::string(parts[1]);
               if (!want_port || parts.size() > 2 ||
                   (!want_proto.empty() && want_proto != "tcp" && want_proto != "udp")) {
-                return report_error(Error(
-                    ErrorCode::kInvalidInput,
-                    fmt::format("port: invalid port \"{}\": expected PORT or PORT/tcp|udp",
-                                args->port)));
+                return report_error(
+                    Error(ErrorCode::kInvalidInput,
+                          fmt::format("port: invalid port \"{}\": expected PORT or PORT/tcp|udp",
+                                      args->port)));
               }
             }
             Session s;

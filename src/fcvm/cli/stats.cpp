@@ -1,4 +1,6 @@
 // fcvm stats [--no-stream] [--json] [VM...]   fcvm top VM
+#include "fcvm/vm/stats.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -12,7 +14,6 @@
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/attach.hpp"
 #include "fcvm/vm/lifecycle.hpp"
-#include "fcvm/vm/stats.hpp"
 #include "fcvm/vm/top.hpp"
 
 namespace fcvm::cli {

@@ -79,10 +79,9 @@ Command add_restart(CLI::App& app) {
   return {cmd, [args]() -> int {
             auto t = stop_timeout("restart", args->timeout);
             if (!t) return report_error(t.error());
-            return for_each_vm("restart", args->refs,
-                               [&](Session& s, const state::VmRecord& rec) {
-                                 return vm::restart_vm(*s.ctx, *s.store, rec, *t);
-                               });
+            return for_each_vm("restart", args->refs, [&](Session& s, const state::VmRecord& rec) {
+              return vm::restart_vm(*s.ctx, *s.store, rec, *t);
+            });
           }};
 }
 

@@ -1,4 +1,6 @@
 // fcvm system df [--json]   fcvm system prune [-f] [--json]
+#include "fcvm/vm/system.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -11,7 +13,6 @@
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/strings.hpp"
-#include "fcvm/vm/system.hpp"
 
 namespace fcvm::cli {
 namespace {
@@ -35,14 +36,14 @@ int df(bool json) {
                            .dump(2));
     return k_exit_ok;
   }
-  std::string out =
-      fmt::format("{:<12} {:>6} {:>7} {:>10} {:>12}\n", "TYPE", "TOTAL", "ACTIVE", "SIZE",
-                  "RECLAIMABLE");
+  std::string out = fmt::format("{:<12} {:>6} {:>7} {:>10} {:>12}\n", "TYPE", "TOTAL", "ACTIVE",
+                                "SIZE", "RECLAIMABLE");
   for (const auto& [name, u] : {std::pair{"Images", df->images}, std::pair{"VMs", df->vms},
                                 std::pair{"Snapshots", df->snapshots}}) {
     int pct = u.bytes > 0 ? static_cast<int>(u.reclaimable * 100 / u.bytes) : 0;
-    out += fmt::format("{:<12} {:>6} {:>7} {:>10} {:>12}\n", name, u.total, u.active,
-                       human_size(u.bytes), fmt::format("{} ({}%)", human_size(u.reclaimable), pct));
+    out +=
+        fmt::format("{:<12} {:>6} {:>7} {:>10} {:>12}\n", name, u.total, u.active,
+                    human_size(u.bytes), fmt::format("{} ({}%)", human_size(u.reclaimable), pct));
   }
   fmt::print("{}", out);
   return k_exit_ok;

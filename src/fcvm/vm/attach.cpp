@@ -78,9 +78,8 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
   int stops = 0;
   bool stdin_open = options.interactive;
   for (;;) {
-    pollfd fds[3] = {{client->fd(), POLLIN, 0},
-                     {signals.fd(), POLLIN, 0},
-                     {stdin_open ? io.in : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
     if (fds[1].revents & POLLIN) {

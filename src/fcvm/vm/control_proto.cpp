@@ -126,9 +126,7 @@ std::string_view type_name(const Request& r) {
                         [](const Exec&) { return std::string_view("exec"); },
                         [](const Resize&) { return std::string_view("resize"); },
                         [](const Signal&) { return std::string_view("signal"); },
-                        [](const ContainerSignal&) {
-                          return std::string_view("container_signal");
-                        },
+                        [](const ContainerSignal&) { return std::string_view("container_signal"); },
                         [](const Rename&) { return std::string_view("rename"); },
                         [](const Pause&) { return std::string_view("pause"); },
                         [](const Unpause&) { return std::string_view("unpause"); },

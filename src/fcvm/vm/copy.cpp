@@ -14,7 +14,7 @@ namespace fcvm::vm {
 namespace {
 
 // Exit codes of the script besides tar's own.
-constexpr int k_missing = 3;      // the path does not exist (or, for `in`, is no directory)
+constexpr int k_missing = 3;       // the path does not exist (or, for `in`, is no directory)
 constexpr int k_no_container = 4;  // the container's process was not found
 
 Result<int> run_script(const state::VmRecord& rec, std::vector<std::string> args, const Stdio& io,
@@ -36,8 +36,8 @@ Error script_failure(const state::VmRecord& rec, const std::string& path, int co
     return Error(ErrorCode::kInvalidInput,
                  fmt::format("VM {}: its container is not running", rec.name));
   }
-  return Error(ErrorCode::kSystem,
-               fmt::format("{}:{}: tar in the container failed (exit code {})", rec.name, path, code));
+  return Error(ErrorCode::kSystem, fmt::format("{}:{}: tar in the container failed (exit code {})",
+                                               rec.name, path, code));
 }
 
 }  // namespace
@@ -72,8 +72,7 @@ esac
 )SH";
 }
 
-Result<ContainerPathKind> container_path_kind(const state::VmRecord& rec,
-                                              const std::string& path) {
+Result<ContainerPathKind> container_path_kind(const state::VmRecord& rec, const std::string& path) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail_errno("pipe");
   UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);

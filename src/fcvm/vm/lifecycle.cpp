@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -47,8 +47,7 @@ Result<state::VmStore> open_store(Context& ctx) {
 
 bool is_active(const state::VmRecord& rec) {
   return rec.status == state::VmStatus::kStarting || rec.status == state::VmStatus::kRunning ||
-         rec.status == state::VmStatus::kPaused ||
-         rec.status == state::VmStatus::kStopping;
+         rec.status == state::VmStatus::kPaused || rec.status == state::VmStatus::kStopping;
 }
 
 Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
@@ -344,7 +343,8 @@ Result<state::VmRecord> rename_vm(state::VmStore& store, const state::VmRecord& 
   }
   auto old = current->name;
   current->name = name;
-  if (auto saved = store.update(*current); !saved) return tl::unexpected(name_taken(saved.error(), name));
+  if (auto saved = store.update(*current); !saved)
+    return tl::unexpected(name_taken(saved.error(), name));
   publish(store, EventType::kRenamed, *current, old);
   return *current;
 }

@@ -64,8 +64,9 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
   };
   bool running = m_phase == Phase::kRunning && m_channel_open;
   auto paused = [&] {
-    return control::Failure{Error(
-        ErrorCode::kInvalidInput, fmt::format("VM {} is paused: fcvm unpause it first", m_rec.name))};
+    return control::Failure{
+        Error(ErrorCode::kInvalidInput,
+              fmt::format("VM {} is paused: fcvm unpause it first", m_rec.name))};
   };
   std::visit(
       [&](auto&& r) {
@@ -133,9 +134,9 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
         } else if constexpr (std::is_same_v<T, control::Pause>) {
           if (!running) return reply(c, not_running());
           if (m_paused) {
-            return reply(c, control::Failure{Error(
-                                ErrorCode::kInvalidInput,
-                                fmt::format("VM {} is already paused", m_rec.name))});
+            return reply(
+                c, control::Failure{Error(ErrorCode::kInvalidInput,
+                                          fmt::format("VM {} is already paused", m_rec.name))});
           }
           if (auto done = m_vm->backend->pause(); !done) {
             return reply(c, control::Failure{done.error().wrap("pause the VMM")});
@@ -147,8 +148,9 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         } else if constexpr (std::is_same_v<T, control::Unpause>) {
           if (!m_paused) {
-            return reply(c, control::Failure{Error(ErrorCode::kInvalidInput,
-                                                   fmt::format("VM {} is not paused", m_rec.name))});
+            return reply(c,
+                         control::Failure{Error(ErrorCode::kInvalidInput,
+                                                fmt::format("VM {} is not paused", m_rec.name))});
           }
           if (auto done = m_vm->backend->resume(); !done) {
             return reply(c, control::Failure{done.error().wrap("resume the VMM")});
@@ -200,8 +202,10 @@ void Monitor::on_client_frame(ControlConnection& c, const proto::Frame& frame) {
         } else if (m_early_stdin.size() + frame.payload.size() <= k_early_stdin_max) {
           m_early_stdin += frame.payload;
         } else {
-          FCVM_LOG(kWarn, "monitor", "input before the container started exceeds {} bytes: "
-                                     "dropping the client", k_early_stdin_max);
+          FCVM_LOG(kWarn, "monitor",
+                   "input before the container started exceeds {} bytes: "
+                   "dropping the client",
+                   k_early_stdin_max);
           c.closed = true;
         }
       }

@@ -124,8 +124,8 @@ class Monitor {
   // run -i: what the attached client typed before the plan went out (sent right after it).
   std::string m_early_stdin;
   bool m_early_stdin_eof = false;
-  bool m_ready = false;         // reported ready (gate passed, or the container ran)
-  bool m_paused = false;        // fcvm pause: the VMM is paused until unpause (or a stop)
+  bool m_ready = false;   // reported ready (gate passed, or the container ran)
+  bool m_paused = false;  // fcvm pause: the VMM is paused until unpause (or a stop)
   Clock::time_point m_boot_deadline{};
   Clock::time_point m_attach_deadline{};
   std::unique_ptr<readiness::GateRunner> m_gate;

@@ -27,7 +27,8 @@ std::vector<PublishedPort> published_ports(const std::string& ports_column) {
   for (auto text : split(ports_column, ',')) {
     auto m = net::parse_publish(text);
     if (!m) continue;  // written by fcvm itself: never expected
-    out.push_back({m->guest_port, std::string(net::proto_name(m->proto)), m->host_ip, m->host_port});
+    out.push_back(
+        {m->guest_port, std::string(net::proto_name(m->proto)), m->host_ip, m->host_port});
   }
   return out;
 }

@@ -34,8 +34,9 @@ struct RunOptions {
   std::string workdir{};
   std::string user{};      // --user: replaces the image's USER (NAME|UID[:GROUP|GID])
   std::string hostname{};  // --hostname: the container's and the guest's (default: the name)
-  bool read_only = false;  // --read-only: the container's root is read-only (tmpfs on /tmp, /run, ...)
-  bool init = false;       // --init: catatonit as PID 1 reaps zombies and forwards signals
+  bool read_only =
+      false;          // --read-only: the container's root is read-only (tmpfs on /tmp, /run, ...)
+  bool init = false;  // --init: catatonit as PID 1 reaps zombies and forwards signals
   bool interactive = false;  // -i: the attached client's stdin is the container's
   bool tty = false;          // -t: the container runs on a terminal
   std::map<std::string, std::string> labels{};  // --label K=V

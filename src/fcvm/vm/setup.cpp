@@ -262,9 +262,8 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
   auto root_serial = vm->backend->guest_disk_serial(spec.disks[0]);
   if (!root_serial) return tl::unexpected<Error>(root_serial.error());
   spec.kernel_args = {fmt::format("fcvm.root={}", *root_serial),
-                      fmt::format("fcvm.hostname={}", vm->options.hostname.empty()
-                                                          ? rec.name
-                                                          : vm->options.hostname)};
+                      fmt::format("fcvm.hostname={}",
+                                  vm->options.hostname.empty() ? rec.name : vm->options.hostname)};
   spec.net = vmm::NetSpec{vm->network->tap(), guest.mac};
   spec.console_log = rec.dir + "/console.log";
   spec.vmm_log = rec.dir + "/vmm.log";

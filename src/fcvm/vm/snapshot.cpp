@@ -1,14 +1,13 @@
 #include "fcvm/vm/snapshot.hpp"
 
 #include <fmt/format.h>
-
-#include <cerrno>
-#include <chrono>
-#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/storage/disk.hpp"

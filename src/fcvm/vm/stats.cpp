@@ -44,8 +44,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view stat) {
 
 std::optional<int64_t> parse_status_kib(std::string_view status, std::string_view key) {
   for (auto line : split(status, '\n')) {
-    if (line.substr(0, key.size()) != key || line.size() <= key.size() ||
-        line[key.size()] != ':') {
+    if (line.substr(0, key.size()) != key || line.size() <= key.size() || line[key.size()] != ':') {
       continue;
     }
     auto f = words(line.substr(key.size() + 1));

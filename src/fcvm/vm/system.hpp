@@ -12,9 +12,9 @@ namespace fcvm::vm {
 
 struct SpaceUse {
   int64_t total = 0;
-  int64_t active = 0;         // VMs: running; snapshots: cloned by a VM; images: used
-  int64_t bytes = 0;          // space on the host (allocated blocks)
-  int64_t reclaimable = 0;    // what prune would free
+  int64_t active = 0;       // VMs: running; snapshots: cloned by a VM; images: used
+  int64_t bytes = 0;        // space on the host (allocated blocks)
+  int64_t reclaimable = 0;  // what prune would free
 };
 struct SystemDf {
   SpaceUse images, vms, snapshots;

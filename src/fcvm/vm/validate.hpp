@@ -51,7 +51,7 @@ struct RunRequest {
   bool init = false;
   bool interactive = false;
   bool tty = false;
-  bool detach = false;  // -d (-i and -t need an attached client)
+  bool detach = false;                // -d (-i and -t need an attached client)
   std::vector<std::string> labels{};  // K=V (or K: an empty value)
   std::string mem{};
   std::string cpu{};
