@@ -342,8 +342,10 @@ TEST(AgentMessages, ResizeRoundTripAndErrors) {
   EXPECT_EQ(back->stream, 2u);
   EXPECT_EQ(back->rows, 40);
   EXPECT_EQ(back->cols, 120);
-  for (const char* text : {R"({"type":"resize","stream":0,"rows":1,"cols":1})",
-                           R"({"type":"resize","stream":1,"rows":1})",
+  // Stream 0: the main container's terminal (run -t).
+  EXPECT_TRUE(
+      resize_from_json(nlohmann::json::parse(R"({"type":"resize","stream":0,"rows":1,"cols":1})")));
+  for (const char* text : {R"({"type":"resize","stream":1,"rows":1})",
                            R"({"type":"resize","stream":1,"rows":-1,"cols":1})",
                            R"({"type":"resize","stream":1,"rows":65536,"cols":1})",
                            R"({"type":"resize","stream":1,"rows":"24","cols":80})"}) {
@@ -365,9 +367,13 @@ TEST(AgentMessages, SignalByNameOrNumber) {
   EXPECT_EQ(back->stream, 5u);
   EXPECT_EQ(back->signal, "9");
   EXPECT_EQ(signal_from_json(*name)->signal, "TERM");
+  // Stream 0: the container's main process (fcvm kill).
+  auto main_stream =
+      signal_from_json(nlohmann::json::parse(R"({"type":"signal","stream":0,"signal":"INT"})"));
+  ASSERT_TRUE(main_stream);
+  EXPECT_EQ(main_stream->stream, 0u);
   for (const char* text :
-       {R"({"type":"signal","stream":0,"signal":"INT"})", R"({"type":"signal","stream":1})",
-        R"({"type":"signal","stream":1,"signal":""})",
+       {R"({"type":"signal","stream":1})", R"({"type":"signal","stream":1,"signal":""})",
         R"({"type":"signal","stream":1,"signal":-2})"}) {
     auto r = signal_from_json(nlohmann::json::parse(text));
     ASSERT_FALSE(r) << text;

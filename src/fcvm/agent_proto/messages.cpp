@@ -274,9 +274,6 @@ Result<Resize> resize_from_json(const json& j) {
     }
     r.rows = *rows;
     r.cols = *cols;
-    if (r.stream == k_main_stream) {
-      return fail(ErrorCode::kProtocol, "bad resize: stream 0 has no terminal");
-    }
     return r;
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad resize: {}", e.what()));
@@ -298,9 +295,6 @@ Result<Signal> signal_from_json(const json& j) {
       s.signal = std::to_string(sig.get<uint32_t>());
     } else {
       s.signal = sig.get<std::string>();
-    }
-    if (s.stream == k_main_stream) {
-      return fail(ErrorCode::kProtocol, "bad signal: stream 0 is stopped with `stop`");
     }
     if (s.signal.empty()) return fail(ErrorCode::kProtocol, "bad signal: empty signal");
     return s;
