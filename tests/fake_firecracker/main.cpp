@@ -87,6 +87,7 @@ fake_fc::VmmOptions vmm_options(const Args& args) {
     if (!c.empty()) o.fail_calls.emplace_back(c);
   }
   o.fail_message = env_or("FAKE_FC_FAIL_MESSAGE", o.fail_message);
+  o.version = env_or("FAKE_FC_VERSION", o.version);
   o.guest.exit_code =
       static_cast<int>(fcvm::parse_int(env_or("FAKE_FC_EXIT_CODE", "0"), 0, 255).value_or(0));
   o.guest.run_until_stop = env_or("FAKE_FC_RUN_UNTIL_STOP", "") == "1";
@@ -102,7 +103,7 @@ fake_fc::VmmOptions vmm_options(const Args& args) {
 int main(int argc, char** argv) {
   Args args = parse_args(argc, argv);
   if (args.version) {
-    std::printf("Firecracker v%s\n", fake_fc::k_version);
+    std::printf("Firecracker v%s\n", env_or("FAKE_FC_VERSION", fake_fc::k_default_version).c_str());
     return 0;
   }
   if (args.spec.empty()) {

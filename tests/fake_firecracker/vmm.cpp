@@ -326,11 +326,11 @@ HttpAnswer FakeVmm::get(const std::string& path) {
   if (path == "/") {
     return {200, json{{"id", m_options.id},
                       {"state", m_state},
-                      {"vmm_version", k_version},
+                      {"vmm_version", m_options.version},
                       {"app_name", "Firecracker"}}
                      .dump()};
   }
-  if (path == "/version") return {200, json{{"firecracker_version", k_version}}.dump()};
+  if (path == "/version") return {200, json{{"firecracker_version", m_options.version}}.dump()};
   if (path == "/machine-config") return {200, m_machine.dump()};
   if (path == "/vm/config") return {200, full_config().dump()};
   if (path == "/mmds") return {200, m_mmds.dump()};

@@ -8,6 +8,7 @@
 // with FAKE_FC_FAIL_MESSAGE (default "injected failure").
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -18,13 +19,17 @@
 
 namespace fake_fc {
 
-inline constexpr const char* k_version = "1.16.1";
+// The version the fake plays (FAKE_FC_VERSION): the spec's by default; "1.14.2" plays v1.14's
+// dialect too (PUT /snapshot/load without vsock_override and clock_realtime, as the real v1.14.2
+// answers).
+inline constexpr const char* k_default_version = "1.16.1";
 
 struct VmmOptions {
   std::string id = "anonymous-instance";
   std::string record_path{};
   std::vector<std::string> fail_calls{};
   std::string fail_message = "injected failure";
+  std::string version = k_default_version;
   GuestOptions guest{};  // agent_port is replaced by fcvm.agent=vsock:N from the boot args
 };
 
@@ -54,6 +59,11 @@ class FakeVmm {
   void start_guest(bool paused);
   json full_config() const;
   bool started() const { return m_state != "Not started"; }
+  bool older_than_1_16() const {
+    int major = 0, minor = 0;
+    return std::sscanf(m_options.version.c_str(), "%d.%d", &major, &minor) == 2 &&
+           (major < 1 || (major == 1 && minor < 16));
+  }
   void record(const HttpRequest& request, const std::optional<json>& body,
               const HttpAnswer& answer) const;
 

@@ -48,6 +48,18 @@ HttpAnswer FakeVmm::snapshot_load(const json& body) {
         "Loading a microVM snapshot not allowed after configuring boot-specific "
         "resources.");
   }
+  if (older_than_1_16()) {
+    // v1.14.2's answer, word for word (serde's unknown-field error), for the fields 1.16 added.
+    for (const char* added : {"vsock_override", "clock_realtime"}) {
+      if (body.contains(added)) {
+        return fault(fmt::format(
+            "An error occurred when deserializing the json body of a request: unknown field "
+            "`{}`, expected one of `snapshot_path`, `mem_file_path`, `mem_backend`, "
+            "`enable_diff_snapshots`, `track_dirty_pages`, `resume_vm`, `network_overrides`.",
+            added));
+      }
+    }
+  }
   bool has_file = body.contains("mem_file_path");
   bool has_backend = body.contains("mem_backend");
   if (has_file == has_backend) {

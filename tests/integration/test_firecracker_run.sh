@@ -129,7 +129,7 @@ if len(drives) == 2:
 n = body.get("PUT /network-interfaces/eth0", {})
 check(n.get("host_dev_name") == "tap0" and n.get("guest_mac"), f"network {n}")
 v = body.get("PUT /vsock", {})
-check(v.get("uds_path", "").endswith("/vsock.sock") and v.get("guest_cid") == 3, f"vsock {v}")
+check(v.get("uds_path") == "vsock.sock" and v.get("guest_cid") == 3, f"vsock {v} (relative to the VM directory, the working directory)")
 plan = body.get("PUT /mmds", {}).get("fcvm", {}).get("plan", {})
 check(plan.get("command") == ["echo", "hello"], f"mmds plan {plan}")
 rootfs = plan.get("image", {}).get("rootfs", {})
@@ -238,6 +238,8 @@ drives = [c["body"] for c in clone if c["method"] == "PATCH" and c["path"].start
 check(any(d["path_on_host"].startswith(data + "/vms/") and d["path_on_host"].endswith("/root.ext4")
           for d in drives), f"the clone's root drive is not its own disk: {drives}")
 check(not any(c["path"] == "/boot-source" for c in clone), "the clone booted instead of loading")
+if load:  # v1.16: the clone's vsock socket is named in the load request
+    check("vsock_override" in load["body"], f"v1.16 load without vsock_override: {load['body']}")
 for e in errors: print("  " + e)
 sys.exit(1 if errors else 0)
 PY
@@ -248,4 +250,44 @@ rc=0
 "$FCVM_BIN" snapshot rm fcsnap >/dev/null || fail "snapshot rm"
 assert_clean "snapshot and clone"
 log "e. firecracker snapshot + clone: spec-checked calls, own disk copies, File memory backend"
+
+# f. Firecracker v1.14's dialect (as the real v1.14.2 answers): no vsock_override on load. Two
+#    clones of one snapshot run side by side beside their source, each with the vsock socket in
+#    its own directory (the name recorded in the snapshot is relative to Firecracker's directory).
+export FAKE_FC_VERSION=1.14.2
+rec_old=$TEST_TMP/snap-1.14.jsonl
+FAKE_FC_RUN_UNTIL_STOP=1 run_fc -d --name osrc --cpu 1 --mem 256 --save-snapshot osnap \
+  "oci-archive:$archive" >/dev/null 2>"$TEST_TMP/err" ||
+  { show_vm_logs; fail "v1.14: run --save-snapshot: $(cat "$TEST_TMP/err")"; }
+for n in 1 2; do
+  FAKE_FC_RUN_UNTIL_STOP=1 FAKE_FC_RECORD=$rec_old "$FCVM_BIN" clone --snapshot osnap --name "oclone$n" -d \
+    >/dev/null 2>"$TEST_TMP/err" || { show_vm_logs; fail "v1.14: clone $n: $(cat "$TEST_TMP/err")"; }
+done
+for v in osrc oclone1 oclone2; do
+  [ "$("$FCVM_BIN" inspect "$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"]["status"])')" = running ] ||
+    { show_vm_logs; fail "v1.14: $v is not running: $("$FCVM_BIN" ls -a)"; }
+  dir=$("$FCVM_BIN" inspect "$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["paths"]["dir"])')
+  [ -S "$dir/vsock.sock" ] || fail "v1.14: $v has no vsock socket in its own directory $dir"
+done
+python3 - "$rec_old" <<'PY' || fail "v1.14 load calls (above)"
+import json, sys
+loads = [json.loads(l) for l in open(sys.argv[1])]
+loads = [c for c in loads if c["path"] == "/snapshot/load"]
+bad = [c for c in loads if c["status"] >= 300 or "vsock_override" in c["body"]]
+if len(loads) != 2 or bad:
+    print(f"  want 2 accepted loads without vsock_override, got {len(loads)}: {bad}")
+    sys.exit(1)
+PY
+"$FCVM_BIN" rm -f oclone1 oclone2 osrc >/dev/null
+"$FCVM_BIN" snapshot rm osnap >/dev/null || fail "v1.14: snapshot rm"
+assert_clean "v1.14 snapshot and clones"
+# A version outside v1.10-v1.16 is refused, naming it; nothing is recorded.
+rc=0
+FAKE_FC_VERSION=1.9.0 run_fc "oci-archive:$archive" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+grep -q "Firecracker v1.9.0 is not supported: fcvm supports v1.10 to v1.16" "$TEST_TMP/err" ||
+  fail "v1.9.0: exit $rc, want the supported range named: $(cat "$TEST_TMP/err")"
+[ "$rc" -ne 0 ] || fail "v1.9.0 accepted"
+[ -z "$("$FCVM_BIN" ls -a -q)" ] || fail "v1.9.0: a VM was recorded: $("$FCVM_BIN" ls -a)"
+unset FAKE_FC_VERSION
+log "f. v1.14 dialect: 2 clones side by side without vsock_override; v1.9.0 refused: $(cat "$TEST_TMP/err")"
 echo "firecracker run via fake-firecracker: all scenarios passed"

@@ -204,6 +204,7 @@ void Monitor::loop() {
     // Clients that went away: an exec loses its process, an attached foreground run its VM.
     m_control->reap([this](ControlConnection& c) { on_client_gone(c); });
     if (end_of_vmm()) return;
+    connect_channel();
     maybe_send_plan();  // the attach deadline may have passed
     watch_console();
     gate_tick();

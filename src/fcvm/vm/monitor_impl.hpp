@@ -47,6 +47,8 @@ class Monitor {
   using Clock = std::chrono::steady_clock;
   // How long the guest may take to answer at all, and to power off once its container ended.
   static constexpr std::chrono::seconds k_boot_timeout{180};
+  // One attempt of connect_channel (a vsock handshake under nesting takes ~100 ms).
+  static constexpr std::chrono::milliseconds k_agent_connect_slice{500};
   static constexpr std::chrono::seconds k_poweroff_timeout{15};
   // After the container's own stop timeout: the agent's SIGKILL and the guest's power-off.
   static constexpr std::chrono::seconds k_stop_margin{20};
@@ -66,6 +68,7 @@ class Monitor {
   void boot_and_run();
   bool retry_after_hang();
   void watch_console();
+  void connect_channel();
   void loop();
   bool end_of_vmm();
   void check_deadlines();

@@ -23,7 +23,6 @@ void Monitor::boot_and_run() {
     return;
   }
   m_vm = std::move(*setup);
-  m_channel_open = true;
   std::optional<readiness::Gate> gate;
   if (!m_vm->options.wait_ready.empty()) {
     auto parsed = readiness::parse_gate(m_vm->options.wait_ready);
@@ -34,13 +33,29 @@ void Monitor::boot_and_run() {
     }
   }
   m_gate = std::make_unique<readiness::GateRunner>(gate);
-  if (m_vm->restored) {
-    publish(EventType::kCloneStarted, m_restore_from ? m_restore_from->name : "");
-    // The restored agent is mid-plan and may not notice the new connection: ask for a hello
-    // (its answer gets the clone's plan: id, clock, fresh entropy).
-    send_agent(proto::encode_hello({proto::k_protocol_version, "fcvm"}));
-  }
+  if (m_vm->restored) publish(EventType::kCloneStarted, m_restore_from ? m_restore_from->name : "");
   if (!m_error) loop();
+}
+
+// The agent's channel. QEMU's socket is there as soon as QEMU runs; Firecracker's vsock answers
+// only once the guest's agent listens, seconds into the boot (about 17 s under nested
+// virtualisation). Each pass of the loop tries for a short slice, so that the boot deadline, the
+// console watch and control requests keep working while the guest boots.
+void Monitor::connect_channel() {
+  if (!m_vm || m_vm->channel || m_phase != Phase::kBooting) return;
+  auto channel = m_vm->backend->connect_agent(k_agent_connect_slice);
+  if (!channel) {
+    if (channel.error().code() == ErrorCode::kTimeout) return;  // not listening yet
+    record_error(std::move(channel.error()).wrap("connect to the guest agent"));
+    m_vm->backend->kill();
+    return;
+  }
+  m_vm->channel = std::move(*channel);
+  m_channel_open = true;
+  m_timings.mark("agent_connected");
+  // The restored agent is mid-plan and may not notice the new connection: ask for a hello (its
+  // answer gets the clone's plan: id, clock, fresh entropy).
+  if (m_vm->restored) send_agent(proto::encode_hello({proto::k_protocol_version, "fcvm"}));
 }
 
 // A guest whose kernel hung before its container was ready, on the VM's first boot, boots once

@@ -327,13 +327,8 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     // The server has its own copy of the descriptor; ours closes here.
   }
 
-  // 6. The agent channel (the guest's hello arrives on it once it has booted).
-  auto channel = vm->backend->connect_agent(10s);
-  if (!channel) {
-    vm->backend->kill();
-    return tl::unexpected<Error>(std::move(channel.error()).wrap("connect to the guest agent"));
-  }
-  vm->channel = std::move(*channel);
+  // 6. The agent channel is the monitor's to connect (Monitor::connect_channel): with Firecracker
+  // the guest's agent accepts only once it has booted.
   return vm;
 }
 

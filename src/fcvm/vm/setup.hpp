@@ -40,8 +40,8 @@ std::string volume_image_path(const state::VmRecord& rec, size_t index);
 // Where a booting VM's RAM file is made (QEMU; unlinked as soon as QEMU runs).
 std::string memory_file_path(const state::VmRecord& rec);
 
-// Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a connected
-// agent channel. With `restore_from` (a clone's first start) the VM is restored from that
+// Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a started
+// VMM; the agent channel is connected by the monitor's loop. With `restore_from` (a clone's first start) the VM is restored from that
 // snapshot instead of booted: its disk is a fresh layer over the snapshot's, its memory the
 // snapshot's mapped copy-on-write.
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,

@@ -116,6 +116,7 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
   process.log_path = spec.vmm_log;
   process.join_namespaces_of = spec.netns_holder;
   process.ready_timeout = m_options.ready_timeout;
+  process.cwd = spec.dir;
   auto vmm = spawn_firecracker(process);
   if (!vmm) return tl::unexpected<Error>(vmm.error());
   m_vmm = std::move(*vmm);
@@ -140,6 +141,10 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
     }
   };
   place(k_vsock_name, m_paths.vsock_host, m_paths.vsock_vmm);
+  // Unjailed, the vsock socket is named relative to Firecracker's working directory (the VM's
+  // own): a snapshot records that name, so a clone's Firecracker binds the socket in the clone's
+  // directory even where PUT /snapshot/load has no vsock_override (before v1.16).
+  if (!m_vmm->jail) m_paths.vsock_vmm = k_vsock_name;
   place(k_log_name, m_paths.log_host, m_paths.log_vmm);
   place(k_metrics_name, m_paths.metrics_host, m_paths.metrics_vmm);
   for (const auto* file : {&m_paths.log_host, &m_paths.metrics_host}) {
@@ -225,13 +230,24 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
 Result<> FirecrackerBackend::start(const VmSpec& spec) {
   if (m_vmm) return fail(ErrorCode::kInternal, "firecracker backend already started");
   FCVM_TRY(validate(spec, /*booting=*/true));
-  Rollback rollback;
-  FCVM_TRY(launch(spec, rollback));
-  FCVM_TRY(configure(spec, rollback));
-  FCVM_TRY(api().put(InstanceActionInfo::path(),
-                     InstanceActionInfo{ActionType::kInstanceStart}.to_json()));
-  rollback.commit();
-  return {};
+  // Under nested virtualisation about one InstanceStart in seven is never answered (the guest
+  // makes no progress either): that Firecracker goes, and a new one boots the guest, once.
+  for (int attempt = 1;; ++attempt) {
+    Rollback rollback;
+    FCVM_TRY(launch(spec, rollback));
+    FCVM_TRY(configure(spec, rollback));
+    auto started = api().put(InstanceActionInfo::path(),
+                             InstanceActionInfo{ActionType::kInstanceStart}.to_json());
+    if (started) {
+      rollback.commit();
+      return {};
+    }
+    if (attempt > 1 || started.error().code() != ErrorCode::kTimeout) {
+      return tl::unexpected<Error>(std::move(started.error()));
+    }
+    FCVM_LOG(kWarn, "firecracker", "InstanceStart unanswered ({}): booting in a new Firecracker",
+             started.error().to_string());
+  }
 }
 
 Result<UniqueFd> FirecrackerBackend::connect_agent(std::chrono::milliseconds timeout) {

@@ -6,7 +6,7 @@
 //         the source VM is gone. The guest stays paused.
 // load:   a fresh process -> PUT /logger, /metrics -> PUT /snapshot/load {mem_backend File,
 //         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
-//         socket} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
+//         socket (v1.16 on)} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
 //         VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
 //         PUT /mmds (spec.mmds_json, when there is a network) -> PATCH /vm Resumed if asked.
 // Firecracker opens the disk paths recorded in the snapshot while loading it, so those files must
@@ -104,7 +104,8 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
   params.resume_vm = false;
   if (spec.net) params.network_overrides.push_back({k_iface_id, spec.net->tap});
   ::unlink(m_paths.vsock_host.c_str());  // Firecracker binds it again while loading
-  params.vsock_override_uds_path = m_paths.vsock_vmm;
+  // Before v1.16 the field is refused; the recorded name is relative, so it lands here anyway.
+  if (has_vsock_override(m_vmm->version)) params.vsock_override_uds_path = m_paths.vsock_vmm;
   auto timeouts = m_options.api_timeouts;
   timeouts.total = m_options.snapshot_timeout;
   FCVM_TRY(api().call("PUT", SnapshotLoadParams::path(), params.to_json(), timeouts));

@@ -12,6 +12,7 @@
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vmm/firecracker/process.hpp"
+#include "fcvm/vmm/firecracker/version.hpp"
 
 namespace fcvm::vmm::firecracker {
 namespace {
@@ -61,6 +62,13 @@ Result<ProbeResult> firecracker_available(const ProbeOptions& options) {
     }
     auto lines = split(trim(out->out), '\n');
     result.version = lines.empty() ? "" : std::string(trim(lines.front()));
+    auto version = parse_version(result.version);
+    if (!version) {
+      return unavailable(fmt::format("{} --version: {}", *bin, version.error().message()));
+    }
+    if (auto supported = check_supported(*version); !supported) {
+      return unavailable(fmt::format("{}: {}", *bin, supported.error().message()));
+    }
   }
 
   FCVM_TRY(check_kvm(options.kvm_device));

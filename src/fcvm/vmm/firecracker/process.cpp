@@ -13,6 +13,7 @@
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
 #include "fcvm/vmm/firecracker/api_client.hpp"
+#include "fcvm/vmm/firecracker/models.hpp"
 
 namespace fcvm::vmm::firecracker {
 namespace {
@@ -32,6 +33,19 @@ Result<std::string> resolve_bin(const std::string& explicit_path, const char* na
   if (auto found = find_executable(name)) return *found;
   return fail(ErrorCode::kUnavailable,
               fmt::format("no {} binary: none configured and none found in PATH", name));
+}
+
+// GET /'s answer names the version; fcvm talks only to versions it knows the API of.
+Result<> check_answer(const nlohmann::json& answer, SpawnedVmm& vmm) {
+  auto info = InstanceInfo::from_json(answer);
+  if (!info) return tl::unexpected<Error>(info.error());
+  auto version = parse_version(info->vmm_version);
+  if (!version) return tl::unexpected<Error>(version.error());
+  FCVM_TRY(check_supported(*version));
+  vmm.version = *version;
+  FCVM_LOG(kInfo, "firecracker", "Firecracker {} answers on {}", version->to_string(),
+           vmm.api_sock);
+  return {};
 }
 
 }  // namespace
@@ -163,6 +177,7 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   // Its own session: a terminal's Ctrl-C reaches fcvm, which stops the VM in order.
   spawn.new_session = true;
   spawn.join_namespaces_of = options.join_namespaces_of;
+  if (!options.jailer) spawn.cwd = options.cwd;
   FCVM_LOG(kDebug, "firecracker", "spawn: {}", join(argv, " "));
   auto child = ChildProcess::spawn(spawn);
   if (!child) return tl::unexpected<Error>(child.error());
@@ -185,7 +200,13 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
     }
     if (::access(vmm.api_sock.c_str(), F_OK) == 0) {
       auto info = client.get("/");
-      if (info) return vmm;
+      if (info) {
+        auto checked = check_answer(*info, vmm);
+        if (checked) return vmm;
+        vmm.process.terminate(std::chrono::milliseconds(0));
+        ::unlink(vmm.api_sock.c_str());
+        return fail(checked.error().wrap(argv[0]));
+      }
       last = info.error().to_string();
     }
     if (std::chrono::steady_clock::now() >= deadline) {

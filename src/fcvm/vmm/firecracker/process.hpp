@@ -20,6 +20,7 @@
 
 #include "fcvm/util/child_process.hpp"
 #include "fcvm/util/result.hpp"
+#include "fcvm/vmm/firecracker/version.hpp"
 
 namespace fcvm::vmm::firecracker {
 
@@ -48,6 +49,9 @@ struct ProcessOptions {
   std::string log_path{};  // receives stdout+stderr; empty: /dev/null
   pid_t join_namespaces_of = 0;
   std::chrono::milliseconds ready_timeout{5000};
+  // Working directory of an unjailed Firecracker: relative paths it is given (the vsock socket)
+  // resolve there, also when a snapshot taken elsewhere is loaded.
+  std::string cwd{};
 };
 
 // The Firecracker binary: `explicit_path` if given (the caller's configuration), else
@@ -87,10 +91,11 @@ struct SpawnedVmm {
   ChildProcess process;
   std::string api_sock;  // host path
   std::optional<JailLayout> jail{};
+  Version version{};  // from GET /
 };
 
 // Spawns Firecracker (or the jailer) and waits, bounded by ready_timeout, until the API socket
-// answers GET /. A process that exits before is reported with the tail of its log. A stale socket
+// answers GET /, whose vmm_version must be one fcvm supports (kUnavailable otherwise). A process that exits before is reported with the tail of its log. A stale socket
 // file at the API path is removed first (Firecracker refuses to bind over one).
 Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options);
 

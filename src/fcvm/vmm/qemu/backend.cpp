@@ -242,6 +242,10 @@ void QemuBackend::kill() {
   remove_memory_file();
 }
 
+// How long the KVM probe may take to show a booting kernel: nested guests print their first
+// "VFS:" line about 5-10 s after QEMU starts (measured inside a TCG guest with nested SVM).
+constexpr std::chrono::seconds k_kvm_probe_timeout{60};
+
 Accel choose_accel(const std::string& kernel, const std::string& cache_file,
                    const std::string& forced, std::string& why) {
   if (forced == "kvm" || forced == "tcg") {
@@ -260,10 +264,17 @@ Accel choose_accel(const std::string& kernel, const std::string& cache_file,
       return why.rfind("kvm", 0) == 0 ? Accel::kKvm : Accel::kTcg;
     }
   }
-  // The probe: boot the kernel without a root disk. A working KVM reaches the "unable to mount
-  // root" panic within a second or two and (panic=-1, -no-reboot) QEMU exits.
+  // The probe: boot the kernel without a root disk. A working KVM prints the kernel's "VFS:" lines
+  // (then panics for want of a root; panic=-1 and -no-reboot end QEMU) within a second or two on
+  // a fast host and within ~10 s under nested virtualisation; a KVM that cannot run a guest makes
+  // QEMU fail at once or print nothing. The probe ends as soon as one of those is seen.
+  // The probe's console goes beside the cache, or to a private /tmp directory when the cache's
+  // directory is not writable (a read-only home).
   auto dir = cache_file + ".d";
-  (void)make_dirs(dir);
+  if (!make_dirs(dir) || ::access(dir.c_str(), W_OK) != 0) {
+    std::string tmpl = "/tmp/fcvm-kvm-probe.XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) dir = tmpl;
+  }
   auto console = dir + "/console.log";
   ::unlink(console.c_str());
   SpawnOptions opts;
@@ -291,12 +302,18 @@ Accel choose_accel(const std::string& kernel, const std::string& cache_file,
   bool ok = false;
   auto child = ChildProcess::spawn(opts);
   if (child) {
-    auto st = child->wait_for(std::chrono::seconds(5));
-    auto text = read_file(console);
-    ok = st && *st && text &&
-         (text->find("Kernel panic") != std::string::npos ||
-          text->find("VFS:") != std::string::npos);
-    if (!st || !*st) (void)child->terminate(std::chrono::milliseconds(200));
+    auto booted = [&console] {
+      auto text = read_file(console);
+      return text && (text->find("Kernel panic") != std::string::npos ||
+                      text->find("VFS:") != std::string::npos);
+    };
+    auto deadline = std::chrono::steady_clock::now() + k_kvm_probe_timeout;
+    for (;;) {
+      auto st = child->wait_for(std::chrono::milliseconds(50));
+      ok = booted();
+      if (ok || !st || *st || std::chrono::steady_clock::now() >= deadline) break;
+    }
+    if (child->running()) (void)child->terminate(std::chrono::milliseconds(200));
   }
   why = ok ? "kvm: probe boot succeeded"
            : "tcg: /dev/kvm exists but a probe guest did not boot with it; using TCG (slow)";
