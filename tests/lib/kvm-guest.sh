@@ -140,7 +140,7 @@ done
 timeout -s KILL "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -machine q35 \
   -m "$mem_mib" -smp "$cpus" -nographic -nodefaults -no-reboot \
   -kernel "$cache/vmlinuz" -initrd "$cache/initramfs.gz" \
-  -append "console=ttyS0 loglevel=7 rdinit=/init panic=-1" \
+  -append "console=ttyS0 loglevel=4 rdinit=/init panic=-1" \
   -serial "file:$ctl/console.log" -chardev stdio,id=out,signal=off -serial chardev:out \
   "${fsdevs[@]}" </dev/null &
 qemu_pid=$!

@@ -162,6 +162,21 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
   return {};
 }
 
+// The serial console to its own file. Not part of a snapshot: a restored VM sets it before the
+// load, as it does the logger.
+Result<> FirecrackerBackend::configure_console(const VmSpec& spec, Rollback& rollback) {
+  if (spec.console_log.empty() || spec.console_log == spec.vmm_log) return {};
+  if (m_vmm->jail) {
+    m_paths.console_host = m_vmm->jail->host_path("/console.log");
+    m_paths.console_vmm = "/console.log";
+  } else {
+    m_paths.console_host = m_paths.console_vmm = spec.console_log;
+  }
+  FCVM_TRY(touch(m_paths.console_host));
+  FCVM_TRY(link_out(m_paths.console_host, spec.console_log, rollback));
+  return api().put(SerialDevice::path(), SerialDevice{m_paths.console_vmm}.to_json());
+}
+
 Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
   MachineConfiguration machine;
   machine.vcpu_count = spec.vcpus;
@@ -180,17 +195,7 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
   boot.boot_args = boot_args(spec, m_options.agent_port);
   FCVM_TRY(api().put(BootSource::path(), boot.to_json()));
 
-  if (!spec.console_log.empty() && spec.console_log != spec.vmm_log) {
-    if (m_vmm->jail) {
-      m_paths.console_host = m_vmm->jail->host_path("/console.log");
-      m_paths.console_vmm = "/console.log";
-    } else {
-      m_paths.console_host = m_paths.console_vmm = spec.console_log;
-    }
-    FCVM_TRY(touch(m_paths.console_host));
-    FCVM_TRY(link_out(m_paths.console_host, spec.console_log, rollback));
-    FCVM_TRY(api().put(SerialDevice::path(), SerialDevice{m_paths.console_vmm}.to_json()));
-  }
+  FCVM_TRY(configure_console(spec, rollback));
 
   for (const auto& planned : plan_drives(spec.disks)) {
     Drive drive;

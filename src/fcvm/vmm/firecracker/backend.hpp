@@ -121,6 +121,7 @@ class FirecrackerBackend : public Backend {
   // Spawn + logger + metrics: common to start() and snapshot_load().
   Result<> launch(const VmSpec& spec, Rollback& rollback);
   Result<> configure(const VmSpec& spec, Rollback& rollback);
+  Result<> configure_console(const VmSpec& spec, Rollback& rollback);
   Result<std::string> vmm_path(const std::string& host_path) const;
   // Inside the jail, Firecracker's output files live in the jail root; `outside` (in spec.dir)
   // becomes a symlink to `inside` so logs are found where they are without a jail.

@@ -4,7 +4,7 @@
 //         given) -> PUT /snapshot/create {Full} -> PATCH /drives/{id} back to the VM's own files.
 //         The state file then names the copies, which a clone can open while loading even after
 //         the source VM is gone. The guest stays paused.
-// load:   a fresh process -> PUT /logger, /metrics -> PUT /snapshot/load {mem_backend File,
+// load:   a fresh process -> PUT /logger, /metrics, /serial -> PUT /snapshot/load {mem_backend File,
 //         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
 //         socket (v1.16 on)} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
 //         VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
@@ -93,6 +93,7 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
   FCVM_TRY(validate(spec, /*booting=*/false));
   Rollback rollback;
   FCVM_TRY(launch(spec, rollback));
+  FCVM_TRY(configure_console(spec, rollback));
 
   SnapshotLoadParams params;
   auto state = vmm_path(state_path);

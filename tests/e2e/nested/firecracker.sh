@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs inside tests/lib/kvm-guest.sh (a guest with a working /dev/kvm), driven by
+# e2e/test_firecracker_real.sh: fcvm against the real Firecracker binary. One guest boot covers
+# --vmm auto, a foreground run's stdin, output and exit code, nginx with rootless and privileged
+# networking, exec, logs, stop, start, rm, a snapshot and two clones, and that nothing
+# is left behind. Prints one line per milestone with its time. The VMs get one vCPU: a second
+# one stalls (RCU) under nested emulation on two host cores.
+source "$(dirname "$0")/../../lib/common.sh"
+: "${FCVM_FIRECRACKER_BIN:?the firecracker binary}"
+[ -c /dev/kvm ] || fail "no /dev/kvm: run me through tests/lib/kvm-guest.sh"
+busybox=$(need_image busybox.oci.tar)
+nginx=$(need_image nginx.oci.tar)
+welcome="Welcome to fcvm nginx"
+t0=$SECONDS
+step() { log "$(printf '%4d s' $((SECONDS - t0))) $*"; }
+
+# The guest's files over 9p are slow to copy for every VM: one copy in this guest's memory.
+src=${FCVM_GUEST_DIR:-$(data_dir)}
+mkdir -p /tmp/guest/images
+cp -a "$src/kernel" /tmp/guest/
+[ -d "$src/bin" ] && cp -a "$src/bin" /tmp/guest/
+cp --sparse=always "$(readlink -f "$src/images/rootfs.ext4")" /tmp/guest/images/rootfs.ext4
+export FCVM_GUEST_DIR=/tmp/guest FCVM_DATA_DIR=$TEST_TMP/data
+step "guest files copied"
+
+vm_field() { fcvm inspect "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[0]; print(eval('v' + sys.argv[1]))" "$2"; }
+firecrackers() { pgrep -f "$FCVM_FIRECRACKER_BIN" || true; }
+host_state() { # what fcvm may leave behind on this host
+  { firecrackers; pgrep -f 'slirp4netns|__monitor' || true; ip -o link | awk -F': ' '{print $2}' | grep -v '^lo$' || true
+    ip netns list 2>/dev/null || true; nft list tables 2>/dev/null | grep -i fcvm || true
+    ls "$FCVM_DATA_DIR/vms" 2>/dev/null || true; } | sort
+}
+before=$(host_state)
+expect_clean() { local now; now=$(host_state); [ "$now" = "$before" ] || fail "$1: left behind: $(diff <(echo "$before") <(echo "$now") | grep '^>')"; }
+
+# 1. --vmm auto picks Firecracker here; a foreground run prints and exits with the code.
+rc=0
+printf 'through stdin\n' | fcvm run -i --keep --name fg --cpu 1 "oci-archive:$busybox" \
+  sh -c 'read -r l; echo "hello from firecracker: $l"; exit 3' >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" -eq 3 ] || fail "foreground run: exit $rc, want 3: $(tail -5 "$TEST_TMP/err")"
+grep -qx 'hello from firecracker: through stdin' "$TEST_TMP/out" || fail "foreground run: output $(cat "$TEST_TMP/out")"
+[ "$(vm_field fg '["backend"]')" = firecracker ] || fail "--vmm auto picked $(vm_field fg '["backend"]')"
+console=$(vm_field fg '["paths"]["console_log"]')
+grep -q 'channel vsock:1024: host connected' "$console" || fail "the agent did not talk over vsock"
+fcvm rm fg >/dev/null
+expect_clean "foreground run"
+step "1. --vmm auto -> firecracker; foreground run -i: stdin, output and exit code 3; agent over vsock"
+
+# 2. nginx, rootless: serves on its port; exec with stdin; logs; stop; start; rm.
+p1=$(free_port)
+fcvm run -d --name web --cpu 1 --mem 512 -p "127.0.0.1:$p1:80" "oci-archive:$nginx" >/dev/null 2>"$TEST_TMP/err" ||
+  fail "run -d nginx: $(tail -5 "$TEST_TMP/err")"
+wait_http "http://127.0.0.1:$p1/?from-test" 120 | grep -q "$welcome" || fail "nginx (rootless) does not serve"
+step "2. nginx (rootless) serves on 127.0.0.1:$p1"
+# (the nginx image has nothing but nginx: stdin was checked through run -i above)
+fcvm exec web -- nginx -v 2>&1 | grep -q 'nginx version' || fail "exec nginx -v"
+rc=0; fcvm exec web -- nginx -t -c /nonexistent >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "exec exit code $rc, want nginx's 1"
+wait_until 30 sh -c "'$FCVM_BIN' logs web 2>&1 | grep -q 'GET /?from-test'" || fail "logs lack the request"
+fcvm stop web >/dev/null || fail "stop"
+[ "$(vm_field web '["state"]["status"]')" = exited ] || fail "stop: $(vm_field web '["state"]')"
+[ -z "$(firecrackers)" ] || fail "stop left Firecracker running"
+fcvm start web >/dev/null 2>"$TEST_TMP/err" || fail "start: $(tail -5 "$TEST_TMP/err")"
+wait_http "http://127.0.0.1:$p1/" 120 | grep -q "$welcome" || fail "nginx does not serve after start"
+fcvm rm -f web >/dev/null
+expect_clean "rootless nginx"
+step "2. exec (output, exit code), logs, stop, start (serves again), rm: clean"
+
+# 3. A warm snapshot and two clones, each on its own port with its own id.
+p2=$(free_port)
+fcvm run -d --name src --cpu 1 --mem 512 -p "127.0.0.1:$p2:80" --save-snapshot warm \
+  --wait-ready 'mode=http,url=http://127.0.0.1:80/' "oci-archive:$nginx" >/dev/null 2>"$TEST_TMP/err" ||
+  fail "run --save-snapshot: $(tail -5 "$TEST_TMP/err")"
+step "3. snapshot 'warm' saved"
+ids=()
+for n in 1 2; do
+  port=$(free_port)
+  fcvm clone --snapshot warm --name "c$n" -p "127.0.0.1:$port:80" -d >/dev/null 2>"$TEST_TMP/err" ||
+    fail "clone c$n: $(tail -5 "$TEST_TMP/err")"
+  wait_http "http://127.0.0.1:$port/" 60 | grep -q "$welcome" || fail "clone c$n does not serve on $port"
+  id=$(vm_field "c$n" '["id"]')
+  dir=$(vm_field "c$n" '["paths"]["dir"]')
+  wait_until 30 grep -qs "now VM c$n ($id)" "$dir/console.log" ||
+    fail "clone c$n's guest did not take its own id $id: $(ls -l "$dir"; grep -s 'now VM' "$dir"/*.log)"
+  ids+=("$id")
+done
+[ "${ids[0]}" != "${ids[1]}" ] || fail "the clones share an id"
+curl -fsS --max-time 10 "http://127.0.0.1:$p2/" | grep -q "$welcome" || fail "the source stopped serving"
+fcvm rm -f c1 c2 src >/dev/null
+fcvm snapshot rm warm >/dev/null
+expect_clean "snapshot and clones"
+step "3. two clones serve on their own ports with their own ids; the source still serves; clean"
+
+# 4. nginx with privileged networking (namespace, veth, nftables).
+p3=$(free_port)
+fcvm run -d --name pweb --cpu 1 --mem 512 --network privileged -p "127.0.0.1:$p3:80" "oci-archive:$nginx" \
+  >/dev/null 2>"$TEST_TMP/err" || fail "run -d --network privileged: $(tail -5 "$TEST_TMP/err")"
+wait_http "http://127.0.0.1:$p3/" 120 | grep -q "$welcome" || fail "nginx (privileged) does not serve"
+fcvm rm -f pweb >/dev/null
+expect_clean "privileged nginx"
+step "4. nginx (privileged networking) serves on 127.0.0.1:$p3; rm: clean"
+echo "real firecracker: all scenarios passed in $((SECONDS - t0)) s"
