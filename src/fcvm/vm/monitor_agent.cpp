@@ -2,6 +2,8 @@
 // codec (messages.hpp).
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
@@ -148,7 +150,16 @@ Result<> Monitor::on_agent_bytes() {
   ssize_t n = ::read(m_vm->channel.get(), buf, sizeof buf);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return {};
   if (n <= 0) {
-    m_channel_open = false;  // the VMM is going away; its exit status tells how
+    m_channel_open = false;
+    // Usually the VMM is going away (its exit status tells how). But a vsock connection can also
+    // be reset under a live guest: a restored guest resets its vsock transport as it resumes,
+    // possibly after the host has connected. Until the container's last answer, the monitor
+    // connects again (connect_channel).
+    if (m_phase <= Phase::kRunning && !m_exit_code && !m_error) {
+      FCVM_LOG(kInfo, "monitor", "the agent channel closed ({}): connecting again",
+               n == 0 ? "end of file" : std::strerror(errno));
+      m_reconnect = true;
+    }
     return {};
   }
   m_agent_decoder.feed(std::string_view(buf, static_cast<size_t>(n)));

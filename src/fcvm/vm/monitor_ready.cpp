@@ -42,7 +42,10 @@ void Monitor::boot_and_run() {
 // virtualisation). Each pass of the loop tries for a short slice, so that the boot deadline, the
 // console watch and control requests keep working while the guest boots.
 void Monitor::connect_channel() {
-  if (!m_vm || m_vm->channel || m_phase != Phase::kBooting) return;
+  if (!m_vm || m_channel_open) return;
+  if (m_reconnect ? m_phase > Phase::kRunning : (m_vm->channel || m_phase != Phase::kBooting)) {
+    return;
+  }
   auto channel = m_vm->backend->connect_agent(k_agent_connect_slice);
   if (!channel) {
     if (channel.error().code() == ErrorCode::kTimeout) return;  // not listening yet
@@ -50,12 +53,18 @@ void Monitor::connect_channel() {
     m_vm->backend->kill();
     return;
   }
+  bool again = m_reconnect;
+  m_reconnect = false;
   m_vm->channel = std::move(*channel);
   m_channel_open = true;
-  m_timings.mark("agent_connected");
-  // The restored agent is mid-plan and may not notice the new connection: ask for a hello (its
-  // answer gets the clone's plan: id, clock, fresh entropy).
-  if (m_vm->restored) send_agent(proto::encode_hello({proto::k_protocol_version, "fcvm"}));
+  m_agent_decoder = {};
+  m_timings.mark(again ? "agent_reconnected" : "agent_connected");
+  // A plan sent on the lost connection may not have arrived: the next hello gets it again (an
+  // agent that has it keeps its running plan).
+  if (again && m_phase <= Phase::kStarting) m_hello = false;
+  // The restored (or reconnected) agent is mid-plan and may not notice the new connection: ask
+  // for a hello (its answer gets the clone's plan: id, clock, fresh entropy).
+  if (m_vm->restored || again) send_agent(proto::encode_hello({proto::k_protocol_version, "fcvm"}));
 }
 
 // A guest whose kernel hung before its container was ready, on the VM's first boot, boots once
@@ -88,7 +97,7 @@ bool Monitor::retry_after_hang() {
   }
   m_phase = Phase::kSettingUp;
   m_agent_decoder = {};
-  m_channel_open = m_hello = m_plan_pending = m_gate_settled = false;
+  m_channel_open = m_hello = m_plan_pending = m_gate_settled = m_reconnect = false;
   m_gate.reset();
   m_probe_stream = m_sync_stream = 0;
   m_next_stream = 1;
