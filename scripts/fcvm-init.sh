@@ -23,7 +23,8 @@
 #   --agent PATH  the fc-agent binary; default $FCVM_AGENT_BIN, else the one already in DATA
 #   --force       rebuild everything, including the mmdebstrap tarball; retry the Firecracker
 #                 download even if it failed recently
-# Environment: FCVM_DATA_DIR, FCVM_AGENT_BIN, FCVM_FIRECRACKER_VERSION (default v1.13.1), and
+# Environment: FCVM_DATA_DIR, FCVM_AGENT_BIN, FCVM_FIRECRACKER_VERSION (default v1.14.2;
+#   fcvm supports v1.10 to v1.16), and
 # those of build-guest-kernel.sh and create-rootfs-debian.sh.
 # Building the root filesystem needs root (mmdebstrap). Under sudo, DATA is the invoking user's
 # and the results are handed to that user.
@@ -35,7 +36,7 @@ FCVM_PROG=fcvm-init
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 . "$here/lib/common.sh"
 
-firecracker_version=${FCVM_FIRECRACKER_VERSION:-v1.13.1}
+firecracker_version=${FCVM_FIRECRACKER_VERSION:-v1.14.2}
 total_steps=4
 step_no=0
 step_start=""

@@ -42,7 +42,8 @@ Result<> open_session(Session& s) {
   auto paths = vm::resolve_paths(env, s.config.data_dir, s.config.guest_dir);
   if (!paths) return tl::unexpected<Error>(paths.error());
   s.paths = *paths;
-  s.ctx.emplace(vm::Context{s.paths, sys::default_runner(), env.accel, env.firecracker_bin});
+  s.ctx.emplace(
+      vm::Context{s.paths, sys::default_runner(), env.accel, vm::firecracker_bin(env, s.paths)});
   auto store = vm::open_store(*s.ctx);
   if (!store) return tl::unexpected<Error>(store.error());
   s.store.emplace(std::move(*store));

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "fcvm/util/child_process.hpp"
 #include "fcvm/util/fs.hpp"
 
 namespace fcvm::vm {
@@ -52,6 +53,13 @@ Result<Paths> resolve_paths(const Environment& env, const std::string& config_da
     p.guest_dir = p.data_dir;
   }
   return p;
+}
+
+std::string firecracker_bin(const Environment& env, const Paths& paths) {
+  if (!env.firecracker_bin.empty()) return env.firecracker_bin;
+  if (find_executable("firecracker")) return {};
+  auto installed = paths.guest_dir + "/bin/firecracker";
+  return ::access(installed.c_str(), X_OK) == 0 ? installed : std::string();
 }
 
 }  // namespace fcvm::vm

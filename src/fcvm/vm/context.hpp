@@ -49,6 +49,11 @@ struct Environment {
 Result<Paths> resolve_paths(const Environment& env, const std::string& config_data_dir = {},
                             const std::string& config_guest_dir = {});
 
+// The Firecracker binary fcvm uses: FCVM_FIRECRACKER_BIN; else "" (the backend takes
+// "firecracker" from PATH) when PATH has one; else the one scripts/fcvm-init.sh installs,
+// <guest dir>/bin/firecracker, when it is there.
+std::string firecracker_bin(const Environment& env, const Paths& paths);
+
 struct Context {
   Paths paths;
   sys::CommandRunner& runner;

@@ -3,7 +3,7 @@
 # e2e/test_firecracker_real.sh: fcvm against the real Firecracker binary. One guest boot covers
 # --vmm auto, a foreground run's stdin, output and exit code, nginx with rootless and privileged
 # networking, exec, logs, stop, start, rm, a snapshot and two clones, and that nothing
-# is left behind. Prints one line per milestone with its time. The VMs get one vCPU: a second
+# is left behind, and QEMU with KVM. Prints one line per milestone with its time. The VMs get one vCPU: a second
 # one stalls (RCU) under nested emulation on two host cores.
 source "$(dirname "$0")/../../lib/common.sh"
 : "${FCVM_FIRECRACKER_BIN:?the firecracker binary}"
@@ -31,7 +31,11 @@ host_state() { # what fcvm may leave behind on this host
     ls "$FCVM_DATA_DIR/vms" 2>/dev/null || true; } | sort
 }
 before=$(host_state)
-expect_clean() { local now; now=$(host_state); [ "$now" = "$before" ] || fail "$1: left behind: $(diff <(echo "$before") <(echo "$now") | grep '^>')"; }
+expect_clean() {
+  local now; now=$(host_state)
+  [ "$now" = "$before" ] || fail "$1: the host differs from its starting state (< before, > now):
+$(diff <(echo "$before") <(echo "$now"))"
+}
 
 # 1. --vmm auto picks Firecracker here; a foreground run prints and exits with the code.
 rc=0
@@ -99,4 +103,15 @@ wait_http "http://127.0.0.1:$p3/" 120 | grep -q "$welcome" || fail "nginx (privi
 fcvm rm -f pweb >/dev/null
 expect_clean "privileged nginx"
 step "4. nginx (privileged networking) serves on 127.0.0.1:$p3; rm: clean"
+# 5. QEMU with KVM: here the KVM probe passes, so QEMU runs its guest with -accel kvm.
+rc=0
+fcvm run --vmm qemu --cpu 1 --keep --name q "oci-archive:$busybox" sh -c 'echo hello from qemu-kvm; exit 4' \
+  >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" -eq 4 ] || fail "qemu run: exit $rc, want 4: $(tail -5 "$TEST_TMP/err")"
+grep -qx 'hello from qemu-kvm' "$TEST_TMP/out" || fail "qemu run: output $(cat "$TEST_TMP/out")"
+grep -q 'vmm: qemu: kvm' "$(vm_field q '["paths"]["monitor_log"]')" ||
+  fail "QEMU did not use KVM: $(grep -m1 'vmm: qemu' "$(vm_field q '["paths"]["monitor_log"]')")"
+fcvm rm q >/dev/null
+expect_clean "qemu with kvm"
+step "5. QEMU with KVM: output and exit code 4"
 echo "real firecracker: all scenarios passed in $((SECONDS - t0)) s"
