@@ -6,9 +6,9 @@
 //   {"method":"PUT","path":"/boot-source","body":{...},"status":204,"pid":1234}
 // Failure injection: calls listed in FAKE_FC_FAIL ("PUT /boot-source,PUT /drives/*") answer 400
 // with FAKE_FC_FAIL_MESSAGE (default "injected failure").
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <cstdio>
 #include <string>
 #include <vector>
 

@@ -41,9 +41,9 @@ std::string volume_image_path(const state::VmRecord& rec, size_t index);
 std::string memory_file_path(const state::VmRecord& rec);
 
 // Boots the VM of `rec` (updating rec and calling save() as processes appear) up to a started
-// VMM; the agent channel is connected by the monitor's loop. With `restore_from` (a clone's first start) the VM is restored from that
-// snapshot instead of booted: its disk is a fresh layer over the snapshot's, its memory the
-// snapshot's mapped copy-on-write.
+// VMM; the agent channel is connected by the monitor's loop. With `restore_from` (a clone's first
+// start) the VM is restored from that snapshot instead of booted: its disk is a fresh layer over
+// the snapshot's, its memory the snapshot's mapped copy-on-write.
 Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec, Timings& timings,
                                               const std::function<void()>& save,
                                               const state::SnapshotRecord* restore_from = nullptr);

@@ -25,9 +25,14 @@ step "guest files copied"
 
 vm_field() { fcvm inspect "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[0]; print(eval('v' + sys.argv[1]))" "$2"; }
 firecrackers() { pgrep -f "$FCVM_FIRECRACKER_BIN" || true; }
-host_state() { # what fcvm may leave behind on this host
-  { firecrackers; pgrep -f 'slirp4netns|__monitor' || true; ip -o link | awk -F': ' '{print $2}' | grep -v '^lo$' || true
-    ip netns list 2>/dev/null || true; nft list tables 2>/dev/null | grep -i fcvm || true
+# What fcvm may leave behind on this host. The privileged mode's bridge (fcvm0) and its nftables
+# table with empty chains are shared infrastructure, made once and kept (like podman's bridge);
+# the VM's own links, namespaces and rules are not.
+host_state() {
+  { firecrackers; pgrep -f 'slirp4netns|__monitor' || true
+    ip -o link | awk -F': ' '{print $2}' | grep -Ev '^(lo|fcvm0)$' || true
+    ip netns list 2>/dev/null || true
+    nft list table inet fcvm 2>/dev/null | grep -Ev '^\s*(table|chain|type|policy|\}|$)' || true
     ls "$FCVM_DATA_DIR/vms" 2>/dev/null || true; } | sort
 }
 before=$(host_state)

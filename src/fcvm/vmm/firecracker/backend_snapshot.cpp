@@ -4,10 +4,11 @@
 //         given) -> PUT /snapshot/create {Full} -> PATCH /drives/{id} back to the VM's own files.
 //         The state file then names the copies, which a clone can open while loading even after
 //         the source VM is gone. The guest stays paused.
-// load:   a fresh process -> PUT /logger, /metrics, /serial -> PUT /snapshot/load {mem_backend File,
+// load:   a fresh process -> PUT /logger, /metrics, /serial -> PUT /snapshot/load {mem_backend
+// File,
 //         resume_vm false, network_overrides eth0 -> spec.net->tap, vsock_override -> this VM's
-//         socket (v1.16 on)} -> PATCH /drives/{id} for each of spec.disks (the state file names the source
-//         VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
+//         socket (v1.16 on)} -> PATCH /drives/{id} for each of spec.disks (the state file names the
+//         source VM's disk paths; a clone swaps in its own copies before the guest runs again) ->
 //         PUT /mmds (spec.mmds_json, when there is a network) -> PATCH /vm Resumed if asked.
 // Firecracker opens the disk paths recorded in the snapshot while loading it, so those files must
 // still exist at that moment.

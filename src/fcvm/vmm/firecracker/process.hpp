@@ -95,8 +95,9 @@ struct SpawnedVmm {
 };
 
 // Spawns Firecracker (or the jailer) and waits, bounded by ready_timeout, until the API socket
-// answers GET /, whose vmm_version must be one fcvm supports (kUnavailable otherwise). A process that exits before is reported with the tail of its log. A stale socket
-// file at the API path is removed first (Firecracker refuses to bind over one).
+// answers GET /, whose vmm_version must be one fcvm supports (kUnavailable otherwise). A process
+// that exits before is reported with the tail of its log. A stale socket file at the API path is
+// removed first (Firecracker refuses to bind over one).
 Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options);
 
 // The last `max_bytes` of a log file, trimmed, for error messages ("" when unreadable).
