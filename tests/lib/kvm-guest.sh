@@ -15,8 +15,9 @@
 # on this script's stdout, and its exit code is this script's.
 #
 # Exit codes besides COMMAND's: 77 = cannot run here (no QEMU, no SVM in the emulated CPU, no
-# kernel package), the reason on stderr; 124 = the guest did not finish within --timeout and
-# was killed (its console's tail on stderr). Nothing is left running on the host either way.
+# kernel package), the reason on stderr; 124 = the guest did not finish within --timeout, or its
+# kernel reported a soft lockup or an RCU stall, and it was killed (its console's tail on
+# stderr). Nothing is left running on the host either way.
 set -euo pipefail
 
 self_dir=$(cd "$(dirname "$0")" && pwd)
@@ -137,13 +138,26 @@ for w in "${works[@]}"; do
 done
 
 # ttyS0 is the kernel's console (kept for a failure), ttyS1 carries the command's output.
-timeout -s KILL "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -machine q35 \
+qemu-system-x86_64 -accel tcg -cpu max -machine q35 \
   -m "$mem_mib" -smp "$cpus" -nographic -nodefaults -no-reboot \
   -kernel "$cache/vmlinuz" -initrd "$cache/initramfs.gz" \
   -append "console=ttyS0 loglevel=4 rdinit=/init panic=-1" \
   -serial "file:$ctl/console.log" -chardev stdio,id=out,signal=off -serial chardev:out \
   "${fsdevs[@]}" </dev/null &
 qemu_pid=$!
+# The guest ends by itself, or at the deadline, or as soon as its kernel reports a lockup (under
+# emulation such a guest rarely recovers; the caller may try again).
+deadline=$((SECONDS + timeout_s))
+why=
+while kill -0 "$qemu_pid" 2>/dev/null; do
+  if [ $SECONDS -ge $deadline ]; then
+    why="did not finish within ${timeout_s} s"
+  elif grep -qE 'soft lockup|detected stalls on CPUs' "$ctl/console.log" 2>/dev/null; then
+    why="hung (its kernel reports a lockup)"
+  fi
+  [ -z "$why" ] || { kill -KILL "$qemu_pid" 2>/dev/null; break; }
+  sleep 1
+done
 rc=0
 wait "$qemu_pid" || rc=$?
 qemu_pid=
@@ -152,8 +166,8 @@ if [ -f "$ctl/rc" ]; then
   [ -f "$ctl/reason" ] && cat "$ctl/reason" >&2
   exit "$code"
 fi
-if [ "$rc" -eq 137 ]; then
-  echo "kvm-guest: the guest did not finish within ${timeout_s} s and was killed; its console ends:" >&2
+if [ -n "$why" ]; then
+  echo "kvm-guest: the guest $why and was killed; its console ends:" >&2
   rc=124
 else
   echo "kvm-guest: the guest ended (QEMU exit $rc) without the command's exit code; its console ends:" >&2

@@ -159,13 +159,15 @@ TEST_F(FirecrackerBackendTest, EveryRequestOfTheLifecycleMatchesTheSpec) {
   auto loaded = clone.snapshot_load(vm_spec(clone_dir.path(), "tap1"), mem, state, true);
   ASSERT_TRUE(loaded) << loaded.error().to_string();
   EXPECT_EQ(checked_calls(clone_dir.file("record.jsonl")),
-            (std::vector<std::string>{"PUT /logger", "PUT /metrics", "PUT /snapshot/load",
-                                      "PATCH /drives/fcvm_root", "PATCH /drives/fcvm_data",
-                                      "PUT /mmds", "PATCH /vm"}));
+            (std::vector<std::string>{"PUT /logger", "PUT /metrics", "PUT /serial",
+                                      "PUT /snapshot/load", "PATCH /drives/fcvm_root",
+                                      "PATCH /drives/fcvm_data", "PUT /mmds", "PATCH /vm"}));
   for (const auto& line : read_json_lines(clone_dir.file("record.jsonl"))) {
     if (line["path"] != "/snapshot/load") continue;
     EXPECT_EQ(line["body"]["network_overrides"][0]["host_dev_name"], "tap1");
-    EXPECT_EQ(line["body"]["vsock_override"]["uds_path"], clone.vsock_socket());
+    // Relative to the clone's Firecracker's working directory, which is the clone's directory.
+    EXPECT_EQ(line["body"]["vsock_override"]["uds_path"], "vsock.sock");
+    EXPECT_EQ(clone.vsock_socket(), clone_dir.file("vsock.sock"));
     EXPECT_EQ(line["body"]["resume_vm"], false);
   }
   auto fd = clone.connect_agent(milliseconds(5000));
