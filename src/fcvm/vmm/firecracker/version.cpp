@@ -9,6 +9,10 @@ namespace fcvm::vmm::firecracker {
 std::string Version::to_string() const { return fmt::format("v{}.{}.{}", major, minor, patch); }
 
 Result<Version> parse_version(std::string_view text) {
+  auto invalid = [text] {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("'{}' is not a Firecracker version (want e.g. v1.14.2)", text));
+  };
   std::string_view s = text;
   if (auto space = s.rfind(' '); space != std::string_view::npos) s.remove_prefix(space + 1);
   if (!s.empty() && s.front() == 'v') s.remove_prefix(1);
@@ -18,23 +22,14 @@ Result<Version> parse_version(std::string_view text) {
   const char* end = s.data() + s.size();
   for (size_t i = 0; i < 3; ++i) {
     auto [next, ec] = std::from_chars(p, end, *parts[i]);
-    if (ec != std::errc() || next == p || *parts[i] < 0) {
-      return fail(ErrorCode::kInvalidInput,
-                  fmt::format("'{}' is not a Firecracker version (want e.g. v1.14.2)", text));
-    }
+    if (ec != std::errc() || next == p || *parts[i] < 0) return invalid();
     p = next;
     if (i < 2) {
-      if (p == end || *p != '.') {
-        return fail(ErrorCode::kInvalidInput,
-                    fmt::format("'{}' is not a Firecracker version (want e.g. v1.14.2)", text));
-      }
+      if (p == end || *p != '.') return invalid();
       ++p;
     }
   }
-  if (p != end && *p != '-' && *p != '+') {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("'{}' is not a Firecracker version (want e.g. v1.14.2)", text));
-  }
+  if (p != end && *p != '-' && *p != '+') return invalid();
   return v;
 }
 
