@@ -159,6 +159,7 @@ Result<> Monitor::on_agent_bytes() {
       FCVM_LOG(kInfo, "monitor", "the agent channel closed ({}): connecting again",
                n == 0 ? "end of file" : std::strerror(errno));
       m_reconnect = true;
+      m_reconnect_deadline = Clock::now() + k_reconnect_timeout;
     }
     return {};
   }

@@ -49,6 +49,10 @@ class Monitor {
   static constexpr std::chrono::seconds k_boot_timeout{180};
   // One attempt of connect_channel (a vsock handshake under nesting takes ~100 ms).
   static constexpr std::chrono::milliseconds k_agent_connect_slice{500};
+  // A channel that closed under a running guest is connected again within this time. A failed
+  // attempt before then is not an error: the VMM may be on its way out, and its exit status is
+  // what the record should say.
+  static constexpr std::chrono::seconds k_reconnect_timeout{15};
   static constexpr std::chrono::seconds k_poweroff_timeout{15};
   // After the container's own stop timeout: the agent's SIGKILL and the guest's power-off.
   static constexpr std::chrono::seconds k_stop_margin{20};
@@ -123,6 +127,7 @@ class Monitor {
   agent_proto::Decoder m_agent_decoder;
   bool m_channel_open = false;
   bool m_reconnect = false;     // the channel closed under a live guest: connect again
+  Clock::time_point m_reconnect_deadline;
   bool m_hello = false;         // the agent answered (a stop goes through it from then on)
   bool m_plan_pending = false;  // hello received; the plan waits for a foreground client
   // run -i: what the attached client typed before the plan went out (sent right after it).
