@@ -54,7 +54,7 @@ TEST(FirecrackerProcess, JailerCommandLineFull) {
   j.cgroups = {"cpu.max=50000 100000", "memory.max=536870912"};
   j.resource_limits = {"no-file=1024", "fsize=250000000"};
   j.netns = "/var/run/netns/fcvm-1";
-  j.new_pid_ns = true;
+  j.new_pid_ns = true;  // fcvm's own namespace: never the jailer's --new-pid-ns
   o.jailer = j;
   // The jailer passes --id to Firecracker itself: only --api-sock follows "--".
   EXPECT_EQ(jailer_argv("jailer", o), (Argv{"jailer",
@@ -82,21 +82,9 @@ TEST(FirecrackerProcess, JailerCommandLineFull) {
                                             "fsize=250000000",
                                             "--netns",
                                             "/var/run/netns/fcvm-1",
-                                            "--new-pid-ns",
                                             "--",
                                             "--api-sock",
                                             "/firecracker.socket"}));
-}
-
-TEST(FirecrackerProcess, RefusesAJailerThatWouldNotHandUsTheVmm) {
-  ProcessOptions o;
-  o.firecracker_bin = "/usr/bin/firecracker";
-  o.id = "vm-1";
-  o.jailer = JailerOptions{};
-  o.jailer->new_pid_ns = true;
-  auto r = spawn_firecracker(o);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
 }
 
 TEST(FirecrackerProcess, JailLayoutAndExpose) {
@@ -122,6 +110,13 @@ TEST(FirecrackerProcess, JailLayoutAndExpose) {
   EXPECT_EQ(a.st_ino, b.st_ino);                  // a hard link, not a copy
   EXPECT_TRUE(jail.expose(dir.file("vmlinux")));  // idempotent
   EXPECT_FALSE(jail.expose(dir.file("missing")));
+  // A read-only file keeps its owner (a base image is shared) and becomes readable in the jail.
+  testing::write_text(dir.file("base.ext4"), "image");
+  ASSERT_EQ(::chmod(dir.file("base.ext4").c_str(), 0600), 0);
+  ASSERT_TRUE(jail.expose(dir.file("base.ext4"), /*writable=*/false));
+  ASSERT_EQ(::stat(dir.file("base.ext4").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mode & 0777, 0604u);
+  EXPECT_EQ(a.st_uid, ::getuid());
 }
 
 TEST(FirecrackerProcess, ResolvesTheBinary) {

@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -85,6 +88,69 @@ TEST(ChildProcess, KeepsOnlyTheDescriptorsAskedFor) {
   ASSERT_TRUE(out);
   // 0, 1, 2 and the directory ls reads: the pipe's close-on-exec ends are not inherited.
   EXPECT_LE(std::stoi(out->out), 4) << out->out;
+}
+
+namespace {
+std::string read_line(int fd) {
+  std::string line;
+  char c;
+  while (::read(fd, &c, 1) == 1 && c != '\n') line += c;
+  return line;
+}
+bool gone(pid_t pid) {  // no such process, or a zombie nobody has reaped yet
+  std::string stat;
+  auto out = run_capture({"ps", "-o", "stat=", "-p", std::to_string(pid)});
+  return !out || out->out.empty() || out->out[0] == 'Z';
+}
+}  // namespace
+
+TEST(ChildProcess, ANewPidNamespaceEndsWithItsInit) {
+  if (::geteuid() != 0) GTEST_SKIP() << "a new PID namespace needs root";
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd r(p[0]), w(p[1]);
+  // The program is PID 2 (the init is 1) and its exit code is the init's.
+  auto c = ChildProcess::spawn(
+      {.argv = {"sh", "-c", "echo $$; exit 7"}, .stdout_fd = w.get(), .new_pid_namespace = true});
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(read_line(r.get()), "2");
+  auto st = c->wait();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->exited);
+  EXPECT_EQ(st->code, 7);
+  // SIGTERM reaches the program through the init.
+  auto t = ChildProcess::spawn(
+      {.argv = {"sh", "-c", "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done"},
+       .stdout_fd = w.get(),
+       .new_pid_namespace = true});
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(read_line(r.get()), "ready");
+  ASSERT_TRUE(t->signal(SIGTERM));
+  auto tst = t->wait();
+  ASSERT_TRUE(tst);
+  EXPECT_EQ(tst->shell_code(), 9);
+  // SIGKILL of the init takes the program with it.
+  auto k = ChildProcess::spawn(
+      {.argv = {"sh", "-c", "echo $PPID; exec sleep 600"}, .stdout_fd = w.get(),
+       .new_pid_namespace = true});
+  ASSERT_TRUE(k) << k.error().to_string();
+  EXPECT_EQ(read_line(r.get()), "1");
+  std::string children;
+  for (int i = 0; i < 200 && children.empty(); ++i) {
+    auto text = run_capture({"cat", fmt::format("/proc/{0}/task/{0}/children", k->pid())});
+    if (text) children = text->out;
+    if (children.empty()) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_FALSE(children.empty()) << "the init has no child";
+  pid_t program = std::stoi(children);
+  ASSERT_TRUE(k->signal(SIGKILL));
+  (void)k->wait();
+  bool ended = false;
+  for (int i = 0; i < 500 && !ended; ++i) {
+    ended = gone(program);
+    if (!ended) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(ended) << "the program outlived its namespace's init";
 }
 
 TEST(Rollback, UndoesInReverseUnlessCommitted) {

@@ -43,7 +43,8 @@ Result<> open_session(Session& s) {
   if (!paths) return tl::unexpected<Error>(paths.error());
   s.paths = *paths;
   s.ctx.emplace(
-      vm::Context{s.paths, sys::default_runner(), env.accel, vm::firecracker_bin(env, s.paths)});
+      vm::Context{s.paths, sys::default_runner(), env.accel, vm::firecracker_bin(env, s.paths),
+                  vm::jailer_bin(env, s.paths)});
   auto store = vm::open_store(*s.ctx);
   if (!store) return tl::unexpected<Error>(store.error());
   s.store.emplace(std::move(*store));
@@ -83,6 +84,7 @@ vm::RunDefaults run_defaults(const config::Config& config) {
           config.defaults.vcpus,
           config.defaults.stop_timeout_s,
           config.vmm,
+          config.jailer,
           config.network,
           config.insecure_registries};
 }

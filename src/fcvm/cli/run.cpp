@@ -102,6 +102,14 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--mem", args->request.mem, "Guest memory in MiB (default 1024)");
   cmd->add_option("--cpu", args->request.cpu, "Guest vCPUs (default 2)");
   cmd->add_option("--vmm", args->request.vmm, "auto | qemu | firecracker (default auto)");
+  auto* jailer = cmd->add_flag_callback(
+      "--jailer", [args] { args->request.jailer = "on"; },
+      "Firecracker through its jailer: chrooted, as a user of its own, in a new PID namespace and "
+      "a cgroup limited to --cpu/--mem (root; the default for root when a jailer is found)");
+  auto* no_jailer = cmd->add_flag_callback(
+      "--no-jailer", [args] { args->request.jailer = "off"; },
+      "Firecracker without its jailer");
+  jailer->excludes(no_jailer);
   cmd->add_option("--network", args->request.network,
                   "rootless (user-space network stack, any user) | privileged (root: a bridge, "
                   "veths and nftables; real addresses) (default rootless)");

@@ -144,6 +144,7 @@ Result<Config> read_document(const Reader& r, const YAML::Node& root) {
   };
   FCVM_TRY(walk(r, root, "",
                 {{"vmm", one_of(r, c.vmm, {"auto", "qemu", "firecracker"})},
+                 {"jailer", one_of(r, c.jailer, {"auto", "on", "off"})},
                  {"network", one_of(r, c.network, {"rootless", "privileged"})},
                  {"defaults", defaults},
                  {"insecure_registries", registries(r, c.insecure_registries)},

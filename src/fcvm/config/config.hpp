@@ -33,6 +33,7 @@ struct RunDefaults {
 
 struct Config {
   std::string vmm = "auto";          // auto | qemu | firecracker
+  std::string jailer = "auto";       // auto | on | off: Firecracker through its jailer
   std::string network = "rootless";  // rootless | privileged: the default of run --network
   RunDefaults defaults{};
   std::vector<std::string> insecure_registries{};  // HOST[:PORT], plain HTTP allowed

@@ -5,12 +5,25 @@
 #include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fcvm/util/result.hpp"
 
 namespace fcvm::net {
+
+// The user and group that own the VM's tap when the VMM runs as another user than fcvm (a jailed
+// Firecracker without CAP_NET_ADMIN can attach only to a tap it owns).
+struct TapOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+// " user U group G" for `ip tuntap add`, or "".
+inline std::string tap_owner_args(const std::optional<TapOwner>& owner) {
+  if (!owner) return {};
+  return " user " + std::to_string(owner->uid) + " group " + std::to_string(owner->gid);
+}
 
 // The guest side of the network: identical in every VM and clone (each has its own namespace).
 struct GuestNetwork {

@@ -230,9 +230,10 @@ Result<> PrivilegedNetwork::set_up_namespace(const PrivilegedConfig& config) {
       "addr add {0}/{1} dev eth0\n"
       "link set eth0 up\n"
       "route add default via {2}\n"
-      "tuntap add dev {3} mode tap\n"
+      "tuntap add dev {3} mode tap{6}\n"
       "addr add {4}/{5} dev {3}\n",
-      m_address, subnet->prefix, subnet->own_text(), m_tap, m_guest.gateway, guest_net->prefix);
+      m_address, subnet->prefix, subnet->own_text(), m_tap, m_guest.gateway, guest_net->prefix,
+      tap_owner_args(config.tap_owner));
   // The namespace answers for the guest's DNS address too (then DNATs it upstream).
   for (const auto& dns : m_guest.dns) batch += fmt::format("addr add {}/32 dev {}\n", dns, m_tap);
   batch += fmt::format("link set {} mtu {} up\n", m_tap, m_guest.mtu);

@@ -54,6 +54,7 @@ struct PrivilegedConfig {
   std::string dir;  // the VM's directory (scratch files)
   std::vector<PortMapping> ports{};
   bool allow_host_loopback = false;  // guest may reach the host's 127.0.0.1 through the gateway
+  std::optional<TapOwner> tap_owner{};
   HostBridge host{};
   std::string resolv_conf = "/etc/resolv.conf";  // where the guest's DNS upstream comes from
 };

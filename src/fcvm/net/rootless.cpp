@@ -108,14 +108,14 @@ Result<std::unique_ptr<RootlessNetwork>> RootlessNetwork::create(const RootlessC
   auto batch = fmt::format(
       "link set lo up\n"
       "link add br0 type bridge\n"
-      "tuntap add dev {0} mode tap\n"
+      "tuntap add dev {0} mode tap{2}\n"
       "tuntap add dev slirp0 mode tap\n"
       "link set {0} master br0\n"
       "link set slirp0 master br0\n"
       "link set {0} mtu {1} up\n"
       "link set slirp0 mtu {1} up\n"
       "link set br0 up\n",
-      net->m_tap, net->m_guest.mtu);
+      net->m_tap, net->m_guest.mtu, tap_owner_args(config.tap_owner));
   FCVM_TRY(write_file_atomic(batch_path, batch));
   FCVM_TRY_CTX(runner.run({"ip", "-batch", batch_path}, ns), "set up network namespace");
   ::unlink(batch_path.c_str());

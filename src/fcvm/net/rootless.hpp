@@ -28,6 +28,7 @@ struct RootlessConfig {
   std::string dir;  // where the slirp4netns API socket and its log go
   std::vector<PortMapping> ports{};
   bool allow_host_loopback = false;  // guest may reach the host's 127.0.0.1 through the gateway
+  std::optional<TapOwner> tap_owner{};
 };
 
 // A process that sits in fresh namespaces and holds them alive; killing it (or its parent dying)

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,35 @@ ExitStatus from_siginfo(const siginfo_t& info) {
   ignored = ::write(err_fd, what, std::strlen(what));
   (void)ignored;
   ::_exit(127);
+}
+
+// The PID namespace's init (SpawnOptions::new_pid_namespace): async-signal-safe calls only.
+volatile pid_t g_ns_program = 0;
+
+void forward_signal(int sig) {
+  if (g_ns_program > 0) ::kill(g_ns_program, sig);
+}
+
+// Forks the program (which returns 0 here and goes on to exec it), then reaps every process of the
+// namespace until the program has ended, and exits as it did.
+pid_t run_namespace_init(int err_fd) {
+  pid_t program = ::fork();
+  if (program < 0) child_fail(err_fd, "fork in the PID namespace");
+  if (program == 0) return 0;
+  ::close(err_fd);  // the program's copy closes at its exec: the parent sees it started
+  g_ns_program = program;
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::sigaction(s, &sa, nullptr);
+  for (;;) {
+    int status = 0;
+    pid_t done = ::waitpid(-1, &status, 0);
+    if (done < 0 && errno == EINTR) continue;
+    if (done < 0) ::_exit(127);
+    if (done != program) continue;
+    ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
 }
 
 }  // namespace
@@ -136,14 +166,18 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
   UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
   pid_t parent = ::getpid();
 
-  pid_t pid = ::fork();
-  if (pid < 0) return fail_errno("fork");
+  // In a new PID namespace the child is its init: clone() with fork's semantics.
+  pid_t pid = options.new_pid_namespace ? static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | SIGCHLD,
+                                                                      nullptr, nullptr, nullptr, 0))
+                                        : ::fork();
+  if (pid < 0) return fail_errno(options.new_pid_namespace ? "clone (new PID namespace)" : "fork");
   if (pid == 0) {
     // Child: async-signal-safe calls only from here on.
     int ew = err_write.get();
     if (options.die_with_parent) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
+      // (The init of a new namespace sees its parent, outside the namespace, as pid 0.)
+      if (!options.new_pid_namespace && ::getppid() != parent) ::_exit(127);
     }
     if (options.new_session || options.controlling_tty >= 0) ::setsid();
     // TIOCSCTTY (arg 0: never steal): the terminal was opened with O_NOCTTY and is nobody's
@@ -159,6 +193,11 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     }
     if (userns && ::setns(userns.get(), CLONE_NEWUSER) != 0) child_fail(ew, "setns user");
     if (netns && ::setns(netns.get(), CLONE_NEWNET) != 0) child_fail(ew, "setns net");
+    if (options.new_pid_namespace && run_namespace_init(ew) == 0) {
+      // The program: its signal dispositions back to the default (the init's handlers are not
+      // inherited across exec anyway, but its mask must not be).
+      for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::signal(s, SIG_DFL);
+    }
     int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     int fds[3] = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
     if (options.controlling_tty >= 0) fds[0] = fds[1] = fds[2] = options.controlling_tty;

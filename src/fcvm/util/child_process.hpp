@@ -32,6 +32,12 @@ struct SpawnOptions {
   // implies new_session; stdin_fd/stdout_fd/stderr_fd are ignored. Borrowed.
   int controlling_tty = -1;
   bool die_with_parent = true;  // PR_SET_PDEATHSIG(SIGKILL)
+  // The program runs in a new PID namespace whose init (PID 1) is a small process of ours that
+  // stays root, dies with us (die_with_parent) and takes the namespace with it: so a program that
+  // changes its credentials (which clears its own parent-death signal) still cannot outlive us.
+  // The init forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the program and
+  // exits with its exit code (128 + signal when it was killed). pid() is the init's.
+  bool new_pid_namespace = false;
   // Join the user (if different from ours) and network namespaces of this process before exec.
   pid_t join_namespaces_of = 0;
 };

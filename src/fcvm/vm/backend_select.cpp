@@ -1,6 +1,7 @@
 #include "fcvm/vm/backend_select.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "fcvm/util/child_process.hpp"
 #include "fcvm/vmm/firecracker/probe.hpp"
@@ -31,13 +32,25 @@ Result<vmm::firecracker::ProbeResult> probe_firecracker(const Context& ctx) {
 }  // namespace
 
 Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, VmmChoice choice,
-                                                     std::string& why) {
+                                                     std::string& why, const std::string& jailer) {
   if (!choice || *choice == vmm::VmmKind::kFirecracker) {
     auto fc = probe_firecracker(ctx);
     if (fc) {
       why = fmt::format("firecracker: {} ({})", fc->version, fc->firecracker_bin);
       vmm::BackendConfig config;
       config.firecracker_bin = fc->firecracker_bin;
+      config.jail = jailer == "on" || (jailer == "auto" && ::geteuid() == 0 && !ctx.jailer_bin.empty());
+      if (config.jail) {
+        if (ctx.jailer_bin.empty()) {
+          return fail(ErrorCode::kUnavailable,
+                      "--jailer: no jailer binary (set FCVM_JAILER_BIN, put `jailer` in PATH, or "
+                      "install it with scripts/fcvm-init.sh)");
+        }
+        config.jailer_bin = ctx.jailer_bin;
+        config.jail_uid = config.jail_gid = k_jail_id_base + static_cast<uint32_t>(::getpid());
+        why += fmt::format(", jailed by {} as {}:{}", ctx.jailer_bin, config.jail_uid,
+                           config.jail_gid);
+      }
       return vmm::make_backend(vmm::VmmKind::kFirecracker, config);
     }
     if (choice) {

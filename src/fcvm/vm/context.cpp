@@ -22,7 +22,7 @@ Environment Environment::capture() {
   };
   return {get("FCVM_DATA_DIR"),       get("FCVM_GUEST_DIR"), get("XDG_DATA_HOME"),
           get("XDG_CACHE_HOME"),      get("HOME"),           get("FCVM_ACCEL"),
-          get("FCVM_FIRECRACKER_BIN")};
+          get("FCVM_FIRECRACKER_BIN"), get("FCVM_JAILER_BIN")};
 }
 
 Result<Paths> resolve_paths(const Environment& env, const std::string& config_data_dir,
@@ -55,11 +55,22 @@ Result<Paths> resolve_paths(const Environment& env, const std::string& config_da
   return p;
 }
 
-std::string firecracker_bin(const Environment& env, const Paths& paths) {
-  if (!env.firecracker_bin.empty()) return env.firecracker_bin;
-  if (find_executable("firecracker")) return {};
-  auto installed = paths.guest_dir + "/bin/firecracker";
+namespace {
+std::string find_vmm_tool(const std::string& from_env, const Paths& paths, const char* name) {
+  if (!from_env.empty()) return from_env;
+  if (auto found = find_executable(name)) return *found;
+  auto installed = paths.guest_dir + "/bin/" + name;
   return ::access(installed.c_str(), X_OK) == 0 ? installed : std::string();
+}
+}  // namespace
+
+std::string firecracker_bin(const Environment& env, const Paths& paths) {
+  if (env.firecracker_bin.empty() && find_executable("firecracker")) return {};
+  return find_vmm_tool(env.firecracker_bin, paths, "firecracker");
+}
+
+std::string jailer_bin(const Environment& env, const Paths& paths) {
+  return find_vmm_tool(env.jailer_bin, paths, "jailer");
 }
 
 }  // namespace fcvm::vm

@@ -40,6 +40,7 @@ struct Environment {
   std::string home{};             // HOME
   std::string accel{};            // FCVM_ACCEL: kvm | tcg forces QEMU's accelerator
   std::string firecracker_bin{};  // FCVM_FIRECRACKER_BIN: the Firecracker binary (else PATH)
+  std::string jailer_bin{};       // FCVM_JAILER_BIN: Firecracker's jailer (else PATH)
   static Environment capture();
 };
 
@@ -53,12 +54,15 @@ Result<Paths> resolve_paths(const Environment& env, const std::string& config_da
 // "firecracker" from PATH) when PATH has one; else the one scripts/fcvm-init.sh installs,
 // <guest dir>/bin/firecracker, when it is there.
 std::string firecracker_bin(const Environment& env, const Paths& paths);
+// The jailer: FCVM_JAILER_BIN, else PATH, else <guest dir>/bin/jailer; "" when there is none.
+std::string jailer_bin(const Environment& env, const Paths& paths);
 
 struct Context {
   Paths paths;
   sys::CommandRunner& runner;
   std::string accel{};            // "kvm" or "tcg" forces QEMU's accelerator; empty: probe
   std::string firecracker_bin{};  // empty: "firecracker" from PATH
+  std::string jailer_bin{};       // empty: none found
 };
 
 }  // namespace fcvm::vm

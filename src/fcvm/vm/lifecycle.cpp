@@ -174,7 +174,7 @@ Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::V
 
 void remove_runtime_files(const state::VmRecord& rec) {
   for (const auto& f : {"control.sock", "slirp.sock"}) ::unlink((rec.dir + "/" + f).c_str());
-  for (const auto& f : vmm::all_runtime_files()) ::unlink((rec.dir + "/" + f).c_str());
+  vmm::remove_leftovers(rec.dir, rec.id);
 }
 
 Result<std::vector<state::VmRecord>> list_vms(state::VmStore& store) {

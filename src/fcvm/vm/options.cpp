@@ -138,6 +138,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"mem_mib", o.mem_mib},
                       {"vcpus", o.vcpus},
                       {"vmm", vmm_choice_name(o.vmm)},
+                      {"jailer", o.jailer},
                       {"network", to_string(o.network)},
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
@@ -207,6 +208,7 @@ Result<RunOptions> options_from_json(const std::string& text) {
     auto vmm = parse_vmm_choice(j.value("vmm", "auto"), "the VM's stored vmm");
     if (!vmm) return fail(ErrorCode::kInternal, vmm.error().message());
     o.vmm = *vmm;
+    o.jailer = j.value("jailer", "auto");
     auto network = parse_network_mode(j.value("network", "rootless"), "the VM's stored network");
     if (!network) return fail(ErrorCode::kInternal, network.error().message());
     o.network = *network;

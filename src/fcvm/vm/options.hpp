@@ -54,6 +54,9 @@ struct RunOptions {
   int mem_mib = 1024;
   int vcpus = 2;
   VmmChoice vmm{};
+  // Firecracker through its jailer: "auto" (when root and a jailer binary is found), "on"
+  // (required) or "off".
+  std::string jailer = "auto";
   NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running

@@ -40,9 +40,13 @@ Result<> check_artifacts(const Paths& paths, vmm::KernelKind kernel_kind) {
 }
 
 Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::VmRecord& rec,
-                                                     const RunOptions& options) {
+                                                     const RunOptions& options,
+                                                     const vmm::Backend& backend) {
+  std::optional<net::TapOwner> owner;
+  if (auto user = backend.vmm_user()) owner = net::TapOwner{user->first, user->second};
   if (options.network == NetworkMode::kPrivileged) {
     net::PrivilegedConfig config;
+    config.tap_owner = owner;
     config.vm_id = rec.id;
     config.dir = rec.dir;
     config.ports = options.ports;
@@ -52,6 +56,7 @@ Result<std::unique_ptr<net::VmNetwork>> make_network(Context& ctx, const state::
     return std::unique_ptr<net::VmNetwork>(std::move(*network));
   }
   net::RootlessConfig config;
+  config.tap_owner = owner;
   config.dir = rec.dir;
   config.ports = options.ports;
   config.allow_host_loopback = needs_host_loopback(options);
@@ -132,7 +137,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     FCVM_TRY_ASSIGN(wanted, parse_vmm_choice(restore_from ? restore_from->backend : rec.backend,
                                              "the VM's backend"));
   }
-  auto backend = select_backend(ctx, wanted, why);
+  auto backend = select_backend(ctx, wanted, why, vm->options.jailer);
   if (!backend) return tl::unexpected<Error>(backend.error());
   vm->backend = std::move(*backend);
   FCVM_LOG(kInfo, "monitor", "vmm: {}", why);
@@ -187,7 +192,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
 
   // 4. Network: the VM's namespace with its tap, and the way out and in: slirp4netns
   //    (rootless) or a veth to the host bridge with nftables rules (privileged).
-  auto network = make_network(ctx, rec, vm->options);
+  auto network = make_network(ctx, rec, vm->options, *vm->backend);
   if (!network) return tl::unexpected<Error>(std::move(network.error()).wrap("network"));
   vm->network = std::move(*network);
   rec.helper = sys::ProcessIdentity::of(vm->network->helper_pid());

@@ -177,6 +177,20 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
                                                "from 1 to 64",
                                                cpu)));
   FCVM_TRY_ASSIGN(o.vmm, parse_vmm_choice(r.vmm.empty() ? defaults.vmm : r.vmm));
+  o.jailer = r.jailer.empty() ? defaults.jailer : r.jailer;
+  if (o.jailer != "auto" && o.jailer != "on" && o.jailer != "off") {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid jailer setting \"{}\": expected auto, on or off", o.jailer));
+  }
+  if (!r.jailer.empty() && r.jailer == "on") {
+    if (o.vmm == vmm::VmmKind::kQemu) {
+      return fail(ErrorCode::kInvalidInput, "--jailer: the jailer runs Firecracker, not QEMU");
+    }
+    if (::geteuid() != 0) {
+      return fail(ErrorCode::kInvalidInput,
+                  "--jailer: the jailer needs root (it chroots Firecracker and changes its user)");
+    }
+  }
   FCVM_TRY_ASSIGN(o.network, validate_network(r.network.empty() ? defaults.network : r.network));
   auto stop = r.stop_timeout.empty() ? std::to_string(defaults.stop_timeout_s) : r.stop_timeout;
   FCVM_TRY_ASSIGN(
@@ -277,9 +291,9 @@ Result<> check_run(Context& ctx, state::VmStore& store, const RunOptions& option
   if (!options.save_snapshot.empty())
     FCVM_TRY(check_snapshot_name_free(store, options.save_snapshot));
   // An explicit --vmm firecracker that cannot work fails before anything is created.
-  if (options.vmm == vmm::VmmKind::kFirecracker) {
+  if (options.vmm == vmm::VmmKind::kFirecracker || options.jailer == "on") {
     std::string why;
-    FCVM_TRY(select_backend(ctx, options.vmm, why));
+    FCVM_TRY(select_backend(ctx, options.vmm, why, options.jailer));
   }
   return {};
 }

@@ -29,6 +29,7 @@ struct RunDefaults {
   int vcpus = 2;
   int stop_timeout_s = 10;
   std::string vmm = "auto";
+  std::string jailer = "auto";
   std::string network = "rootless";
   std::vector<std::string> insecure_registries{};  // added to every request's
 };
@@ -56,6 +57,7 @@ struct RunRequest {
   std::string mem{};
   std::string cpu{};
   std::string vmm{};
+  std::string jailer{};  // --jailer: "on", --no-jailer: "off"
   std::string network{};
   std::string stop_timeout{};
   std::string timings_file{};

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fcvm/util/child_process.hpp"
@@ -99,6 +100,9 @@ class Backend {
   virtual pid_t pid() const = 0;
   // Releases ownership of the VMM process (it keeps running).
   virtual pid_t detach() = 0;
+  // The user the VMM runs as when it is not the caller's (a jailed Firecracker): the devices it
+  // opens (the tap) must be that user's. Known before start().
+  virtual std::optional<std::pair<uid_t, gid_t>> vmm_user() const { return std::nullopt; }
 
   // Snapshots (clones). snapshot_create pauses the guest and writes its memory to mem_path and the
   // VM state to state_path; the guest stays paused (resume() or shutdown() next). disk_paths (in

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <set>
+
+#include "fcvm/util/log.hpp"
 
 #include "fcvm/vmm/firecracker/backend.hpp"
 #include "fcvm/vmm/qemu/backend.hpp"
@@ -52,11 +56,26 @@ std::vector<std::string> all_runtime_files() {
   return {files.begin(), files.end()};
 }
 
+void remove_leftovers(const std::string& vm_dir, const std::string& vm_id) {
+  for (const auto& f : all_runtime_files()) ::unlink((vm_dir + "/" + f).c_str());
+  if (auto r = firecracker::remove_jail(vm_dir, vm_id); !r) {
+    FCVM_LOG(kWarn, "vmm", "{}", r.error().to_string());
+  }
+}
+
 std::unique_ptr<Backend> make_backend(VmmKind kind, const BackendConfig& config) {
   switch (kind) {
     case VmmKind::kFirecracker: {
       firecracker::FirecrackerOptions options;
       options.firecracker_bin = config.firecracker_bin;
+      if (config.jail) {
+        firecracker::JailerOptions jail;
+        jail.jailer_bin = config.jailer_bin;
+        jail.uid = config.jail_uid;
+        jail.gid = config.jail_gid;
+        jail.chroot_base_dir.clear();  // in the VM's directory
+        options.jailer = jail;
+      }
       return std::make_unique<firecracker::FirecrackerBackend>(options);
     }
     case VmmKind::kQemu: {

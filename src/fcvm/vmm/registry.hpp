@@ -43,7 +43,15 @@ std::vector<std::string> all_runtime_files();
 struct BackendConfig {
   bool kvm = false;  // QEMU: KVM instead of TCG (decided by the caller's probe)
   std::string firecracker_bin{};
+  // Firecracker through the jailer (jailer_bin) as jail_uid:jail_gid; see FirecrackerBackend.
+  bool jail = false;
+  std::string jailer_bin{};
+  uid_t jail_uid = 0;
+  gid_t jail_gid = 0;
 };
+// What the VMMs leave in a VM's directory (and elsewhere, for that VM) when they are killed
+// together with their monitor: runtime files, a Firecracker jail and its cgroup.
+void remove_leftovers(const std::string& vm_dir, const std::string& vm_id);
 std::unique_ptr<Backend> make_backend(VmmKind kind, const BackendConfig& config);
 
 }  // namespace fcvm::vmm

@@ -87,9 +87,30 @@ Result<> FirecrackerBackend::validate(const VmSpec& spec, bool booting) const {
   return {};
 }
 
-Result<std::string> FirecrackerBackend::vmm_path(const std::string& host_path) const {
+Result<std::string> FirecrackerBackend::vmm_path(const std::string& host_path, bool writable,
+                                                 bool copy_ok) const {
   if (!m_vmm || !m_vmm->jail) return host_path;
-  return m_vmm->jail->expose(host_path);
+  return m_vmm->jail->expose(host_path, writable, copy_ok);
+}
+
+std::optional<std::pair<uid_t, gid_t>> FirecrackerBackend::vmm_user() const {
+  if (!m_options.jailer) return std::nullopt;
+  return std::pair{m_options.jailer->uid, m_options.jailer->gid};
+}
+
+// The jail's limits: the guest's vCPUs and memory, plus Firecracker's own overhead.
+JailerOptions jail_for(const JailerOptions& base, const VmSpec& spec) {
+  JailerOptions j = base;
+  if (j.chroot_base_dir.empty()) j.chroot_base_dir = spec.dir + "/" + k_jail_dir_name;
+  j.cgroup_version = 2;
+  j.parent_cgroup = k_jail_parent_cgroup;
+  j.new_pid_ns = true;
+  constexpr int64_t k_period_us = 100000;
+  constexpr int64_t k_overhead_mib = 256;
+  j.cgroups.push_back(fmt::format("cpu.max={} {}", spec.vcpus * k_period_us, k_period_us));
+  j.cgroups.push_back(
+      fmt::format("memory.max={}", (static_cast<int64_t>(spec.mem_mib) + k_overhead_mib) << 20));
+  return j;
 }
 
 Result<> FirecrackerBackend::link_out(const std::string& inside, const std::string& outside,
@@ -112,7 +133,7 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
   process.firecracker_bin = *bin;
   process.id = spec.id;
   process.api_sock = spec.dir + "/" + k_api_sock_name;
-  process.jailer = m_options.jailer;
+  if (m_options.jailer) process.jailer = jail_for(*m_options.jailer, spec);
   process.log_path = spec.vmm_log;
   process.join_namespaces_of = spec.netns_holder;
   process.ready_timeout = m_options.ready_timeout;
@@ -140,11 +161,14 @@ Result<> FirecrackerBackend::launch(const VmSpec& spec, Rollback& rollback) {
       host = vmm_side = spec.dir + "/" + name;
     }
   };
-  place(k_vsock_name, m_paths.vsock_host, m_paths.vsock_vmm);
+  place(k_vsock_name, m_paths.vsock_bound, m_paths.vsock_vmm);
+  m_paths.vsock_host = spec.dir + "/" + k_vsock_name;
   // Unjailed, the vsock socket is named relative to Firecracker's working directory (the VM's
   // own): a snapshot records that name, so a clone's Firecracker binds the socket in the clone's
-  // directory even where PUT /snapshot/load has no vsock_override (before v1.16).
-  if (!m_vmm->jail) m_paths.vsock_vmm = k_vsock_name;
+  // directory even where PUT /snapshot/load has no vsock_override (before v1.16). Jailed, the
+  // working directory is the jail's root: the same relative name lands there.
+  m_paths.vsock_vmm = k_vsock_name;
+  FCVM_TRY(link_out(m_paths.vsock_bound, m_paths.vsock_host, rollback));
   place(k_log_name, m_paths.log_host, m_paths.log_vmm);
   place(k_metrics_name, m_paths.metrics_host, m_paths.metrics_vmm);
   for (const auto* file : {&m_paths.log_host, &m_paths.metrics_host}) {
@@ -184,11 +208,11 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
   FCVM_TRY(api().put(MachineConfiguration::path(), machine.to_json()));
 
   BootSource boot;
-  auto kernel = vmm_path(spec.kernel);
+  auto kernel = vmm_path(spec.kernel, false, true);
   if (!kernel) return fail(kernel.error().wrap("kernel"));
   boot.kernel_image_path = *kernel;
   if (!spec.initrd.empty()) {
-    auto initrd = vmm_path(spec.initrd);
+    auto initrd = vmm_path(spec.initrd, false, true);
     if (!initrd) return fail(initrd.error().wrap("initrd"));
     boot.initrd_path = *initrd;
   }
@@ -200,7 +224,7 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
   for (const auto& planned : plan_drives(spec.disks)) {
     Drive drive;
     drive.drive_id = planned.drive_id;
-    auto path = vmm_path(planned.disk.path);
+    auto path = vmm_path(planned.disk.path, !planned.disk.read_only);
     if (!path) return fail(path.error().wrap("disk"));
     drive.path_on_host = *path;
     // The initramfs finds the root disk itself; Firecracker must not add root= to the cmdline.
@@ -215,10 +239,10 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
     FCVM_TRY(api().put(net.path(), net.to_json()));
   }
 
-  ::unlink(m_paths.vsock_host.c_str());  // Firecracker binds it and refuses an existing file
+  ::unlink(m_paths.vsock_bound.c_str());  // Firecracker binds it and refuses an existing file
   FCVM_TRY(api().put(Vsock::path(), Vsock{m_options.guest_cid, m_paths.vsock_vmm}.to_json()));
-  rollback.add("remove " + m_paths.vsock_host,
-               [path = m_paths.vsock_host] { ::unlink(path.c_str()); });
+  rollback.add("remove " + m_paths.vsock_bound,
+               [path = m_paths.vsock_bound] { ::unlink(path.c_str()); });
 
   if (spec.net && !spec.mmds_json.empty()) {
     MmdsConfig mmds{{k_iface_id}, "V2", std::nullopt, std::nullopt};
@@ -287,8 +311,13 @@ bool FirecrackerBackend::running() {
 }
 
 void FirecrackerBackend::remove_sockets() {
-  for (const auto& p : {m_paths.api_sock, m_paths.vsock_host}) {
+  for (const auto& p : {m_paths.api_sock, m_paths.vsock_host, m_paths.vsock_bound}) {
     if (!p.empty()) ::unlink(p.c_str());
+  }
+  if (m_vmm && m_vmm->jail) {
+    if (auto r = remove_jail(m_spec.dir, m_spec.id); !r) {
+      FCVM_LOG(kWarn, "firecracker", "{}", r.error().to_string());
+    }
   }
 }
 

@@ -16,8 +16,11 @@
 // connect_agent() reaches fc-agent on vsock port 1024 through <dir>/vsock.sock.
 // Files in spec.dir: firecracker.sock and vsock.sock (removed once the VMM has ended),
 // firecracker.log and firecracker.metrics (kept for `fcvm logs`). Snapshots: backend_snapshot.cpp.
-// With FirecrackerOptions::jailer (needs real root) Firecracker runs chrooted and its inputs are
-// hard-linked into the jail root, its outputs symlinked from spec.dir (process.hpp).
+// With FirecrackerOptions::jailer (needs real root) Firecracker runs chrooted in
+// spec.dir/jail/<firecracker>/<id>/root, as the jail's uid, in its own PID namespace and cgroup
+// (cpu.max and memory.max from the spec); its inputs are hard-linked into the jail root, its
+// outputs and sockets symlinked from spec.dir (process.hpp). The jail and the cgroup go when
+// Firecracker has ended.
 //
 // Disk serials: Firecracker has no way to set a virtio-blk serial; the guest reads
 // "<st_dev><st_rdev><st_ino>" of the backing file (decimal, at most 20 bytes) as the serial.
@@ -95,6 +98,7 @@ class FirecrackerBackend : public Backend {
   void kill() override;
   pid_t pid() const override;
   pid_t detach() override;
+  std::optional<std::pair<uid_t, gid_t>> vmm_user() const override;
 
   Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
                            const std::vector<std::string>& disk_paths = {}) override;
@@ -110,7 +114,9 @@ class FirecrackerBackend : public Backend {
   // Where a file is for us (host) and for Firecracker (vmm); they differ inside the jailer.
   struct Paths {
     std::string api_sock;
-    std::string vsock_host, vsock_vmm;
+    // vsock_host is where we connect; vsock_bound where Firecracker binds (in a jail, the
+    // former is a symlink to the latter).
+    std::string vsock_host, vsock_bound, vsock_vmm;
     std::string log_host, log_vmm;
     std::string metrics_host, metrics_vmm;
     std::string console_host, console_vmm;
@@ -122,12 +128,15 @@ class FirecrackerBackend : public Backend {
   Result<> launch(const VmSpec& spec, Rollback& rollback);
   Result<> configure(const VmSpec& spec, Rollback& rollback);
   Result<> configure_console(const VmSpec& spec, Rollback& rollback);
-  Result<std::string> vmm_path(const std::string& host_path) const;
+  // How Firecracker reaches a host file: itself, or its link in the jail (expose()).
+  Result<std::string> vmm_path(const std::string& host_path, bool writable = true,
+                               bool copy_ok = false) const;
   // Inside the jail, Firecracker's output files live in the jail root; `outside` (in spec.dir)
   // becomes a symlink to `inside` so logs are found where they are without a jail.
   Result<> link_out(const std::string& inside, const std::string& outside, Rollback& rollback);
   ApiClient& api() { return *m_api; }
   bool running();
+  // Once Firecracker has ended: its sockets, and its jail and cgroup.
   void remove_sockets();
   Result<> set_state(bool paused);
 

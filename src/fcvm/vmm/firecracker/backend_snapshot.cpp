@@ -49,7 +49,8 @@ Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
   auto copies = plan_drives(copied_disks);
   auto repoint = [&](bool to_copies) -> Result<> {
     for (size_t i = 0; i < drives.size() && !disk_paths.empty(); ++i) {
-      auto path = vmm_path(to_copies ? copies[i].disk.path : drives[i].disk.path);
+      const auto& disk = to_copies ? copies[i].disk : drives[i].disk;
+      auto path = vmm_path(disk.path, !disk.read_only);
       if (!path) return fail(path.error().wrap("disk"));
       FCVM_TRY(
           api().patch("/drives/" + drives[i].drive_id, partial_drive(drives[i].drive_id, *path)));
@@ -97,27 +98,27 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
   FCVM_TRY(configure_console(spec, rollback));
 
   SnapshotLoadParams params;
-  auto state = vmm_path(state_path);
+  auto state = vmm_path(state_path, false, true);
   if (!state) return fail(state.error().wrap("snapshot state"));
-  auto mem = vmm_path(mem_path);
+  auto mem = vmm_path(mem_path, false);
   if (!mem) return fail(mem.error().wrap("snapshot memory"));
   params.snapshot_path = *state;
   params.mem_backend = {MemoryBackend::Type::kFile, *mem};
   params.resume_vm = false;
   if (spec.net) params.network_overrides.push_back({k_iface_id, spec.net->tap});
-  ::unlink(m_paths.vsock_host.c_str());  // Firecracker binds it again while loading
+  ::unlink(m_paths.vsock_bound.c_str());  // Firecracker binds it again while loading
   // Before v1.16 the field is refused; the recorded name is relative, so it lands here anyway.
   if (has_vsock_override(m_vmm->version)) params.vsock_override_uds_path = m_paths.vsock_vmm;
   auto timeouts = m_options.api_timeouts;
   timeouts.total = m_options.snapshot_timeout;
   FCVM_TRY(api().call("PUT", SnapshotLoadParams::path(), params.to_json(), timeouts));
-  rollback.add("remove " + m_paths.vsock_host,
-               [path = m_paths.vsock_host] { ::unlink(path.c_str()); });
+  rollback.add("remove " + m_paths.vsock_bound,
+               [path = m_paths.vsock_bound] { ::unlink(path.c_str()); });
   m_paused = true;
 
   // Same drive ids as start() gave them, so the restored devices are found by id.
   for (const auto& planned : plan_drives(spec.disks)) {
-    auto path = vmm_path(planned.disk.path);
+    auto path = vmm_path(planned.disk.path, !planned.disk.read_only);
     if (!path) return fail(path.error().wrap("disk"));
     FCVM_TRY(api().patch("/drives/" + planned.drive_id, partial_drive(planned.drive_id, *path)));
   }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unique_fd.hpp"
@@ -89,7 +90,6 @@ std::vector<std::string> jailer_argv(const std::string& jailer_bin, const Proces
   for (const auto& c : j.cgroups) add("--cgroup", c);
   for (const auto& r : j.resource_limits) add("--resource-limit", r);
   if (!j.netns.empty()) add("--netns", j.netns);
-  if (j.new_pid_ns) argv.emplace_back("--new-pid-ns");
   // After "--": Firecracker's own arguments. The jailer already passes --id.
   argv.emplace_back("--");
   argv.emplace_back("--api-sock");
@@ -110,7 +110,8 @@ std::string JailLayout::host_path(const std::string& jailed_path) const {
   return m_root + jailed_path;
 }
 
-Result<std::string> JailLayout::expose(const std::string& host_file) const {
+Result<std::string> JailLayout::expose(const std::string& host_file, bool writable,
+                                       bool copy_ok) const {
   auto name = base_name(host_file);
   auto target = m_root + "/" + name;
   struct stat src {};
@@ -120,14 +121,40 @@ Result<std::string> JailLayout::expose(const std::string& host_file) const {
       ::stat(target.c_str(), &dst) == 0 && src.st_ino == dst.st_ino && src.st_dev == dst.st_dev;
   if (!same && ::link(host_file.c_str(), target.c_str()) != 0) {
     int e = errno;
-    auto hint = e == EXDEV ? " (the jail must be on the same filesystem as the VM's files)" : "";
-    return fail_errno(fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint),
-                      e);
+    if (e == EXDEV && !writable && copy_ok) {
+      FCVM_TRY_CTX(clone_file_data(host_file, target, false, 0644), "copy into the jail");
+    } else {
+      auto hint = e == EXDEV ? " (the jail must be on the same filesystem as the VM's files)" : "";
+      return fail_errno(
+          fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint), e);
+    }
   }
-  if (::lchown(target.c_str(), m_uid, m_gid) != 0) {
-    return fail_errno(fmt::format("chown {} to {}:{}", target, m_uid, m_gid));
+  if (writable) {
+    if (::lchown(target.c_str(), m_uid, m_gid) != 0) {
+      return fail_errno(fmt::format("chown {} to {}:{}", target, m_uid, m_gid));
+    }
+  } else if ((src.st_mode & S_IROTH) == 0 && ::chmod(target.c_str(), src.st_mode | S_IROTH) != 0) {
+    return fail_errno(fmt::format("make {} readable in the jail", target));
   }
   return "/" + name;
+}
+
+std::string jail_cgroup(const std::string& id) {
+  return fmt::format("{}/{}/{}", k_cgroup_root, k_jail_parent_cgroup, id);
+}
+
+Result<> remove_jail(const std::string& vm_dir, const std::string& id) {
+  FCVM_TRY(remove_all(vm_dir + "/" + k_jail_dir_name));
+  auto cgroup = jail_cgroup(id);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (::rmdir(cgroup.c_str()) != 0) {
+    if (errno == ENOENT) return {};
+    if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline) {
+      return fail_errno(fmt::format("remove cgroup {}", cgroup));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return {};
 }
 
 std::string log_tail(const std::string& path, size_t max_bytes) {
@@ -147,16 +174,19 @@ std::string log_tail(const std::string& path, size_t max_bytes) {
 Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   SpawnedVmm vmm;
   std::vector<std::string> argv;
-  if (options.jailer && options.jailer->new_pid_ns) {
-    return fail(ErrorCode::kInvalidInput,
-                "jailer --new-pid-ns is not supported: fcvm must hold the Firecracker process");
-  }
   if (options.jailer) {
     auto jailer_bin = resolve_jailer_bin(options.jailer->jailer_bin);
     if (!jailer_bin) return tl::unexpected<Error>(jailer_bin.error());
     argv = jailer_argv(*jailer_bin, options);
     vmm.jail.emplace(*options.jailer, options.firecracker_bin, options.id);
-    vmm.api_sock = vmm.jail->host_path(k_jailed_api_sock);
+    // A jail left by a VMM that was killed: the jailer refuses to reuse one.
+    FCVM_TRY_CTX(remove_all(vmm.jail->instance_dir()), "remove a stale jail");
+    vmm.api_sock = options.api_sock;
+    ::unlink(vmm.api_sock.c_str());
+    auto inside = vmm.jail->host_path(k_jailed_api_sock);
+    if (::symlink(inside.c_str(), vmm.api_sock.c_str()) != 0) {
+      return fail_errno(fmt::format("symlink {} -> {}", vmm.api_sock, inside));
+    }
   } else {
     argv = firecracker_argv(options.firecracker_bin, options.api_sock, options.id);
     vmm.api_sock = options.api_sock;
@@ -178,6 +208,7 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   spawn.new_session = true;
   spawn.join_namespaces_of = options.join_namespaces_of;
   if (!options.jailer) spawn.cwd = options.cwd;
+  spawn.new_pid_namespace = options.jailer && options.jailer->new_pid_ns;
   FCVM_LOG(kDebug, "firecracker", "spawn: {}", join(argv, " "));
   auto child = ChildProcess::spawn(spawn);
   if (!child) return tl::unexpected<Error>(child.error());

@@ -4,13 +4,19 @@
 //   firecracker --api-sock <dir>/firecracker.sock --id <id>
 //   jailer --id <id> --exec-file <firecracker> --uid U --gid G [--chroot-base-dir B]
 //          [--parent-cgroup P] [--cgroup-version V] [--cgroup k=v]... [--resource-limit k=v]...
-//          [--netns PATH] [--new-pid-ns] -- --api-sock /firecracker.socket
+//          [--netns PATH] -- --api-sock /firecracker.socket
 //
 // The jailer passes --id to Firecracker itself and chroots it into
 // <B>/<basename of exec-file>/<id>/root (JailLayout), so every path given to the API must be
 // inside that root; JailLayout::expose() hard-links host files there. Without --daemonize and
-// --new-pid-ns the jailer execs Firecracker in place, so the pid we hold is Firecracker's;
-// spawn_firecracker refuses --new-pid-ns (the process we would hold is not the VMM).
+// --new-pid-ns the jailer execs Firecracker in place. The new PID namespace is fcvm's own
+// (JailerOptions::new_pid_ns): its init is a process of ours that stays root and dies with its
+// parent, taking the namespace (and Firecracker) with it. The jailer's --new-pid-ns would leave
+// Firecracker orphaned instead: its parent exits, and a process that drops root loses its
+// parent-death signal.
+//
+// A jailed Firecracker's sockets are reached through symlinks in the VM's directory: the jail's
+// own paths are too long for a socket address (108 bytes), a symlink to them is not.
 #include <sys/types.h>
 
 #include <chrono>
@@ -38,13 +44,14 @@ struct JailerOptions {
   std::vector<std::string> cgroups{};          // "cpu.max=50000 100000", one --cgroup each
   std::vector<std::string> resource_limits{};  // "no-file=1024", one --resource-limit each
   std::string netns{};                         // path of a netns handle (/var/run/netns/x)
-  bool new_pid_ns = false;
+  bool new_pid_ns = false;                     // in a new PID namespace (see above)
 };
 
 struct ProcessOptions {
   std::string firecracker_bin;  // resolved path (resolve_firecracker_bin)
   std::string id;               // Firecracker instance id (letters, digits, '-')
-  std::string api_sock;         // host path of the API socket when not jailed
+  // Host path of the API socket; jailed, a symlink there to the socket in the jail.
+  std::string api_sock;
   std::optional<JailerOptions> jailer{};
   std::string log_path{};  // receives stdout+stderr; empty: /dev/null
   pid_t join_namespaces_of = 0;
@@ -75,9 +82,15 @@ class JailLayout {
   const std::string& root() const { return m_root; }
   // Host path of a path as the jailed process sees it ("/x" -> <root>/x).
   std::string host_path(const std::string& jailed_path) const;
-  // Hard-links host_file into the jail root under its base name, owned by the jail's uid/gid,
-  // and answers the path the jailed Firecracker uses for it ("/<name>").
-  Result<std::string> expose(const std::string& host_file) const;
+  // Hard-links host_file into the jail root under its base name and answers the path the jailed
+  // Firecracker uses for it ("/<name>"). A file Firecracker writes becomes the jail user's; a
+  // read-only one keeps its owner (it may be shared: a base image, a snapshot's memory) and is
+  // made readable to others (the jail is inside fcvm's own 0700 data directory: only the jailed
+  // process, chrooted to this root, reaches it). Across filesystems a read-only file is copied.
+  // copy_ok: a read-only file may be copied where it cannot be linked (not a disk: its serial is
+  // its inode's).
+  Result<std::string> expose(const std::string& host_file, bool writable = true,
+                             bool copy_ok = false) const;
 
  private:
   std::string m_instance_dir;
@@ -86,9 +99,19 @@ class JailLayout {
   gid_t m_gid;
 };
 
+// Where fcvm puts a VM's jail, and the jailer's cgroup (v2) for it.
+inline constexpr const char* k_jail_dir_name = "jail";  // in the VM's directory
+inline constexpr const char* k_jail_parent_cgroup = "fcvm";
+inline constexpr const char* k_cgroup_root = "/sys/fs/cgroup";
+std::string jail_cgroup(const std::string& id);  // /sys/fs/cgroup/fcvm/<id>
+// Removes what a jailed Firecracker of VM `id` leaves once it has ended: the jail in vm_dir and
+// its cgroup (whose last process may still be exiting: retried for up to 2 s). Nothing there is
+// fine.
+Result<> remove_jail(const std::string& vm_dir, const std::string& id);
+
 // A spawned Firecracker with the host path of its API socket.
 struct SpawnedVmm {
-  ChildProcess process;
+  ChildProcess process;  // Firecracker, or the init of its PID namespace
   std::string api_sock;  // host path
   std::optional<JailLayout> jail{};
   Version version{};  // from GET /
