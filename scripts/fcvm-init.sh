@@ -16,6 +16,7 @@
 #   kernel/version        the kernel release
 #   images/rootfs.ext4    read-only (0444) base root filesystem; VMs boot a qcow2/reflink copy
 #   bin/firecracker       downloaded when no firecracker is on PATH and the network allows it
+#   bin/jailer            its jailer, from the same release
 #   cache/                stamps, the cached mmdebstrap tarball, build logs (cache/logs/)
 # If only the agent changed, only rootfs.ext4 is rewritten (from the cached mmdebstrap tarball).
 #
@@ -265,6 +266,11 @@ download_firecracker() {
   [ -f "$bin" ] || { echo "no firecracker binary in $(basename "$url")"; return 1; }
   mkdir -p "$data/bin"
   install -m 0755 "$bin" "$data/bin/firecracker.tmp.$$" && mv -f "$data/bin/firecracker.tmp.$$" "$data/bin/firecracker"
+  # Its jailer (fcvm runs Firecracker through it when root).
+  local jailer=$tmp/release-$firecracker_version-$arch/jailer-$firecracker_version-$arch
+  if [ -f "$jailer" ]; then
+    install -m 0755 "$jailer" "$data/bin/jailer.tmp.$$" && mv -f "$data/bin/jailer.tmp.$$" "$data/bin/jailer"
+  fi
 }
 
 main() {

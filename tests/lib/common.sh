@@ -136,6 +136,10 @@ use_fake_firecracker() {
   # FCVM_ACCEL=kvm trusts KVM without the boot probe (this host's KVM may not boot a guest).
   export FCVM_DATA_DIR=$TEST_TMP/data FCVM_GUEST_DIR=$guest_dir FCVM_ACCEL=kvm
   export FCVM_FIRECRACKER_BIN=$fake FAKE_FC_SPEC=$spec
-  unset FCVM_CONFIG FAKE_FC_FAIL FAKE_FC_FAIL_MESSAGE FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP \
+  # The fake cannot be jailed (it reads its spec from the host): a jailer that fcvm-init installed
+  # must not be picked for it.
+  printf 'jailer: off\n' >"$TEST_TMP/config.yml"
+  export FCVM_CONFIG=$TEST_TMP/config.yml
+  unset FAKE_FC_FAIL FAKE_FC_FAIL_MESSAGE FAKE_FC_EXIT_CODE FAKE_FC_RUN_UNTIL_STOP \
     FAKE_FC_RECORD FAKE_FC_GUEST_DELAY_MS FAKE_FC_START_DELAY_MS
 }

@@ -100,6 +100,7 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
   launch.cache_dir = ctx.paths.cache_dir;
   launch.accel = ctx.accel;
   launch.firecracker_bin = ctx.firecracker_bin;
+  launch.jailer_bin = ctx.jailer_bin;
   launch.t0_ns = process_start_ns();
   SpawnOptions opts;
   opts.argv = {"/proc/self/exe"};

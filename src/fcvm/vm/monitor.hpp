@@ -39,6 +39,7 @@ struct MonitorLaunch {
   std::string cache_dir{};
   std::string accel{};            // Context::accel
   std::string firecracker_bin{};  // Context::firecracker_bin
+  std::string jailer_bin{};       // Context::jailer_bin
   int64_t t0_ns = 0;              // the starting command's zero of timings (wall clock ns)
 };
 

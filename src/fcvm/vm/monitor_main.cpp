@@ -21,6 +21,7 @@ std::vector<std::string> monitor_args(const MonitorLaunch& l, int ready_fd) {
   if (l.wait_attach) args.push_back("--wait-attach");
   if (!l.accel.empty()) args.insert(args.end(), {"--accel", l.accel});
   if (!l.firecracker_bin.empty()) args.insert(args.end(), {"--firecracker-bin", l.firecracker_bin});
+  if (!l.jailer_bin.empty()) args.insert(args.end(), {"--jailer-bin", l.jailer_bin});
   if (l.t0_ns > 0) args.insert(args.end(), {"--t0-ns", std::to_string(l.t0_ns)});
   if (!l.timings_file.empty()) args.insert(args.end(), {"--timings", l.timings_file});
   if (!l.log_level.empty()) args.insert(args.end(), {"--log-level", l.log_level});
@@ -67,6 +68,8 @@ Result<std::pair<MonitorLaunch, int>> parse_monitor_args(int argc, char** argv) 
       FCVM_TRY_ASSIGN(l.accel, value());
     } else if (a == "--firecracker-bin") {
       FCVM_TRY_ASSIGN(l.firecracker_bin, value());
+    } else if (a == "--jailer-bin") {
+      FCVM_TRY_ASSIGN(l.jailer_bin, value());
     } else if (a == "--timings") {
       FCVM_TRY_ASSIGN(l.timings_file, value());
     } else if (a == "--log-level") {
@@ -100,7 +103,8 @@ int monitor_main(int argc, char** argv) {
   paths.data_dir = launch.data_dir;
   paths.guest_dir = launch.guest_dir.empty() ? launch.data_dir : launch.guest_dir;
   paths.cache_dir = launch.cache_dir;
-  Context ctx{paths, sys::default_runner(), launch.accel, launch.firecracker_bin};
+  Context ctx{paths, sys::default_runner(), launch.accel, launch.firecracker_bin,
+              launch.jailer_bin};
   auto store = open_store(ctx);
   if (!store) {
     tell("error: " + store.error().to_string());

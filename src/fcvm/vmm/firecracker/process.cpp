@@ -143,6 +143,31 @@ std::string jail_cgroup(const std::string& id) {
   return fmt::format("{}/{}/{}", k_cgroup_root, k_jail_parent_cgroup, id);
 }
 
+namespace {
+// The jail's cgroup takes cpu.max and memory.max: those controllers must be enabled down to its
+// parent (a host managed by systemd has them at the root already; a bare one may not).
+Result<> prepare_jail_cgroup() {
+  auto parent = fmt::format("{}/{}", k_cgroup_root, k_jail_parent_cgroup);
+  if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+    return fail_errno(fmt::format("create cgroup {}", parent));
+  }
+  for (const auto& dir : {std::string(k_cgroup_root), parent}) {
+    auto control = dir + "/cgroup.subtree_control";
+    auto current = read_file(control);
+    if (current && current->find("cpu") != std::string::npos &&
+        current->find("memory") != std::string::npos) {
+      continue;
+    }
+    UniqueFd fd(::open(control.c_str(), O_WRONLY | O_CLOEXEC));
+    constexpr std::string_view k_enable = "+cpu +memory";
+    if (!fd || ::write(fd.get(), k_enable.data(), k_enable.size()) < 0) {
+      return fail_errno(fmt::format("enable the cpu and memory controllers in {}", control));
+    }
+  }
+  return {};
+}
+}  // namespace
+
 Result<> remove_jail(const std::string& vm_dir, const std::string& id) {
   FCVM_TRY(remove_all(vm_dir + "/" + k_jail_dir_name));
   auto cgroup = jail_cgroup(id);
@@ -179,10 +204,14 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
     if (!jailer_bin) return tl::unexpected<Error>(jailer_bin.error());
     argv = jailer_argv(*jailer_bin, options);
     vmm.jail.emplace(*options.jailer, options.firecracker_bin, options.id);
+    if (options.jailer->cgroup_version == 2) FCVM_TRY(prepare_jail_cgroup());
     // A jail left by a VMM that was killed: the jailer refuses to reuse one.
     FCVM_TRY_CTX(remove_all(vmm.jail->instance_dir()), "remove a stale jail");
+    FCVM_TRY_CTX(make_dirs(options.jailer->chroot_base_dir, 0700), "create the jail's directory");
     vmm.api_sock = options.api_sock;
-    ::unlink(vmm.api_sock.c_str());
+    if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
+      return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
+    }
     auto inside = vmm.jail->host_path(k_jailed_api_sock);
     if (::symlink(inside.c_str(), vmm.api_sock.c_str()) != 0) {
       return fail_errno(fmt::format("symlink {} -> {}", vmm.api_sock, inside));
@@ -190,9 +219,9 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   } else {
     argv = firecracker_argv(options.firecracker_bin, options.api_sock, options.id);
     vmm.api_sock = options.api_sock;
-  }
-  if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
-    return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
+    if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
+      return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
+    }
   }
 
   UniqueFd log;
@@ -243,9 +272,11 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
     if (std::chrono::steady_clock::now() >= deadline) {
       vmm.process.terminate(std::chrono::milliseconds(0));
       ::unlink(vmm.api_sock.c_str());
+      auto tail = log_tail(options.log_path);
       return fail(ErrorCode::kTimeout,
-                  fmt::format("{}: API socket {} did not answer within {} ms (last: {})", argv[0],
-                              vmm.api_sock, options.ready_timeout.count(), last));
+                  fmt::format("{}: API socket {} did not answer within {} ms (last: {}){}{}",
+                              argv[0], vmm.api_sock, options.ready_timeout.count(), last,
+                              tail.empty() ? "" : "; its output: ", tail));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
