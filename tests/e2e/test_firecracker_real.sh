@@ -9,6 +9,9 @@ shared=${FCVM_SHARED_DIR:-$FCVM_SOURCE_DIR/../shared}
 fc_bin=${FCVM_FIRECRACKER_BIN:-$(ls "$shared"/firecracker/firecracker-v* 2>/dev/null | sort -V | tail -1)}
 [ -n "$fc_bin" ] && [ -x "$fc_bin" ] ||
   skip "no Firecracker binary: $shared/firecracker/ is absent (set FCVM_SHARED_DIR or FCVM_FIRECRACKER_BIN)"
+jailer_bin=${FCVM_JAILER_BIN:-$(ls "$shared"/firecracker/jailer-v* 2>/dev/null | sort -V | tail -1)}
+[ -n "$jailer_bin" ] && [ -x "$jailer_bin" ] ||
+  skip "no jailer binary beside Firecracker in $shared/firecracker/ (set FCVM_JAILER_BIN)"
 g=${FCVM_GUEST_DIR:-$(data_dir)}
 [ -e "$g/kernel/vmlinux" ] ||
   fail "guest artifact $g/kernel/vmlinux missing: Firecracker boots the uncompressed kernel; run make guest"
@@ -20,7 +23,7 @@ assert_no_leftovers
 # once (exit 124) and the scenarios run once more in a fresh guest.
 for attempt in 1 2; do
   rc=0
-  FCVM_FIRECRACKER_BIN=$(readlink -f "$fc_bin") FCVM_GUEST_DIR=$g \
+  FCVM_FIRECRACKER_BIN=$(readlink -f "$fc_bin") FCVM_JAILER_BIN=$(readlink -f "$jailer_bin") FCVM_GUEST_DIR=$g \
     "$FCVM_SOURCE_DIR/tests/lib/kvm-guest.sh" --timeout "${FCVM_NESTED_TIMEOUT:-540}" -- \
     bash "$FCVM_SOURCE_DIR/tests/e2e/nested/firecracker.sh" 2>&1 | tee "$TEST_TMP/nested.log" || rc=${PIPESTATUS[0]}
   [ "$rc" -eq 124 ] && [ "$attempt" -eq 1 ] || break

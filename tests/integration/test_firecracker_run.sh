@@ -268,6 +268,8 @@ for v in osrc oclone1 oclone2; do
     { show_vm_logs; fail "v1.14: $v is not running: $("$FCVM_BIN" ls -a)"; }
   dir=$("$FCVM_BIN" inspect "$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["paths"]["dir"])')
   [ -S "$dir/vsock.sock" ] || fail "v1.14: $v has no vsock socket in its own directory $dir"
+  ver=$("$FCVM_BIN" inspect "$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["vmm_version"])')
+  [ "$ver" = v1.14.2 ] || fail "v1.14: inspect $v shows vmm_version $ver"
 done
 python3 - "$rec_old" <<'PY' || fail "v1.14 load calls (above)"
 import json, sys

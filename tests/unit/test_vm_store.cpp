@@ -94,7 +94,7 @@ TEST(VmStore, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_TRUE(store->find("kept"));
   auto v = store->db().prepare("PRAGMA user_version");
   ASSERT_TRUE(v && *v->step());
-  EXPECT_EQ(v->column_int(0), 3);
+  EXPECT_EQ(v->column_int(0), 4);
   ASSERT_TRUE(store->db().exec("PRAGMA user_version = 99"));
   auto newer = state::VmStore::open(path);
   ASSERT_FALSE(newer);
@@ -126,9 +126,10 @@ TEST(VmStore, MigratesAVersionOneDatabase) {
   EXPECT_EQ(old->id, "v1old");
   EXPECT_EQ(old->snapshot, "");
   EXPECT_EQ(old->image_id, "");
+  EXPECT_EQ(old->vmm_version, "");
   auto v = store->db().prepare("PRAGMA user_version");
   ASSERT_TRUE(v && v->step());
-  EXPECT_EQ(v->column_int(0), 3);
+  EXPECT_EQ(v->column_int(0), 4);
 }
 
 TEST(VmStore, ConcurrentWritersLoseNothing) {

@@ -37,6 +37,7 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
       {"name", r.name},
       {"image", r.image},
       {"backend", r.backend},
+      {"vmm_version", r.vmm_version.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.vmm_version)},
       {"state",
        {{"status", std::string(state::status_name(r.status))},
         {"exit_code", opt_int(r.exit_code)},

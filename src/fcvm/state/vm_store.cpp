@@ -90,13 +90,17 @@ ALTER TABLE snapshots ADD COLUMN image_id TEXT REFERENCES images(id);
 CREATE INDEX vms_image ON vms(image_id);
 CREATE INDEX snapshots_image ON snapshots(image_id);
 )sql",
+    // 4: the version of the VMM that runs the VM (inspect).
+    R"sql(
+ALTER TABLE vms ADD COLUMN vmm_version TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
     "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
-    "error, snapshot, image_id";
+    "error, snapshot, image_id, vmm_version";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -127,6 +131,7 @@ VmRecord read_row(const Statement& s) {
   r.error = s.column_text(25);
   r.snapshot = s.column_text(26);
   r.image_id = s.column_text(27);
+  r.vmm_version = s.column_text(28);
   return r;
 }
 
@@ -153,6 +158,7 @@ void bind_row(Statement& s, const VmRecord& r) {
   } else {
     s.bind(28, r.image_id);
   }
+  s.bind(29, r.vmm_version);
 }
 
 }  // namespace
@@ -221,7 +227,7 @@ Result<> VmStore::migrate() {
 Result<> VmStore::insert(const VmRecord& record) {
   auto s = m_db.prepare(
       fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)",
+                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)",
                   k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
@@ -243,7 +249,8 @@ Result<> VmStore::update(const VmRecord& record) {
       "options_json=?9, dir=?10, auto_remove=?11, monitor_pid=?12, monitor_start=?13, "
       "monitor_boot=?14, vmm_pid=?15, vmm_start=?16, vmm_boot=?17, helper_pid=?18, "
       "helper_start=?19, helper_boot=?20, network_json=?21, created_ms=?22, started_ms=?23, "
-      "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27, image_id=?28 WHERE id=?1");
+      "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27, image_id=?28, "
+      "vmm_version=?29 WHERE id=?1");
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   return s->run();

@@ -41,6 +41,7 @@ struct VmRecord {
   std::string error;
   std::string snapshot;  // a clone: the id of the snapshot it was restored from
   std::string image_id;  // the stored image it runs from (empty: the image is fetched in the guest)
+  std::string vmm_version;  // of the VMM that last ran it ("v1.14.2"; empty: not known)
 };
 
 int64_t now_ms();

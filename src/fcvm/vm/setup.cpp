@@ -317,6 +317,7 @@ Result<std::unique_ptr<VmResources>> setup_vm(Context& ctx, state::VmRecord& rec
     timings.mark("restored");
   }
   rec.vmm = sys::ProcessIdentity::of(vm->backend->pid());
+  rec.vmm_version = vm->backend->version();
   save();
 
   // 5b. Volumes served from the host (sshfs): each port gets its sandboxed SFTP server.

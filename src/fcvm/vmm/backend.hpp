@@ -103,6 +103,8 @@ class Backend {
   // The user the VMM runs as when it is not the caller's (a jailed Firecracker): the devices it
   // opens (the tap) must be that user's. Known before start().
   virtual std::optional<std::pair<uid_t, gid_t>> vmm_user() const { return std::nullopt; }
+  // The running VMM's version ("v1.14.2"), when it says; "" otherwise.
+  virtual std::string version() const { return {}; }
 
   // Snapshots (clones). snapshot_create pauses the guest and writes its memory to mem_path and the
   // VM state to state_path; the guest stays paused (resume() or shutdown() next). disk_paths (in

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs inside tests/lib/kvm-guest.sh (a guest with a working /dev/kvm), driven by
-# e2e/test_firecracker_real.sh: fcvm against the real Firecracker binary. One guest boot covers
-# --vmm auto, a foreground run's stdin, output and exit code, nginx with rootless and privileged
-# networking, exec, logs, stop, start, rm, a snapshot and two clones, and that nothing
-# is left behind, and QEMU with KVM. Prints one line per milestone with its time. The VMs get one vCPU: a second
-# one stalls (RCU) under nested emulation on two host cores.
+# e2e/test_firecracker_real.sh: fcvm against the real Firecracker binary and its jailer. One guest
+# boot covers --vmm auto, a foreground run's stdin, output and exit code (unjailed), nginx with
+# rootless and privileged networking (jailed, as root is by default: user, PID namespace, chroot
+# and cgroup checked), exec, logs, stop, start, kill -9 of the monitor, rm, a snapshot and two
+# clones, that nothing is left behind, and QEMU with KVM. Prints one line per milestone with its
+# time. The VMs get one vCPU: a second one stalls (RCU) under nested emulation on two host cores.
 source "$(dirname "$0")/../../lib/common.sh"
 : "${FCVM_FIRECRACKER_BIN:?the firecracker binary}"
+: "${FCVM_JAILER_BIN:?the jailer binary}"
 [ -c /dev/kvm ] || fail "no /dev/kvm: run me through tests/lib/kvm-guest.sh"
 busybox=$(need_image busybox.oci.tar)
 nginx=$(need_image nginx.oci.tar)
@@ -24,7 +26,10 @@ export FCVM_GUEST_DIR=/tmp/guest FCVM_DATA_DIR=$TEST_TMP/data
 step "guest files copied"
 
 vm_field() { fcvm inspect "$1" | python3 -c "import json,sys; v=json.load(sys.stdin)[0]; print(eval('v' + sys.argv[1]))" "$2"; }
-firecrackers() { pgrep -f "$FCVM_FIRECRACKER_BIN" || true; }
+# Firecracker processes: jailed, their command line names the binary by its base name in the
+# chroot (a monitor's names it as an argument).
+fc_pattern="^[^ ]*/$(basename "$FCVM_FIRECRACKER_BIN" | sed 's/\./\\./g')( |$)"
+firecrackers() { pgrep -f "$fc_pattern" || true; }
 # What fcvm may leave behind on this host. The privileged mode's bridge (fcvm0) and its nftables
 # table with empty chains are shared infrastructure, made once and kept (like podman's bridge);
 # the VM's own links, namespaces and rules are not.
@@ -33,6 +38,7 @@ host_state() {
     ip -o link | awk -F': ' '{print $2}' | grep -Ev '^(lo|fcvm0)$' || true
     ip netns list 2>/dev/null || true
     nft list table inet fcvm 2>/dev/null | grep -Ev '^\s*(table|chain|type|policy|\}|$)' || true
+    find /sys/fs/cgroup/fcvm -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true
     ls "$FCVM_DATA_DIR/vms" 2>/dev/null || true; } | sort
 }
 before=$(host_state)
@@ -44,13 +50,14 @@ $(diff <(echo "$before") <(echo "$now"))"
 
 # 1. --vmm auto picks Firecracker here; a foreground run prints and exits with the code.
 rc=0
-printf 'through stdin\n' | fcvm run -i --keep --name fg --cpu 1 "oci-archive:$busybox" \
+printf 'through stdin\n' | fcvm run -i --keep --no-jailer --name fg --cpu 1 "oci-archive:$busybox" \
   sh -c 'read -r l; echo "hello from firecracker: $l"; exit 3' >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" -eq 3 ] || fail "foreground run: exit $rc, want 3: $(tail -5 "$TEST_TMP/err")"
 grep -qx 'hello from firecracker: through stdin' "$TEST_TMP/out" || fail "foreground run: output $(cat "$TEST_TMP/out")"
 [ "$(vm_field fg '["backend"]')" = firecracker ] || fail "--vmm auto picked $(vm_field fg '["backend"]')"
 console=$(vm_field fg '["paths"]["console_log"]')
 grep -q 'channel vsock:1024: host connected' "$console" || fail "the agent did not talk over vsock"
+! grep -q 'jailed by' "$(vm_field fg '["paths"]["monitor_log"]')" || fail "--no-jailer: the VM was jailed"
 fcvm rm fg >/dev/null
 expect_clean "foreground run"
 step "1. --vmm auto -> firecracker; foreground run -i: stdin, output and exit code 3; agent over vsock"
@@ -61,6 +68,20 @@ fcvm run -d --name web --cpu 1 --mem 512 -p "127.0.0.1:$p1:80" "oci-archive:$ngi
   fail "run -d nginx: $(tail -5 "$TEST_TMP/err")"
 wait_http "http://127.0.0.1:$p1/?from-test" 120 | grep -q "$welcome" || fail "nginx (rootless) does not serve"
 step "2. nginx (rootless) serves on 127.0.0.1:$p1"
+# Jailed (root, with a jailer): Firecracker is the only child of its PID namespace's init.
+init=$(vm_field web '["processes"]["vmm"]["pid"]')
+fc=$(cat "/proc/$init/task/$init/children" | tr -d ' ')
+[ -n "$fc" ] || fail "the VMM process $init has no child: not jailed?"
+uid=$(awk '/^Uid:/ {print $2}' "/proc/$fc/status")
+[ "$uid" -ge $((1 << 30)) ] || fail "jailed Firecracker runs as uid $uid, want the jail's own (>= 2^30)"
+[ "$(awk '/^NSpid:/ {print NF - 1}' "/proc/$fc/status")" -eq 2 ] || fail "Firecracker is not in a PID namespace of its own: $(grep NSpid "/proc/$fc/status")"
+ls "/proc/$fc/root/firecracker.socket" >/dev/null 2>&1 && [ ! -e "/proc/$fc/root/usr" ] ||
+  fail "Firecracker's root is not its chroot: $(ls "/proc/$fc/root/" 2>&1 | head)"
+id=$(vm_field web '["id"]')
+[ "$(cat "/proc/$fc/cgroup")" = "0::/fcvm/$id" ] || fail "Firecracker's cgroup: $(cat "/proc/$fc/cgroup")"
+[ "$(cat "/sys/fs/cgroup/fcvm/$id/cpu.max")" = "100000 100000" ] || fail "cpu.max: $(cat "/sys/fs/cgroup/fcvm/$id/cpu.max")"
+[ "$(cat "/sys/fs/cgroup/fcvm/$id/memory.max")" = $(((512 + 256) << 20)) ] || fail "memory.max: $(cat "/sys/fs/cgroup/fcvm/$id/memory.max")"
+step "2. jailed: uid $uid, PID namespace, chroot, cgroup fcvm/$id (cpu.max 1 CPU, memory.max 768 MiB)"
 # (the nginx image has nothing but nginx: stdin was checked through run -i above)
 fcvm exec web -- nginx -v 2>&1 | grep -q 'nginx version' || fail "exec nginx -v"
 rc=0; fcvm exec web -- nginx -t -c /nonexistent >/dev/null 2>&1 || rc=$?
@@ -69,11 +90,17 @@ wait_until 30 sh -c "'$FCVM_BIN' logs web 2>&1 | grep -q 'GET /?from-test'" || f
 fcvm stop web >/dev/null || fail "stop"
 [ "$(vm_field web '["state"]["status"]')" = exited ] || fail "stop: $(vm_field web '["state"]')"
 [ -z "$(firecrackers)" ] || fail "stop left Firecracker running"
+[ ! -e "/sys/fs/cgroup/fcvm/$id" ] || fail "stop left the jail's cgroup"
+[ ! -e "$(vm_field web '["paths"]["dir"]')/jail" ] || fail "stop left the jail"
 fcvm start web >/dev/null 2>"$TEST_TMP/err" || fail "start: $(tail -5 "$TEST_TMP/err")"
 wait_http "http://127.0.0.1:$p1/" 120 | grep -q "$welcome" || fail "nginx does not serve after start"
+# kill -9 of the monitor: the PID namespace's init dies with it, and Firecracker with the namespace
+# (the jailer's change of user cleared Firecracker's own parent-death signal).
+kill -9 "$(vm_field web '["processes"]["monitor"]["pid"]')"
+wait_until 30 sh -c "! pgrep -f '$fc_pattern' >/dev/null" || fail "Firecracker outlived its killed monitor"
 fcvm rm -f web >/dev/null
 expect_clean "rootless nginx"
-step "2. exec (output, exit code), logs, stop, start (serves again), rm: clean"
+step "2. exec (output, exit code), logs, stop, start (serves again), kill -9 monitor, rm: clean"
 
 # 3. A warm snapshot and two clones, each on its own port with its own id.
 p2=$(free_port)

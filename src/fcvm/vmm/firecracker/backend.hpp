@@ -99,6 +99,7 @@ class FirecrackerBackend : public Backend {
   pid_t pid() const override;
   pid_t detach() override;
   std::optional<std::pair<uid_t, gid_t>> vmm_user() const override;
+  std::string version() const override { return m_vmm ? m_vmm->version.to_string() : ""; }
 
   Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
                            const std::vector<std::string>& disk_paths = {}) override;
