@@ -117,6 +117,14 @@ TEST(FirecrackerProcess, JailLayoutAndExpose) {
   ASSERT_EQ(::stat(dir.file("base.ext4").c_str(), &a), 0);
   EXPECT_EQ(a.st_mode & 0777, 0604u);
   EXPECT_EQ(a.st_uid, ::getuid());
+  // Under a name of the caller's: another file there is replaced (a drive pointed elsewhere).
+  auto named = jail.expose(dir.file("base.ext4"), false, false, "drive-root");
+  ASSERT_TRUE(named) << named.error().to_string();
+  EXPECT_EQ(*named, "/drive-root");
+  ASSERT_TRUE(jail.expose(dir.file("vmlinux"), true, false, "drive-root"));
+  ASSERT_EQ(::stat((jail.root() + "/drive-root").c_str(), &b), 0);
+  ASSERT_EQ(::stat(dir.file("vmlinux").c_str(), &a), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
 }
 
 TEST(FirecrackerProcess, ResolvesTheBinary) {

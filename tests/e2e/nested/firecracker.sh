@@ -118,6 +118,7 @@ for n in 1 2; do
   dir=$(vm_field "c$n" '["paths"]["dir"]')
   wait_until 30 grep -qs "now VM c$n ($id)" "$dir/console.log" ||
     fail "clone c$n's guest did not take its own id $id: $(ls -l "$dir"; grep -s 'now VM' "$dir"/*.log)"
+  grep -q 'jailed by' "$(vm_field "c$n" '["paths"]["monitor_log"]')" || fail "clone c$n is not jailed"
   ids+=("$id")
 done
 [ "${ids[0]}" != "${ids[1]}" ] || fail "the clones share an id"
@@ -125,16 +126,17 @@ curl -fsS --max-time 10 "http://127.0.0.1:$p2/" | grep -q "$welcome" || fail "th
 fcvm rm -f c1 c2 src >/dev/null
 fcvm snapshot rm warm >/dev/null
 expect_clean "snapshot and clones"
-step "3. two clones serve on their own ports with their own ids; the source still serves; clean"
+step "3. two jailed clones serve on their own ports with their own ids; the source still serves; clean"
 
 # 4. nginx with privileged networking (namespace, veth, nftables).
 p3=$(free_port)
 fcvm run -d --name pweb --cpu 1 --mem 512 --network privileged -p "127.0.0.1:$p3:80" "oci-archive:$nginx" \
   >/dev/null 2>"$TEST_TMP/err" || fail "run -d --network privileged: $(tail -5 "$TEST_TMP/err")"
 wait_http "http://127.0.0.1:$p3/" 120 | grep -q "$welcome" || fail "nginx (privileged) does not serve"
+grep -q 'jailed by' "$(vm_field pweb '["paths"]["monitor_log"]')" || fail "privileged nginx is not jailed"
 fcvm rm -f pweb >/dev/null
 expect_clean "privileged nginx"
-step "4. nginx (privileged networking) serves on 127.0.0.1:$p3; rm: clean"
+step "4. nginx (privileged networking, jailed) serves on 127.0.0.1:$p3; rm: clean"
 # 5. QEMU with KVM: here the KVM probe passes, so QEMU runs its guest with -accel kvm.
 rc=0
 fcvm run --vmm qemu --cpu 1 --keep --name q "oci-archive:$busybox" sh -c 'echo hello from qemu-kvm; exit 4' \

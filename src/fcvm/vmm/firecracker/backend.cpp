@@ -93,6 +93,12 @@ Result<std::string> FirecrackerBackend::vmm_path(const std::string& host_path, b
   return m_vmm->jail->expose(host_path, writable, copy_ok);
 }
 
+Result<std::string> FirecrackerBackend::drive_path(const std::string& drive_id,
+                                                   const DiskSpec& disk) const {
+  if (!m_vmm || !m_vmm->jail) return disk.path;
+  return m_vmm->jail->expose(disk.path, !disk.read_only, false, "drive-" + drive_id);
+}
+
 std::optional<std::pair<uid_t, gid_t>> FirecrackerBackend::vmm_user() const {
   if (!m_options.jailer) return std::nullopt;
   return std::pair{m_options.jailer->uid, m_options.jailer->gid};
@@ -228,7 +234,7 @@ Result<> FirecrackerBackend::configure(const VmSpec& spec, Rollback& rollback) {
   for (const auto& planned : plan_drives(spec.disks)) {
     Drive drive;
     drive.drive_id = planned.drive_id;
-    auto path = vmm_path(planned.disk.path, !planned.disk.read_only);
+    auto path = drive_path(planned.drive_id, planned.disk);
     if (!path) return fail(path.error().wrap("disk"));
     drive.path_on_host = *path;
     // The initramfs finds the root disk itself; Firecracker must not add root= to the cmdline.

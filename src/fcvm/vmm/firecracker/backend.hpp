@@ -132,6 +132,9 @@ class FirecrackerBackend : public Backend {
   // How Firecracker reaches a host file: itself, or its link in the jail (expose()).
   Result<std::string> vmm_path(const std::string& host_path, bool writable = true,
                                bool copy_ok = false) const;
+  // A drive's file. Jailed, named after the drive ("/drive-<id>") whichever file backs it: a
+  // snapshot records that name, so a clone's jail offers its own disks under it to the load.
+  Result<std::string> drive_path(const std::string& drive_id, const DiskSpec& disk) const;
   // Inside the jail, Firecracker's output files live in the jail root; `outside` (in spec.dir)
   // becomes a symlink to `inside` so logs are found where they are without a jail.
   Result<> link_out(const std::string& inside, const std::string& outside, Rollback& rollback);

@@ -49,8 +49,7 @@ Result<> FirecrackerBackend::snapshot_create(const std::string& mem_path,
   auto copies = plan_drives(copied_disks);
   auto repoint = [&](bool to_copies) -> Result<> {
     for (size_t i = 0; i < drives.size() && !disk_paths.empty(); ++i) {
-      const auto& disk = to_copies ? copies[i].disk : drives[i].disk;
-      auto path = vmm_path(disk.path, !disk.read_only);
+      auto path = drive_path(drives[i].drive_id, to_copies ? copies[i].disk : drives[i].disk);
       if (!path) return fail(path.error().wrap("disk"));
       FCVM_TRY(
           api().patch("/drives/" + drives[i].drive_id, partial_drive(drives[i].drive_id, *path)));
@@ -102,6 +101,12 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
   if (!state) return fail(state.error().wrap("snapshot state"));
   auto mem = vmm_path(mem_path, false);
   if (!mem) return fail(mem.error().wrap("snapshot memory"));
+  // Jailed, the snapshot names its drives /drive-<id>: this VM's own disks answer to those names
+  // when the load opens them.
+  for (const auto& planned : plan_drives(spec.disks)) {
+    auto path = drive_path(planned.drive_id, planned.disk);
+    if (!path) return fail(path.error().wrap("disk"));
+  }
   params.snapshot_path = *state;
   params.mem_backend = {MemoryBackend::Type::kFile, *mem};
   params.resume_vm = false;
@@ -118,7 +123,7 @@ Result<> FirecrackerBackend::snapshot_load(const VmSpec& spec, const std::string
 
   // Same drive ids as start() gave them, so the restored devices are found by id.
   for (const auto& planned : plan_drives(spec.disks)) {
-    auto path = vmm_path(planned.disk.path, !planned.disk.read_only);
+    auto path = drive_path(planned.drive_id, planned.disk);
     if (!path) return fail(path.error().wrap("disk"));
     FCVM_TRY(api().patch("/drives/" + planned.drive_id, partial_drive(planned.drive_id, *path)));
   }

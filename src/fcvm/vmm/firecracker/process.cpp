@@ -110,15 +110,19 @@ std::string JailLayout::host_path(const std::string& jailed_path) const {
   return m_root + jailed_path;
 }
 
-Result<std::string> JailLayout::expose(const std::string& host_file, bool writable,
-                                       bool copy_ok) const {
-  auto name = base_name(host_file);
+Result<std::string> JailLayout::expose(const std::string& host_file, bool writable, bool copy_ok,
+                                       const std::string& as) const {
+  auto name = as.empty() ? base_name(host_file) : as;
   auto target = m_root + "/" + name;
   struct stat src {};
   struct stat dst {};
   if (::stat(host_file.c_str(), &src) != 0) return fail_errno(fmt::format("stat {}", host_file));
-  bool same =
-      ::stat(target.c_str(), &dst) == 0 && src.st_ino == dst.st_ino && src.st_dev == dst.st_dev;
+  bool exists = ::stat(target.c_str(), &dst) == 0;
+  bool same = exists && src.st_ino == dst.st_ino && src.st_dev == dst.st_dev;
+  // Another file under this name (a drive pointed elsewhere): Firecracker keeps what it opened.
+  if (exists && !same && ::unlink(target.c_str()) != 0) {
+    return fail_errno(fmt::format("replace {} in the jail", target));
+  }
   if (!same && ::link(host_file.c_str(), target.c_str()) != 0) {
     int e = errno;
     if (e == EXDEV && !writable && copy_ok) {

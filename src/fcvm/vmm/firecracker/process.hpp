@@ -82,15 +82,16 @@ class JailLayout {
   const std::string& root() const { return m_root; }
   // Host path of a path as the jailed process sees it ("/x" -> <root>/x).
   std::string host_path(const std::string& jailed_path) const;
-  // Hard-links host_file into the jail root under its base name and answers the path the jailed
-  // Firecracker uses for it ("/<name>"). A file Firecracker writes becomes the jail user's; a
+  // Hard-links host_file into the jail root under `name` (default: its base name; a link of
+  // another file there is replaced) and answers the path the jailed Firecracker uses for it
+  // ("/<name>"). A file Firecracker writes becomes the jail user's; a
   // read-only one keeps its owner (it may be shared: a base image, a snapshot's memory) and is
   // made readable to others (the jail is inside fcvm's own 0700 data directory: only the jailed
   // process, chrooted to this root, reaches it). Across filesystems a read-only file is copied.
   // copy_ok: a read-only file may be copied where it cannot be linked (not a disk: its serial is
   // its inode's).
   Result<std::string> expose(const std::string& host_file, bool writable = true,
-                             bool copy_ok = false) const;
+                             bool copy_ok = false, const std::string& name = {}) const;
 
  private:
   std::string m_instance_dir;
