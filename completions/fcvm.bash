@@ -19,7 +19,7 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
     clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;

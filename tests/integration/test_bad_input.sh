@@ -39,6 +39,10 @@ expect_usage_error '"Upper/Case"' run Upper/Case
 expect_usage_error '"nginx:"' run nginx:
 expect_usage_error '/nonexistent.tar' run oci-archive:/nonexistent.tar
 expect_usage_error '"bogus"' run --vmm bogus busybox
+expect_usage_error 'not QEMU' run --jailer --vmm qemu busybox
+expect_usage_error 'excludes' run --jailer --no-jailer busybox
+printf 'jailer: sometimes\n' >"$TEST_TMP/jail.yml"
+FCVM_CONFIG=$TEST_TMP/jail.yml expect_usage_error '"sometimes"' run busybox
 expect_usage_error '"bogus"' run --network bogus busybox
 if [ "$(id -u)" -ne 0 ]; then
   expect_usage_error 'needs root' run --network privileged busybox
@@ -71,7 +75,12 @@ mkdir -p "$FCVM_DATA_DIR/image-store/tmp/999999999-1-dead/layout"
 [ -z "$(ls -A "$FCVM_DATA_DIR/image-store/tmp")" ] || fail "a dead pull's work directory was not reaped"
 
 # --help and --version succeed.
-"$FCVM_BIN" --help | grep -q 'Exit codes' || fail "--help lacks exit codes"
-"$FCVM_BIN" run --help | grep -q -- '--publish' || fail "run --help lacks --publish"
-"$FCVM_BIN" --version | grep -q '^fcvm ' || fail "--version"
+# (Into files: `grep -q` leaves a pipe early, and a help longer than one write then dies of SIGPIPE.)
+"$FCVM_BIN" --help >"$TEST_TMP/help" || fail "--help exited $?"
+grep -q 'Exit codes' "$TEST_TMP/help" || fail "--help lacks exit codes"
+"$FCVM_BIN" run --help >"$TEST_TMP/help" || fail "run --help exited $?"
+grep -q -- '--publish' "$TEST_TMP/help" || fail "run --help lacks --publish"
+grep -q -- '--no-jailer' "$TEST_TMP/help" || fail "run --help lacks --no-jailer"
+"$FCVM_BIN" --version >"$TEST_TMP/help" || fail "--version exited $?"
+grep -q '^fcvm ' "$TEST_TMP/help" || fail "--version"
 echo "bad input: all rejected with exit 2"

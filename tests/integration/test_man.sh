@@ -31,7 +31,9 @@ for f in bin/fcvm lib/fcvm/fc-agent share/bash-completion/completions/fcvm \
 done
 [ "$("$prefix/bin/fcvm" --version)" = "$("$FCVM_BIN" --version)" ] || fail "installed fcvm differs"
 if command -v man >/dev/null; then
-  MANPATH=$prefix/share/man man -P cat fcvm-run 2>/dev/null | grep -q -- '--publish' ||
-    fail "man fcvm-run does not render --publish"
+  # (Into a file: `grep -q` would leave the pipe early, and man die of SIGPIPE.)
+  MANPATH=$prefix/share/man man -P cat fcvm-run >"$TEST_TMP/man.txt" 2>/dev/null || true
+  grep -q -- '--publish' "$TEST_TMP/man.txt" && grep -q -- '--no-jailer' "$TEST_TMP/man.txt" ||
+    fail "man fcvm-run does not render --publish and --no-jailer"
 fi
 echo "man: ok"

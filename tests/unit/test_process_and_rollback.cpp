@@ -1,13 +1,12 @@
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
 #include <chrono>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fcvm/util/child_process.hpp"
@@ -130,9 +129,9 @@ TEST(ChildProcess, ANewPidNamespaceEndsWithItsInit) {
   ASSERT_TRUE(tst);
   EXPECT_EQ(tst->shell_code(), 9);
   // SIGKILL of the init takes the program with it.
-  auto k = ChildProcess::spawn(
-      {.argv = {"sh", "-c", "echo $PPID; exec sleep 600"}, .stdout_fd = w.get(),
-       .new_pid_namespace = true});
+  auto k = ChildProcess::spawn({.argv = {"sh", "-c", "echo $PPID; exec sleep 600"},
+                                .stdout_fd = w.get(),
+                                .new_pid_namespace = true});
   ASSERT_TRUE(k) << k.error().to_string();
   EXPECT_EQ(read_line(r.get()), "1");
   std::string children;

@@ -42,9 +42,8 @@ Result<> open_session(Session& s) {
   auto paths = vm::resolve_paths(env, s.config.data_dir, s.config.guest_dir);
   if (!paths) return tl::unexpected<Error>(paths.error());
   s.paths = *paths;
-  s.ctx.emplace(
-      vm::Context{s.paths, sys::default_runner(), env.accel, vm::firecracker_bin(env, s.paths),
-                  vm::jailer_bin(env, s.paths)});
+  s.ctx.emplace(vm::Context{s.paths, sys::default_runner(), env.accel,
+                            vm::firecracker_bin(env, s.paths), vm::jailer_bin(env, s.paths)});
   auto store = vm::open_store(*s.ctx);
   if (!store) return tl::unexpected<Error>(store.error());
   s.store.emplace(std::move(*store));
@@ -80,13 +79,9 @@ std::string human_size(int64_t bytes) {
 }
 
 vm::RunDefaults run_defaults(const config::Config& config) {
-  return {config.defaults.mem_mib,
-          config.defaults.vcpus,
-          config.defaults.stop_timeout_s,
-          config.vmm,
-          config.jailer,
-          config.network,
-          config.insecure_registries};
+  return {
+      config.defaults.mem_mib, config.defaults.vcpus, config.defaults.stop_timeout_s, config.vmm,
+      config.jailer,           config.network,        config.insecure_registries};
 }
 
 }  // namespace fcvm::cli

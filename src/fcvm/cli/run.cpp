@@ -107,8 +107,7 @@ Command add_run(CLI::App& app) {
       "Firecracker through its jailer: chrooted, as a user of its own, in a new PID namespace and "
       "a cgroup limited to --cpu/--mem (root; the default for root when a jailer is found)");
   auto* no_jailer = cmd->add_flag_callback(
-      "--no-jailer", [args] { args->request.jailer = "off"; },
-      "Firecracker without its jailer");
+      "--no-jailer", [args] { args->request.jailer = "off"; }, "Firecracker without its jailer");
   jailer->excludes(no_jailer);
   cmd->add_option("--network", args->request.network,
                   "rootless (user-space network stack, any user) | privileged (root: a bridge, "

@@ -4,11 +4,11 @@
 #include <fmt/format.h>
 #include <linux/close_range.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,9 +167,10 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
   pid_t parent = ::getpid();
 
   // In a new PID namespace the child is its init: clone() with fork's semantics.
-  pid_t pid = options.new_pid_namespace ? static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWPID | SIGCHLD,
-                                                                      nullptr, nullptr, nullptr, 0))
-                                        : ::fork();
+  pid_t pid = options.new_pid_namespace
+                  ? static_cast<pid_t>(
+                        ::syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0))
+                  : ::fork();
   if (pid < 0) return fail_errno(options.new_pid_namespace ? "clone (new PID namespace)" : "fork");
   if (pid == 0) {
     // Child: async-signal-safe calls only from here on.

@@ -39,7 +39,8 @@ Result<std::unique_ptr<vmm::Backend>> select_backend(const Context& ctx, VmmChoi
       why = fmt::format("firecracker: {} ({})", fc->version, fc->firecracker_bin);
       vmm::BackendConfig config;
       config.firecracker_bin = fc->firecracker_bin;
-      config.jail = jailer == "on" || (jailer == "auto" && ::geteuid() == 0 && !ctx.jailer_bin.empty());
+      config.jail =
+          jailer == "on" || (jailer == "auto" && ::geteuid() == 0 && !ctx.jailer_bin.empty());
       if (config.jail) {
         if (ctx.jailer_bin.empty()) {
           return fail(ErrorCode::kUnavailable,

@@ -20,8 +20,8 @@ Environment Environment::capture() {
     const char* v = std::getenv(name);
     return v != nullptr ? std::string(v) : std::string();
   };
-  return {get("FCVM_DATA_DIR"),       get("FCVM_GUEST_DIR"), get("XDG_DATA_HOME"),
-          get("XDG_CACHE_HOME"),      get("HOME"),           get("FCVM_ACCEL"),
+  return {get("FCVM_DATA_DIR"),        get("FCVM_GUEST_DIR"), get("XDG_DATA_HOME"),
+          get("XDG_CACHE_HOME"),       get("HOME"),           get("FCVM_ACCEL"),
           get("FCVM_FIRECRACKER_BIN"), get("FCVM_JAILER_BIN")};
 }
 

@@ -126,7 +126,7 @@ class Monitor {
   std::unique_ptr<ContainerLogWriter> m_log;
   agent_proto::Decoder m_agent_decoder;
   bool m_channel_open = false;
-  bool m_reconnect = false;     // the channel closed under a live guest: connect again
+  bool m_reconnect = false;  // the channel closed under a live guest: connect again
   Clock::time_point m_reconnect_deadline;
   bool m_hello = false;         // the agent answered (a stop goes through it from then on)
   bool m_plan_pending = false;  // hello received; the plan waits for a foreground client

@@ -48,7 +48,7 @@ void Monitor::connect_channel() {
   }
   auto channel = m_vm->backend->connect_agent(k_agent_connect_slice);
   if (!channel) {
-    if (channel.error().code() == ErrorCode::kTimeout) return;  // not listening yet
+    if (channel.error().code() == ErrorCode::kTimeout) return;       // not listening yet
     if (m_reconnect && Clock::now() < m_reconnect_deadline) return;  // end_of_vmm may know why
     record_error(std::move(channel.error()).wrap("connect to the guest agent"));
     m_vm->backend->kill();

@@ -1,13 +1,11 @@
 #include "fcvm/vmm/registry.hpp"
 
 #include <fmt/format.h>
-
 #include <unistd.h>
 
 #include <set>
 
 #include "fcvm/util/log.hpp"
-
 #include "fcvm/vmm/firecracker/backend.hpp"
 #include "fcvm/vmm/qemu/backend.hpp"
 

@@ -203,8 +203,8 @@ Result<> FirecrackerBackend::configure_console(const VmSpec& spec, Rollback& rol
     m_paths.console_host = m_paths.console_vmm = spec.console_log;
   }
   FCVM_TRY(touch(m_paths.console_host));
-  if (m_vmm->jail && ::chown(m_paths.console_host.c_str(), m_options.jailer->uid,
-                             m_options.jailer->gid) != 0) {
+  if (m_vmm->jail &&
+      ::chown(m_paths.console_host.c_str(), m_options.jailer->uid, m_options.jailer->gid) != 0) {
     return fail_errno(fmt::format("chown {}", m_paths.console_host));
   }
   FCVM_TRY(link_out(m_paths.console_host, spec.console_log, rollback));

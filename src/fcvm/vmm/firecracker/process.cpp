@@ -129,8 +129,8 @@ Result<std::string> JailLayout::expose(const std::string& host_file, bool writab
       FCVM_TRY_CTX(clone_file_data(host_file, target, false, 0644), "copy into the jail");
     } else {
       auto hint = e == EXDEV ? " (the jail must be on the same filesystem as the VM's files)" : "";
-      return fail_errno(
-          fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint), e);
+      return fail_errno(fmt::format("hard-link {} into the jail at {}{}", host_file, target, hint),
+                        e);
     }
   }
   if (writable) {
