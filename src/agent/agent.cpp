@@ -30,6 +30,18 @@ Agent::~Agent() = default;
 
 Result<std::string> Agent::run() {
   sayf("fc-agent {} starting, channel {}", FCVM_VERSION, describe(m_options.channel));
+  if (m_options.mmds) {
+    auto plan = read_mmds_plan();
+    if (plan) {
+      sayf("plan from MMDS: vm {} ({}); the container starts on the host's go", plan->vm_id,
+           plan->name);
+      m_plan = std::move(*plan);
+      m_awaiting_host = true;
+      start_plan();
+    } else {
+      sayf("no plan from MMDS ({}): waiting for the host's", plan.error().to_string());
+    }
+  }
   for (;;) {
     m_channel.tick();
     handle_channel_events();
@@ -206,6 +218,23 @@ void Agent::on_plan(const nlohmann::json& message) {
     } else {
       fail_plan("protocol", why);
     }
+    return;
+  }
+  if (m_awaiting_host) {
+    // The host's go for the plan MMDS gave: the same plan (the host made both), now with the
+    // host attached.
+    if (plan->vm_id != m_plan->vm_id) {
+      fail_plan("protocol", fmt::format("the host's plan is for VM {}, MMDS's for VM {}",
+                                        plan->vm_id, m_plan->vm_id));
+      return;
+    }
+    sayf("plan received from the host: {}", m_deferred_image.empty()
+                                                ? "the container starts once prepared"
+                                                : "starting the container");
+    m_awaiting_host = false;
+    if (auto r = apply_system(*plan, false); !r) sayf("{}", r.error().to_string());  // the clock
+    m_plan = std::move(*plan);
+    if (!m_deferred_image.empty()) start_container(std::exchange(m_deferred_image, {}));
     return;
   }
   if (m_plan) {

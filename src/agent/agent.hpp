@@ -41,6 +41,9 @@ struct AgentOptions {
   std::string root{};
   // Clock, hostname, entropy and power-off. Off when tests run the agent on the host.
   bool system_changes = true;
+  // fcvm.mmds=1: the plan is in Firecracker's MMDS (logic/mmds.hpp): the agent prepares the VM
+  // with it at once, and starts the container on the host's plan over the channel.
+  bool mmds = false;
 };
 
 // /dev/vdX of the virtio disk with this serial (image.cpp).
@@ -126,6 +129,8 @@ class Agent {
 
   // Plan stages (network.cpp, image.cpp, container.cpp).
   void start_plan();
+  // The plan from MMDS (mmds.cpp), bounded to a few seconds.
+  Result<agent_proto::Plan> read_mmds_plan();
   Result<> apply_system(const agent_proto::Plan& plan, bool first_time);
   // After a snapshot restore into a new VM (a clone): that VM's id, name and stop timeout.
   void adopt_identity(const agent_proto::Plan& plan);
@@ -199,7 +204,11 @@ class Agent {
   std::string m_container_cwd;
   std::vector<ChildProcess> m_volume_procs;  // sshfs, one per sshfs volume
   std::string m_pending_image;               // the container waits for its sshfs volumes
-  std::string m_main_stdin;                  // run -i: input before the container started
+  // A plan from MMDS: preparation runs before the host connects; the container starts on the
+  // host's plan (which keeps a foreground run's attach first), from m_deferred_image.
+  bool m_awaiting_host = false;
+  std::string m_deferred_image;
+  std::string m_main_stdin;  // run -i: input before the container started
   bool m_main_stdin_eof = false;
   int64_t m_volumes_deadline_ms = 0;
 };

@@ -47,6 +47,11 @@ Result<UniqueFd> bind_notify_socket(const std::string& path) {
 }  // namespace
 
 void Agent::start_container(const std::string& image) {
+  if (m_awaiting_host) {
+    sayf("prepared from MMDS's plan: the container waits for the host's go");
+    m_deferred_image = image;
+    return;
+  }
   if (runs_crun()) {
     start_crun_container();
     return;

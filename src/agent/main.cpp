@@ -22,6 +22,7 @@
 #include "agent/agent.hpp"
 #include "agent/console.hpp"
 #include "agent/logic/cmdline.hpp"
+#include "agent/logic/mmds.hpp"
 #include "agent/logic/oci.hpp"
 #include "agent/power.hpp"
 #include "fcvm/util/fs.hpp"
@@ -136,6 +137,7 @@ int agent_main(int argc, char** argv) {
     } else {
       args.options.channel = *spec;
     }
+    if (cmdline) args.options.mmds = args.options.system_changes && mmds_from_cmdline(*cmdline);
   }
   std::string reason;
   {

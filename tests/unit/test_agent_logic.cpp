@@ -10,6 +10,7 @@
 #include "agent/logic/cmdline.hpp"
 #include "agent/logic/exec.hpp"
 #include "agent/logic/guest_config.hpp"
+#include "agent/logic/mmds.hpp"
 #include "agent/logic/oci.hpp"
 #include "agent/logic/podman.hpp"
 
@@ -458,4 +459,47 @@ TEST(AgentExec, ProcessTree) {
   EXPECT_EQ(process_tree(10, parents), (std::vector<pid_t>{10, 11, 12, 13}));
   EXPECT_EQ(process_tree(12, parents), (std::vector<pid_t>{12}));
   EXPECT_EQ(process_tree(99, parents), (std::vector<pid_t>{99}));
+}
+
+TEST(AgentMmds, TheCommandLineAnnouncesIt) {
+  EXPECT_TRUE(mmds_from_cmdline("console=ttyS0 fcvm.mmds=1 quiet"));
+  EXPECT_FALSE(mmds_from_cmdline("console=ttyS0 quiet"));
+  EXPECT_FALSE(mmds_from_cmdline("fcvm.mmds=1 fcvm.mmds=0"));  // the last one wins
+  EXPECT_FALSE(mmds_from_cmdline("fcvm.mmdsx=1"));
+}
+
+TEST(AgentMmds, RequestsAreMmdsVersion2) {
+  auto token = mmds_token_request();
+  EXPECT_EQ(token.rfind("PUT /latest/api/token HTTP/1.1\r\n", 0), 0u) << token;
+  EXPECT_NE(token.find("\r\nX-metadata-token-ttl-seconds: 60\r\n"), std::string::npos);
+  EXPECT_EQ(token.substr(token.size() - 4), "\r\n\r\n");
+  auto get = mmds_get_request("/fcvm/plan", "T0K");
+  EXPECT_EQ(get.rfind("GET /fcvm/plan HTTP/1.1\r\n", 0), 0u) << get;
+  EXPECT_NE(get.find("\r\nX-metadata-token: T0K\r\n"), std::string::npos);
+  EXPECT_NE(get.find("\r\nAccept: application/json\r\n"), std::string::npos);
+}
+
+TEST(AgentMmds, AnswersAreCheckedWhole) {
+  auto ok = mmds_response_body("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntokenEXTRA");
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(*ok, "token");
+  auto no_length = mmds_response_body("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n{\"a\":1}");
+  ASSERT_TRUE(no_length);
+  EXPECT_EQ(*no_length, "{\"a\":1}");
+  auto lower = mmds_response_body("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+  ASSERT_TRUE(lower);
+  EXPECT_EQ(*lower, "{}");
+  EXPECT_EQ(
+      mmds_response_body("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").error().code(),
+      ErrorCode::kNotFound);
+  auto denied = mmds_response_body("HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\nno tok");
+  ASSERT_FALSE(denied);
+  EXPECT_NE(denied.error().message().find("401"), std::string::npos);
+  EXPECT_EQ(mmds_response_body("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").error().code(),
+            ErrorCode::kProtocol);
+  EXPECT_EQ(mmds_response_body("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").error().code(),
+            ErrorCode::kProtocol);
+  EXPECT_EQ(mmds_response_body("HTTP/1.1 200 OK\r\n").error().code(), ErrorCode::kProtocol);
+  EXPECT_EQ(mmds_response_body("SSH-2.0\r\n\r\n").error().code(), ErrorCode::kProtocol);
+  EXPECT_EQ(mmds_response_body("HTTP/1.1 2x0 OK\r\n\r\n").error().code(), ErrorCode::kProtocol);
 }

@@ -63,7 +63,8 @@ TEST_F(FirecrackerBackendTest, TheBootSourceCarriesTheKernelArguments) {
   for (const auto& line : read_json_lines(record_path())) {
     if (line["path"] != "/boot-source") continue;
     EXPECT_EQ(line["body"]["boot_args"],
-              "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:1024 fcvm.root=fcvm-root");
+              "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:1024 fcvm.mmds=1 "
+              "fcvm.root=fcvm-root");  // the spec has a network and a plan: MMDS holds it
     EXPECT_EQ(line["body"]["initrd_path"], m_dir.file("initrd.img"));
   }
   for (const auto& line : read_json_lines(record_path())) {

@@ -137,6 +137,12 @@ TEST(FirecrackerModels, BootArgsAddTheAgentTransportOnce) {
             "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:1024 fcvm.root=123 quiet");
   spec.kernel_args = {"fcvm.agent=vsock:2000"};
   EXPECT_EQ(boot_args(spec, 1024), "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:2000");
+  // A plan that goes to MMDS (it needs the network interface) is announced to the agent.
+  spec.mmds_json = R"({"version": 1})";
+  EXPECT_EQ(boot_args(spec, 1024), "console=ttyS0 reboot=k panic=1 pci=off fcvm.agent=vsock:2000");
+  spec.net = NetSpec{"tap0", ""};
+  EXPECT_EQ(boot_args(spec, 1024),
+            "console=ttyS0 reboot=k panic=1 pci=off fcvm.mmds=1 fcvm.agent=vsock:2000");
 }
 
 TEST(FirecrackerModels, DrivesAreRootFirstWithValidUniqueIds) {

@@ -57,10 +57,12 @@ grep -qx 'hello from firecracker: through stdin' "$TEST_TMP/out" || fail "foregr
 [ "$(vm_field fg '["backend"]')" = firecracker ] || fail "--vmm auto picked $(vm_field fg '["backend"]')"
 console=$(vm_field fg '["paths"]["console_log"]')
 grep -q 'channel vsock:1024: host connected' "$console" || fail "the agent did not talk over vsock"
+grep -q "plan from MMDS: vm $(vm_field fg '["id"]')" "$console" || fail "the plan did not reach the agent through MMDS"
+grep -q 'plan received from the host: ' "$console" || fail "the container did not wait for the host's plan"
 ! grep -q 'jailed by' "$(vm_field fg '["paths"]["monitor_log"]')" || fail "--no-jailer: the VM was jailed"
 fcvm rm fg >/dev/null
 expect_clean "foreground run"
-step "1. --vmm auto -> firecracker; foreground run -i: stdin, output and exit code 3; agent over vsock"
+step "1. --vmm auto -> firecracker; foreground run -i: stdin, output and exit code 3; plan through MMDS, agent over vsock"
 
 # 2. nginx, rootless: serves on its port; exec with stdin; logs; stop; start; rm.
 p1=$(free_port)

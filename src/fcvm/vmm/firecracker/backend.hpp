@@ -63,7 +63,8 @@ struct FirecrackerOptions {
 };
 
 // The kernel command line: k_base_boot_args, "fcvm.agent=vsock:<port>" unless the caller passed an
-// fcvm.agent= argument, then spec.kernel_args.
+// fcvm.agent= argument, "fcvm.mmds=1" when the plan goes to MMDS (a network and a plan), then
+// spec.kernel_args.
 std::string boot_args(const VmSpec& spec, uint32_t agent_port);
 // The MMDS data store for a plan (JSON text of agent_proto::to_json(Plan)):
 //   {"fcvm": {"plan": <plan>}}   (templates/mmds-plan-example.json)

@@ -17,6 +17,8 @@ std::string boot_args(const VmSpec& spec, uint32_t agent_port) {
   bool has_agent = false;
   for (const auto& a : spec.kernel_args) has_agent = has_agent || a.rfind("fcvm.agent=", 0) == 0;
   if (!has_agent) args += fmt::format(" fcvm.agent=vsock:{}", agent_port);
+  // The plan is in MMDS (configure() puts it there when the VM has a network interface).
+  if (spec.net && !spec.mmds_json.empty()) args += " fcvm.mmds=1";
   for (const auto& a : spec.kernel_args) {
     if (!a.empty()) args += " " + a;
   }
