@@ -10,6 +10,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
+  (void)fcvm::agent::mmds_response_complete(text);
   auto body = fcvm::agent::mmds_response_body(text);
   if (body) {
     auto json = nlohmann::json::parse(*body, nullptr, false);

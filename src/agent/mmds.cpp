@@ -30,7 +30,7 @@ int ms_left(Clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
-// One request on its own connection, read to the end (the request says Connection: close).
+// One request on its own connection, read until the answer is complete.
 Result<std::string> exchange(const std::string& request, Clock::time_point deadline) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return fail_errno("socket");
@@ -63,6 +63,7 @@ Result<std::string> exchange(const std::string& request, Clock::time_point deadl
     if (n == 0) break;
     response.append(buf, static_cast<size_t>(n));
     if (response.size() > (1u << 20)) return fail(ErrorCode::kProtocol, "MMDS: answer too large");
+    if (mmds_response_complete(response)) break;
   }
   return mmds_response_body(response);
 }

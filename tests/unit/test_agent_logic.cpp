@@ -479,6 +479,15 @@ TEST(AgentMmds, RequestsAreMmdsVersion2) {
   EXPECT_NE(get.find("\r\nAccept: application/json\r\n"), std::string::npos);
 }
 
+TEST(AgentMmds, AnAnswerIsCompleteWithItsBody) {
+  EXPECT_FALSE(mmds_response_complete("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"));
+  EXPECT_FALSE(mmds_response_complete("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntok"));
+  EXPECT_TRUE(mmds_response_complete("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntoken"));
+  EXPECT_TRUE(mmds_response_complete("HTTP/1.1 200 OK\r\nX: y\r\ncontent-length: 0\r\n\r\n"));
+  EXPECT_FALSE(mmds_response_complete("HTTP/1.1 200 OK\r\nX: y\r\n\r\nbody"));  // to EOF
+  EXPECT_TRUE(mmds_response_complete("HTTP/1.1 200 OK\r\nContent-Length: z\r\n\r\n"));
+}
+
 TEST(AgentMmds, AnswersAreCheckedWhole) {
   auto ok = mmds_response_body("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ntokenEXTRA");
   ASSERT_TRUE(ok) << ok.error().to_string();

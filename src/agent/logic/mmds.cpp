@@ -44,6 +44,26 @@ bool iequals_prefix(std::string_view line, std::string_view name) {
 }
 }  // namespace
 
+bool mmds_response_complete(std::string_view received) {
+  auto head_end = received.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return false;
+  auto head = received.substr(0, head_end);
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos;) {
+    auto next = head.find("\r\n", at + 2);
+    auto line = head.substr(at + 2, next == std::string_view::npos ? next : next - at - 2);
+    if (iequals_prefix(line, "content-length")) {
+      auto value = trim(line.substr(15));
+      size_t n = 0;
+      auto [q, e] = std::from_chars(value.data(), value.data() + value.size(), n);
+      // A bad length: complete as it is (mmds_response_body says what is wrong).
+      if (e != std::errc() || q != value.data() + value.size()) return true;
+      return received.size() - head_end - 4 >= n;
+    }
+    at = next;
+  }
+  return false;
+}
+
 Result<std::string> mmds_response_body(std::string_view response) {
   auto head_end = response.find("\r\n\r\n");
   if (head_end == std::string_view::npos) {

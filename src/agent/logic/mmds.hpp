@@ -4,7 +4,8 @@
 // exchanges with 169.254.169.254:80 over the guest's eth0:
 //   PUT /latest/api/token   X-metadata-token-ttl-seconds: 60        -> the session token
 //   GET /fcvm/plan          X-metadata-token: T, Accept: application/json -> the plan
-// Each request is sent with "Connection: close" and its answer read to the end. These functions
+// Each request goes on its own connection; its answer is complete once its Content-Length body has
+// arrived (Firecracker's MMDS keeps the connection open despite "Connection: close"). These functions
 // are the protocol alone (no I/O), so they are unit-tested and fuzzed.
 #include <string>
 #include <string_view>
@@ -26,5 +27,8 @@ std::string mmds_get_request(std::string_view path, std::string_view token);
 // The body of a complete answer (status line, headers, Content-Length body). kProtocol for a
 // malformed or truncated answer, kNotFound for 404, kSystem naming any other non-2xx status.
 Result<std::string> mmds_response_body(std::string_view response);
+// True once `received` holds the whole answer: its headers and as many body bytes as its
+// Content-Length says (an answer without one ends when the server closes the connection).
+bool mmds_response_complete(std::string_view received);
 
 }  // namespace fcvm::agent
