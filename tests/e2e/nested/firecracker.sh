@@ -55,6 +55,8 @@ printf 'through stdin\n' | fcvm run -i --keep --no-jailer --name fg --cpu 1 "oci
 [ "$rc" -eq 3 ] || fail "foreground run: exit $rc, want 3: $(tail -5 "$TEST_TMP/err")"
 grep -qx 'hello from firecracker: through stdin' "$TEST_TMP/out" || fail "foreground run: output $(cat "$TEST_TMP/out")"
 [ "$(vm_field fg '["backend"]')" = firecracker ] || fail "--vmm auto picked $(vm_field fg '["backend"]')"
+want=$("$FCVM_FIRECRACKER_BIN" --version | head -1 | awk '{print $2}')
+[ "$(vm_field fg '["vmm_version"]')" = "$want" ] || fail "inspect: vmm_version $(vm_field fg '["vmm_version"]'), want $want"
 console=$(vm_field fg '["paths"]["console_log"]')
 grep -q 'channel vsock:1024: host connected' "$console" || fail "the agent did not talk over vsock"
 grep -q "plan from MMDS: vm $(vm_field fg '["id"]')" "$console" || fail "the plan did not reach the agent through MMDS"
@@ -84,8 +86,11 @@ id=$(vm_field web '["id"]')
 [ "$(cat "/sys/fs/cgroup/fcvm/$id/cpu.max")" = "100000 100000" ] || fail "cpu.max: $(cat "/sys/fs/cgroup/fcvm/$id/cpu.max")"
 [ "$(cat "/sys/fs/cgroup/fcvm/$id/memory.max")" = $(((512 + 256) << 20)) ] || fail "memory.max: $(cat "/sys/fs/cgroup/fcvm/$id/memory.max")"
 step "2. jailed: uid $uid, PID namespace, chroot, cgroup fcvm/$id (cpu.max 1 CPU, memory.max 768 MiB)"
-# (the nginx image has nothing but nginx: stdin was checked through run -i above)
 fcvm exec web -- nginx -v 2>&1 | grep -q 'nginx version' || fail "exec nginx -v"
+# exec with stdin (the nginx image has nothing but nginx: it reads a configuration from stdin).
+printf 'events {}\n' | fcvm exec -i web -- nginx -t -c /dev/stdin >"$TEST_TMP/out" 2>&1 ||
+  fail "exec -i: nginx -t of a configuration on stdin: $(cat "$TEST_TMP/out")"
+grep -q 'syntax is ok' "$TEST_TMP/out" || fail "exec -i: $(cat "$TEST_TMP/out")"
 rc=0; fcvm exec web -- nginx -t -c /nonexistent >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "exec exit code $rc, want nginx's 1"
 wait_until 30 sh -c "'$FCVM_BIN' logs web 2>&1 | grep -q 'GET /?from-test'" || fail "logs lack the request"
@@ -102,7 +107,7 @@ kill -9 "$(vm_field web '["processes"]["monitor"]["pid"]')"
 wait_until 30 sh -c "! pgrep -f '$fc_pattern' >/dev/null" || fail "Firecracker outlived its killed monitor"
 fcvm rm -f web >/dev/null
 expect_clean "rootless nginx"
-step "2. exec (output, exit code), logs, stop, start (serves again), kill -9 monitor, rm: clean"
+step "2. exec (output, exit code, stdin), logs, stop, start (serves again), kill -9 monitor, rm: clean"
 
 # 3. A warm snapshot and two clones, each on its own port with its own id.
 p2=$(free_port)
