@@ -5,8 +5,8 @@
 //   PUT /latest/api/token   X-metadata-token-ttl-seconds: 60        -> the session token
 //   GET /fcvm/plan          X-metadata-token: T, Accept: application/json -> the plan
 // Each request goes on its own connection; its answer is complete once its Content-Length body has
-// arrived (Firecracker's MMDS keeps the connection open despite "Connection: close"). These functions
-// are the protocol alone (no I/O), so they are unit-tested and fuzzed.
+// arrived (Firecracker's MMDS keeps the connection open despite "Connection: close"). These
+// functions are the protocol alone (no I/O), so they are unit-tested and fuzzed.
 #include <string>
 #include <string_view>
 
