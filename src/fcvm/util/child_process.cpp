@@ -195,8 +195,8 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
     if (userns && ::setns(userns.get(), CLONE_NEWUSER) != 0) child_fail(ew, "setns user");
     if (netns && ::setns(netns.get(), CLONE_NEWNET) != 0) child_fail(ew, "setns net");
     if (options.new_pid_namespace && run_namespace_init(ew) == 0) {
-      // The program: its signal dispositions back to the default (the init's handlers are not
-      // inherited across exec anyway, but its mask must not be).
+      // The program (forked before the init set its handlers): default dispositions, as every
+      // spawned program gets them.
       for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::signal(s, SIG_DFL);
     }
     int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
