@@ -203,6 +203,11 @@ std::string log_tail(const std::string& path, size_t max_bytes) {
 Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
   SpawnedVmm vmm;
   std::vector<std::string> argv;
+  // Firecracker refuses to bind over a stale socket; jailed, this path becomes a symlink to it.
+  vmm.api_sock = options.api_sock;
+  if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
+    return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
+  }
   if (options.jailer) {
     auto jailer_bin = resolve_jailer_bin(options.jailer->jailer_bin);
     if (!jailer_bin) return tl::unexpected<Error>(jailer_bin.error());
@@ -212,20 +217,12 @@ Result<SpawnedVmm> spawn_firecracker(const ProcessOptions& options) {
     // A jail left by a VMM that was killed: the jailer refuses to reuse one.
     FCVM_TRY_CTX(remove_all(vmm.jail->instance_dir()), "remove a stale jail");
     FCVM_TRY_CTX(make_dirs(options.jailer->chroot_base_dir, 0700), "create the jail's directory");
-    vmm.api_sock = options.api_sock;
-    if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
-      return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
-    }
     auto inside = vmm.jail->host_path(k_jailed_api_sock);
     if (::symlink(inside.c_str(), vmm.api_sock.c_str()) != 0) {
       return fail_errno(fmt::format("symlink {} -> {}", vmm.api_sock, inside));
     }
   } else {
     argv = firecracker_argv(options.firecracker_bin, options.api_sock, options.id);
-    vmm.api_sock = options.api_sock;
-    if (::unlink(vmm.api_sock.c_str()) != 0 && errno != ENOENT) {
-      return fail_errno(fmt::format("remove stale API socket {}", vmm.api_sock));
-    }
   }
 
   UniqueFd log;
