@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -89,6 +90,75 @@ TEST(Options, ModesParseByNameAndRoundTrip) {
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(back->vmm, vmm::VmmKind::kFirecracker);
   EXPECT_FALSE(vm::options_from_json(R"({"image":"busybox","vmm":"kvmtool"})"));
+}
+
+TEST(Options, RestartPolicies) {
+  using Kind = vm::RestartPolicy::Kind;
+  EXPECT_EQ(vm::parse_restart_policy("no")->kind, Kind::kNo);
+  EXPECT_EQ(vm::parse_restart_policy("always")->kind, Kind::kAlways);
+  EXPECT_EQ(vm::parse_restart_policy("unless-stopped")->kind, Kind::kUnlessStopped);
+  auto on_failure = vm::parse_restart_policy("on-failure");
+  ASSERT_TRUE(on_failure);
+  EXPECT_EQ(*on_failure, (vm::RestartPolicy{Kind::kOnFailure, 0}));
+  auto three = vm::parse_restart_policy("on-failure:3");
+  ASSERT_TRUE(three);
+  EXPECT_EQ(three->max_retries, 3);
+  for (const char* text : {"on-failure:3", "on-failure", "always", "unless-stopped", "no"}) {
+    EXPECT_EQ(vm::to_string(*vm::parse_restart_policy(text)), text);
+  }
+  for (const char* bad : {"", "yes", "on-failure:", "on-failure:0", "on-failure:x",
+                          "on-failure:-1", "always:2", "on-failurex"}) {
+    auto r = vm::parse_restart_policy(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(r.error().message().find(fmt::format("\"{}\"", bad)), std::string::npos);
+  }
+  // The decision: a stop asked for never restarts; on-failure counts its retries.
+  vm::RunOutcome failed{1, false, {}};
+  vm::RunOutcome ok{0, false, {}};
+  vm::RunOutcome crashed{std::nullopt, false, {}};
+  vm::RunOutcome stopped{143, true, {}};
+  EXPECT_FALSE(vm::restart_due({Kind::kNo, 0}, failed, 0));
+  EXPECT_TRUE(vm::restart_due(*three, failed, 0));
+  EXPECT_TRUE(vm::restart_due(*three, crashed, 2));
+  EXPECT_FALSE(vm::restart_due(*three, failed, 3));
+  EXPECT_FALSE(vm::restart_due(*three, ok, 0));
+  EXPECT_TRUE(vm::restart_due(*on_failure, failed, 1000));
+  EXPECT_TRUE(vm::restart_due({Kind::kAlways, 0}, ok, 5));
+  EXPECT_TRUE(vm::restart_due({Kind::kUnlessStopped, 0}, ok, 5));
+  for (auto kind : {Kind::kOnFailure, Kind::kAlways, Kind::kUnlessStopped}) {
+    EXPECT_FALSE(vm::restart_due({kind, 0}, stopped, 0));
+  }
+  // Back-off: 100 ms doubling, capped.
+  EXPECT_EQ(vm::restart_delay(0).count(), 100);
+  EXPECT_EQ(vm::restart_delay(1).count(), 200);
+  EXPECT_EQ(vm::restart_delay(3).count(), 800);
+  EXPECT_EQ(vm::restart_delay(100), vm::k_restart_delay_max);
+  // Kept in the record's options; records from before the option say no.
+  vm::RunOptions o;
+  o.image = *storage::parse_image_ref("busybox");
+  o.restart = *three;
+  auto back = vm::options_from_json(vm::options_to_json(o));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->restart, *three);
+  EXPECT_EQ(vm::options_from_json(R"({"image":"busybox"})")->restart.kind, Kind::kNo);
+}
+
+// --restart needs -d (a foreground run's VM ends with its container).
+TEST(Options, RestartNeedsDetach) {
+  vm::RunRequest r;
+  r.image_and_command = {"busybox"};
+  r.restart = "always";
+  auto refused = vm::validate_run(r, {}, vm::process_env());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_NE(refused.error().message().find("--restart always needs -d"), std::string::npos);
+  r.detach = true;
+  auto ok = vm::validate_run(r, {}, vm::process_env());
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->restart.kind, vm::RestartPolicy::Kind::kAlways);
+  r.restart = "sometimes";
+  EXPECT_FALSE(vm::validate_run(r, {}, vm::process_env()));
 }
 
 TEST(Plan, LoopbackRegistryIsMirroredThroughTheGateway) {

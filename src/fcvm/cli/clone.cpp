@@ -82,7 +82,7 @@ Command add_clone(CLI::App& app) {
           return report_error(
               rec.error().wrap(args->name.empty() ? std::string("clone") : "clone " + args->name));
         }
-        return launch_vm(s, *rec, args->detach, "clone", args->timings_file);
+        return launch_vm(s, *rec, {args->detach, "clone", args->timings_file});
       }};
 }
 

@@ -57,8 +57,19 @@ std::optional<vm::WindowSize> terminal_size();
 
 // The configuration file's defaults for `run`.
 vm::RunDefaults run_defaults(const config::Config& config);
+// How launch_vm follows the monitor it spawns.
+struct Launch {
+  bool detach = false;  // -d: wait until ready and print the id
+  std::string verb;     // for messages ("run", "clone")
+  std::string timings_file{};
+  std::string detach_keys = vm::k_default_detach_keys;  // as the user typed them (validated)
+};
 // Spawns the monitor of a new record and follows it: -d waits until it is ready and prints the
 // id; otherwise attaches (output, exit code). Returns the exit code for the command.
-int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb,
-              const std::string& timings_file = {});
+int launch_vm(Session& s, const state::VmRecord& rec, const Launch& how);
+// Attaches this terminal to a VM's container through its monitor (ready_fd: the monitor this
+// command started, or -1): raw mode and detach keys when the container has a terminal and stdin,
+// stdin only when it was started with -i and `with_stdin`. Tells of a detach on stderr.
+Result<vm::AttachEnd> attach_terminal(const state::VmRecord& rec, int ready_fd,
+                                      const std::string& detach_keys, bool with_stdin = true);
 }  // namespace fcvm::cli

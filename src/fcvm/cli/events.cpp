@@ -95,7 +95,7 @@ Result<Filters> parse_filters(const std::vector<std::string>& specs) {
                   fmt::format("invalid --filter \"{}\": unknown event \"{}\" (created, starting, "
                               "running, ready, exec_started, exec_exited, stopping, exited, "
                               "removed, snapshot_created, clone_started, signalled, renamed, "
-                              "paused, unpaused)",
+                              "paused, unpaused, restarting)",
                               spec, value));
     }
     f.types.push_back(*type);

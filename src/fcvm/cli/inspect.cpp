@@ -45,7 +45,10 @@ nlohmann::json inspect_json(const state::VmRecord& r) {
         {"error", r.error},
         {"created_ms", r.created_ms},
         {"started_ms", opt_int(r.started_ms)},
-        {"finished_ms", opt_int(r.finished_ms)}}},
+        {"finished_ms", opt_int(r.finished_ms)},
+        {"restart_count", r.restart_count}}},
+      {"restart_policy", options.is_discarded() ? nlohmann::json("no")
+                                                : options.value("restart", nlohmann::json("no"))},
       {"resources", {{"vcpus", r.vcpus}, {"mem_mib", r.mem_mib}}},
       {"ports", ports},
       {"labels", options.is_discarded() ? nlohmann::json::object()

@@ -23,8 +23,14 @@ std::string status_text(const state::VmRecord& r, int64_t now) {
       return fmt::format("exited {} {} ago", code,
                          human_duration(now - r.finished_ms.value_or(now)));
     }
-    case state::VmStatus::kRunning:
-      return fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
+    case state::VmStatus::kRunning: {
+      auto up = fmt::format("up {}", human_duration(now - r.started_ms.value_or(now)));
+      return r.restart_count > 0 ? fmt::format("{} ({} restarts)", up, r.restart_count) : up;
+    }
+    case state::VmStatus::kRestarting: {
+      std::string code = r.exit_code ? fmt::format("({})", *r.exit_code) : std::string("(error)");
+      return fmt::format("restarting {} #{}", code, r.restart_count);
+    }
     case state::VmStatus::kPaused:
       return fmt::format("up {} (paused)", human_duration(now - r.started_ms.value_or(now)));
     default:
@@ -51,7 +57,7 @@ Command add_ls(CLI::App& app) {
   cmd->add_option("--format", args->format,
                   "json, table, or a template such as '{{.Name}} {{.Status}}' (\"table \" before "
                   "it adds a header). Fields: Name, ID, Image, Status, Created, Backend, Ports, "
-                  "Labels, ExitCode");
+                  "Labels, ExitCode, Restarts");
   cmd->add_option("-f,--filter", args->filters,
                   "Show only VMs that match: label=KEY[=VALUE], name=TEXT, id=PREFIX, "
                   "status=STATUS (repeatable; one key: any matches, labels: all match)")
@@ -59,7 +65,8 @@ Command add_ls(CLI::App& app) {
   return {cmd, [args]() -> int {
             static const std::vector<std::string> fields = {"Name",   "ID",      "Image",
                                                             "Status", "Created", "Backend",
-                                                            "Ports",  "Labels",  "ExitCode"};
+                                                            "Ports",  "Labels",  "ExitCode",
+                                                            "Restarts"};
             auto format = parse_output_format(args->format, fields);
             if (!format) return report_error(format.error().wrap("ls"));
             if (format->kind == OutputFormat::Kind::kJson) args->json = true;
@@ -97,6 +104,9 @@ Command add_ls(CLI::App& app) {
                                       return human_duration(now - r->created_ms) + " ago";
                                     if (field == "Backend") return r->backend;
                                     if (field == "Ports") return r->ports;
+                                    if (field == "Restarts") {
+                                      return std::to_string(r->restart_count);
+                                    }
                                     if (field == "ExitCode") {
                                       return r->exit_code ? std::to_string(*r->exit_code)
                                                           : std::string();

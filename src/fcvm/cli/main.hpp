@@ -44,5 +44,6 @@ Command add_system(CLI::App& app);
 Command add_stats(CLI::App& app);
 Command add_top(CLI::App& app);
 Command add_cp(CLI::App& app);
+Command add_attach(CLI::App& app);
 
 }  // namespace fcvm::cli

@@ -24,43 +24,63 @@ struct RunArgs {
   bool detach = false;
   bool rm = false;
   bool keep = false;
+  std::string detach_keys = vm::k_default_detach_keys;
 };
 
 }  // namespace
 
-int launch_vm(Session& s, const state::VmRecord& rec, bool detach, const std::string& verb,
-              const std::string& timings_file) {
-  auto who = verb + " " + rec.name;
-  auto monitor = vm::spawn_monitor(*s.ctx, rec, {true, /*wait_attach=*/!detach, timings_file});
+Result<vm::AttachEnd> attach_terminal(const state::VmRecord& rec, int ready_fd,
+                                      const std::string& detach_keys, bool with_stdin) {
+  FCVM_TRY_ASSIGN(auto keys, vm::parse_detach_keys(detach_keys));
+  auto options = vm::options_from_json(rec.options_json);
+  vm::AttachOptions attach;
+  if (options) {
+    attach.interactive = options->interactive && with_stdin;
+    attach.tty = options->tty;
+    attach.window_size = terminal_size;
+  }
+  // -i -t: the terminal goes raw for the container (restored on every way out of here), and the
+  // detach keys leave it running.
+  std::optional<RawTerminal> raw;
+  if (attach.tty && attach.interactive) {
+    raw.emplace();
+    attach.detach_keys = keys;
+  }
+  auto end = vm::attach_foreground(rec, ready_fd, {}, attach);
+  raw.reset();
+  if (end && end->detached) {
+    fmt::print(stderr, "\nfcvm: detached from VM {}: it runs on (fcvm attach {} to return)\n",
+               rec.name, rec.name);
+  }
+  return end;
+}
+
+int launch_vm(Session& s, const state::VmRecord& rec, const Launch& how) {
+  auto who = how.verb + " " + rec.name;
+  auto monitor =
+      vm::spawn_monitor(*s.ctx, rec, {true, /*wait_attach=*/!how.detach, how.timings_file});
   if (!monitor) {
     (void)vm::remove_vm(*s.store, rec, true);
     return report_error(monitor.error().wrap(who));
   }
-  if (detach) {
+  if (how.detach) {
     monitor->process.detach();
     auto ok = vm::wait_ready(monitor->ready.get(), rec);
     if (!ok) return report_error(ok.error().wrap(who));
     fmt::print("{}\n", rec.id);
     return k_exit_ok;
   }
-  // run -i/-t: the terminal goes raw for the container (restored on every way out of here).
-  auto options = vm::options_from_json(rec.options_json);
-  vm::AttachOptions attach;
-  if (options) {
-    attach.interactive = options->interactive;
-    attach.tty = options->tty;
-    attach.window_size = terminal_size;
+  auto end = attach_terminal(rec, monitor->ready.get(), how.detach_keys);
+  if (end && end->detached) {
+    monitor->process.detach();
+    return k_exit_ok;
   }
-  std::optional<RawTerminal> raw;
-  if (attach.tty && attach.interactive) raw.emplace();
-  auto code = vm::attach_foreground(rec, monitor->ready.get(), {}, attach);
-  raw.reset();
   // The monitor finishes its clean-up after it reported the exit: wait for it, so that nothing of
   // the VM is left when we return.
   (void)monitor->process.wait_for(std::chrono::seconds(30));
   monitor->process.detach();
-  if (!code) return report_error(code.error().wrap(who));
-  return *code;
+  if (!end) return report_error(end.error().wrap(who));
+  return end->exit_code;
 }
 
 Command add_run(CLI::App& app) {
@@ -121,6 +141,11 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--authfile", args->request.authfile,
                   "Registry credentials for pulling into the image store (podman's auth.json "
                   "format; default: podman's)");
+  cmd->add_option("--restart", args->request.restart,
+                  "With -d: no | on-failure[:N] | always | unless-stopped: start the VM again "
+                  "when its container ends (on-failure: with a non-zero exit code; at most N "
+                  "times). Never after fcvm stop; back-off 100 ms doubling to 30 s")
+      ->option_text("POLICY");
   cmd->add_option("--stop-timeout", args->request.stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->request.timings_file,
@@ -154,7 +179,13 @@ Command add_run(CLI::App& app) {
                 "Run the container on a terminal (with -i: yours, in raw mode, its size "
                 "followed; ^C and ^Z reach the container)");
   cmd->add_flag("-d,--detach", args->detach,
-                "Run in the background: print the VM id once the container runs");
+                "Run in the background: print the VM id once the container runs (with -i/-t: "
+                "fcvm attach reaches its stdin and terminal)");
+  cmd->add_option("--detach-keys", args->detach_keys,
+                  "With -it: the keys that leave the container running and return to the shell "
+                  "(default ctrl-p,ctrl-q; characters or ctrl-X, comma separated; \"\" turns "
+                  "them off)")
+      ->option_text("KEYS");
   cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");
   cmd->add_flag("--keep", args->keep,
                 "In the foreground: keep the VM (disk, logs) after it ends; by default a "
@@ -164,6 +195,14 @@ Command add_run(CLI::App& app) {
             if (auto r = load_config(s); !r) return report_error(r.error().wrap("run"));
             if (args->rm && args->keep) {
               return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
+            }
+            if (args->rm && !args->request.restart.empty() && args->request.restart != "no") {
+              return report_error(Error(
+                  ErrorCode::kInvalidInput,
+                  fmt::format("run: --rm and --restart {} conflict", args->request.restart)));
+            }
+            if (auto keys = vm::parse_detach_keys(args->detach_keys); !keys) {
+              return report_error(keys.error().wrap("run"));
             }
             args->request.image_and_command = cmd->remaining();
             args->request.detach = args->detach;
@@ -187,7 +226,8 @@ Command add_run(CLI::App& app) {
             auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
             if (!rec) return report_error(rec.error().wrap(who));
             // 2. The monitor boots and owns the VM from here on.
-            return launch_vm(s, *rec, args->detach, "run", options->timings_file);
+            return launch_vm(s, *rec,
+                             {args->detach, "run", options->timings_file, args->detach_keys});
           }};
 }
 

@@ -138,13 +138,53 @@ Command add_kill(CLI::App& app) {
 }
 
 Command add_start(CLI::App& app) {
-  auto refs = std::make_shared<std::vector<std::string>>();
+  struct Args {
+    std::vector<std::string> refs;
+    bool attach = false;
+    bool interactive = false;
+    std::string detach_keys = vm::k_default_detach_keys;
+  };
+  auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("start", "Boot stopped VMs again on their preserved disks");
-  cmd->add_option("vm", *refs, "VM names or ids")->required();
-  return {cmd, [refs]() -> int {
-            return for_each_vm("start", *refs, [](Session& s, const state::VmRecord& rec) {
-              return vm::start_vm(*s.ctx, *s.store, rec);
-            });
+  cmd->add_flag("-a,--attach", args->attach,
+                "Stay attached to the container (one VM): its output, and its exit code as ours");
+  cmd->add_flag("-i,--interactive", args->interactive,
+                "With -a: your stdin is the container's (a VM run with -i; with -t your terminal, "
+                "raw)");
+  cmd->add_option("--detach-keys", args->detach_keys,
+                  "With -a -i on a terminal: the keys that leave it running (default "
+                  "ctrl-p,ctrl-q; \"\" turns them off)")
+      ->option_text("KEYS");
+  cmd->add_option("vm", args->refs, "VM names or ids")->required();
+  return {cmd, [args]() -> int {
+            if (!args->attach) {
+              if (args->interactive) {
+                return report_error(
+                    Error(ErrorCode::kInvalidInput, "start: -i needs -a (attach to the VM)"));
+              }
+              return for_each_vm("start", args->refs, [](Session& s, const state::VmRecord& rec) {
+                return vm::start_vm(*s.ctx, *s.store, rec);
+              });
+            }
+            if (args->refs.size() != 1) {
+              return report_error(
+                  Error(ErrorCode::kInvalidInput, "start -a: attach to one VM at a time"));
+            }
+            if (auto keys = vm::parse_detach_keys(args->detach_keys); !keys) {
+              return report_error(keys.error().wrap("start"));
+            }
+            Session s;
+            if (auto r = open_session(s); !r) return report_error(r.error().wrap("start"));
+            auto who = "start " + args->refs[0];
+            auto rec = resolve(s, args->refs[0]);
+            if (!rec) return report_error(rec.error().wrap(who));
+            auto monitor = vm::begin_start(*s.ctx, *s.store, *rec, /*wait_attach=*/true);
+            if (!monitor) return report_error(monitor.error().wrap(who));
+            auto end =
+                attach_terminal(*rec, monitor->ready.get(), args->detach_keys, args->interactive);
+            monitor->process.detach();
+            if (!end) return report_error(end.error().wrap(who));
+            return end->exit_code;
           }};
 }
 

@@ -94,13 +94,17 @@ CREATE INDEX snapshots_image ON snapshots(image_id);
     R"sql(
 ALTER TABLE vms ADD COLUMN vmm_version TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: restarts by the VM's restart policy since it was last started by hand.
+    R"sql(
+ALTER TABLE vms ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
     "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
-    "error, snapshot, image_id, vmm_version";
+    "error, snapshot, image_id, vmm_version, restart_count";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -132,6 +136,7 @@ VmRecord read_row(const Statement& s) {
   r.snapshot = s.column_text(26);
   r.image_id = s.column_text(27);
   r.vmm_version = s.column_text(28);
+  r.restart_count = static_cast<int>(s.column_int(29));
   return r;
 }
 
@@ -159,6 +164,7 @@ void bind_row(Statement& s, const VmRecord& r) {
     s.bind(28, r.image_id);
   }
   s.bind(29, r.vmm_version);
+  s.bind(30, int64_t{r.restart_count});
 }
 
 }  // namespace
@@ -175,6 +181,8 @@ std::string_view status_name(VmStatus s) {
       return "paused";
     case VmStatus::kStopping:
       return "stopping";
+    case VmStatus::kRestarting:
+      return "restarting";
     case VmStatus::kExited:
       return "exited";
   }
@@ -183,7 +191,7 @@ std::string_view status_name(VmStatus s) {
 
 std::optional<VmStatus> parse_status(std::string_view s) {
   for (auto v : {VmStatus::kCreated, VmStatus::kStarting, VmStatus::kRunning, VmStatus::kPaused,
-                 VmStatus::kStopping, VmStatus::kExited}) {
+                 VmStatus::kStopping, VmStatus::kRestarting, VmStatus::kExited}) {
     if (status_name(v) == s) return v;
   }
   return std::nullopt;
@@ -227,7 +235,7 @@ Result<> VmStore::migrate() {
 Result<> VmStore::insert(const VmRecord& record) {
   auto s = m_db.prepare(
       fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29)",
+                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)",
                   k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
@@ -250,7 +258,7 @@ Result<> VmStore::update(const VmRecord& record) {
       "monitor_boot=?14, vmm_pid=?15, vmm_start=?16, vmm_boot=?17, helper_pid=?18, "
       "helper_start=?19, helper_boot=?20, network_json=?21, created_ms=?22, started_ms=?23, "
       "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27, image_id=?28, "
-      "vmm_version=?29 WHERE id=?1");
+      "vmm_version=?29, restart_count=?30 WHERE id=?1");
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   return s->run();

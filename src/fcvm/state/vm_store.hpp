@@ -14,7 +14,8 @@
 namespace fcvm::state {
 
 // kPaused: the VMM is paused (fcvm pause); the VM still counts as running.
-enum class VmStatus { kCreated, kStarting, kRunning, kPaused, kStopping, kExited };
+// kRestarting: the container ended and its restart policy starts it again after a back-off.
+enum class VmStatus { kCreated, kStarting, kRunning, kPaused, kStopping, kRestarting, kExited };
 std::string_view status_name(VmStatus s);
 std::optional<VmStatus> parse_status(std::string_view s);
 
@@ -42,6 +43,7 @@ struct VmRecord {
   std::string snapshot;  // a clone: the id of the snapshot it was restored from
   std::string image_id;  // the stored image it runs from (empty: the image is fetched in the guest)
   std::string vmm_version;  // of the VMM that last ran it ("v1.14.2"; empty: not known)
+  int restart_count = 0;    // restarts by its restart policy since it was last started by hand
 };
 
 int64_t now_ms();

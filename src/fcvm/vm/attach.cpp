@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "fcvm/util/signal_fd.hpp"
+#include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 #include "fcvm/vm/control_client.hpp"
 #include "fcvm/vm/lifecycle.hpp"
@@ -47,8 +48,65 @@ std::optional<Result<int>> deliver(const std::vector<ControlClient::Incoming>& i
 
 }  // namespace
 
-Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io,
-                              const AttachOptions& options) {
+Result<std::string> parse_detach_keys(std::string_view spec) {
+  std::string keys;
+  if (spec.empty()) return keys;
+  auto bad = [&](std::string_view key) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid --detach-keys \"{}\": \"{}\" is not a key (a single "
+                            "character or ctrl-X with X in a-z, @, [, \\, ], ^, _)",
+                            spec, key));
+  };
+  for (auto key : split(spec, ',')) {
+    if (key.size() == 1) {
+      keys += key[0];
+      continue;
+    }
+    constexpr std::string_view k_ctrl = "ctrl-";
+    if (key.size() != k_ctrl.size() + 1 || key.substr(0, k_ctrl.size()) != k_ctrl) return bad(key);
+    char c = key.back();
+    if (c >= 'a' && c <= 'z') {
+      keys += static_cast<char>(c - 'a' + 1);
+    } else if (c == '@' || c == '[' || c == '\\' || c == ']' || c == '^' || c == '_') {
+      keys += static_cast<char>(c - '@');
+    } else {
+      return bad(key);
+    }
+  }
+  return keys;
+}
+
+std::string DetachKeys::feed(std::string_view input, bool& detached) {
+  detached = false;
+  std::string out;
+  if (m_sequence.empty()) return std::string(input);
+  for (char c : input) {
+    if (c == m_sequence[m_matched]) {
+      if (++m_matched == m_sequence.size()) {
+        m_matched = 0;
+        detached = true;
+        return out;
+      }
+      continue;
+    }
+    // Not the sequence after all: what was held goes out, and this key may begin it anew.
+    out.append(m_sequence, 0, m_matched);
+    m_matched = 0;
+    if (c == m_sequence[0]) {
+      m_matched = 1;
+      if (m_sequence.size() == 1) {
+        detached = true;
+        return out;
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io,
+                                    const AttachOptions& options) {
   SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   auto size = [&]() -> std::optional<WindowSize> {
     return options.tty && options.window_size ? options.window_size() : std::nullopt;
@@ -77,6 +135,7 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
   // 2. Output until the exit code; input while it runs.
   int stops = 0;
   bool stdin_open = options.interactive;
+  DetachKeys detach(options.detach_keys);
   for (;;) {
     pollfd fds[3] = {
         {client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
@@ -97,8 +156,13 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
       char buf[32768];
       ssize_t n = ::read(io.in, buf, sizeof buf);
       if (n > 0) {
-        (void)client->send_input(proto::Kind::kStdin,
-                                 std::string_view(buf, static_cast<size_t>(n)));
+        bool detached = false;
+        auto typed = detach.feed(std::string_view(buf, static_cast<size_t>(n)), detached);
+        if (!typed.empty()) (void)client->send_input(proto::Kind::kStdin, typed);
+        if (detached) {
+          FCVM_TRY(client->send(control::Detach{}));
+          return AttachEnd{0, true};
+        }
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         stdin_open = false;
         (void)client->send_input(proto::Kind::kStdinEof, {});
@@ -117,7 +181,10 @@ Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const St
       if (auto e = ready_error(ready_fd, rec)) return tl::unexpected<Error>(*e);
       return tl::unexpected<Error>(error);
     });
-    if (end) return *end;
+    if (end) {
+      if (!*end) return tl::unexpected<Error>(end->error());
+      return AttachEnd{**end, false};
+    }
   }
 }
 

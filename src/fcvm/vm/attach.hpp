@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fcvm/state/vm_store.hpp"
@@ -24,20 +25,46 @@ struct WindowSize {
   uint16_t cols = 0;
 };
 
-// run -i / -t: io.in goes to the container (its end as end of file); a terminal's size is sent
-// when attaching and again on each SIGWINCH.
+// --detach-keys: keys as single characters or ctrl-X (X in a-z, @, [, \\, ], ^, _), comma
+// separated; "" turns detaching off. Returns the bytes they type; kInvalidInput names the value.
+inline constexpr const char* k_default_detach_keys = "ctrl-p,ctrl-q";
+Result<std::string> parse_detach_keys(std::string_view spec);
+
+// Watches typed input for the detach sequence. What is not part of it passes through; a partial
+// sequence is held until the next input decides.
+class DetachKeys {
+ public:
+  explicit DetachKeys(std::string sequence) : m_sequence(std::move(sequence)) {}
+  // The bytes to forward; `detached` when the sequence was completed (what follows it is dropped).
+  std::string feed(std::string_view input, bool& detached);
+
+ private:
+  std::string m_sequence;
+  size_t m_matched = 0;
+};
+
+// run -i / -t, attach: io.in goes to the container (its end as end of file); a terminal's size is
+// sent when attaching and again on each SIGWINCH.
 struct AttachOptions {
   bool interactive = false;
   bool tty = false;
   std::function<std::optional<WindowSize>()> window_size{};
+  std::string detach_keys{};  // the bytes of parse_detach_keys (empty: no detaching)
 };
 
-// Foreground `run`: attaches to the VM's monitor, copies the container's stdout/stderr to
-// io.out/io.err, turns SIGINT/SIGTERM/SIGHUP into a stop (a second one kills the VM) and returns
-// the container's exit code. ready_fd carries the monitor's start-up failure, if any. (With a
-// terminal in raw mode, ^C reaches the container as a byte, not as SIGINT here.)
-Result<int> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io = {},
-                              const AttachOptions& options = {});
+// How an attachment ended: the container's exit code, or the user detached (the VM runs on).
+struct AttachEnd {
+  int exit_code = 0;
+  bool detached = false;
+};
+
+// Foreground `run`, `start -a`, `attach`: attaches to the VM's monitor, copies the container's
+// stdout/stderr to io.out/io.err, turns SIGINT/SIGTERM/SIGHUP into a stop (a second one kills the
+// VM) and returns the container's exit code. ready_fd (-1: none) carries the monitor's start-up
+// failure, if any. (With a terminal in raw mode, ^C reaches the container as a byte, not as
+// SIGINT here.)
+Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io = {},
+                                    const AttachOptions& options = {});
 
 struct ExecRequest {
   std::vector<std::string> argv;

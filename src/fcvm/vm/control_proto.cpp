@@ -131,6 +131,7 @@ std::string_view type_name(const Request& r) {
                         [](const Pause&) { return std::string_view("pause"); },
                         [](const Unpause&) { return std::string_view("unpause"); },
                         [](const Subscribe&) { return std::string_view("subscribe"); },
+                        [](const Detach&) { return std::string_view("detach"); },
                     },
                     r);
 }
@@ -186,6 +187,7 @@ std::string encode(const Request& r) {
                  [](const Pause&) {},
                  [](const Unpause&) {},
                  [](const Subscribe&) {},
+                 [](const Detach&) {},
              },
              r);
   return j.dump();
@@ -230,6 +232,7 @@ Result<Request> decode_request(std::string_view payload) {
   if (type == "subscribe") return Subscribe{};
   if (type == "pause") return Pause{};
   if (type == "unpause") return Unpause{};
+  if (type == "detach") return Detach{};
   if (type == "stop") {
     FCVM_TRY_ASSIGN(auto t, r.integer("timeout_s", 0, 3600));
     Stop s;

@@ -80,11 +80,13 @@ struct Rename {
 // Pause the VMM (the guest's vCPUs stop; its memory stays), and let it run again.
 struct Pause {};
 struct Unpause {};
+// The attached client leaves (its detach keys) and the VM runs on; no reply.
+struct Detach {};
 // Receive this VM's events from now on (the reply is ok; then Event messages).
 struct Subscribe {};
 
 using Request = std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal,
-                             ContainerSignal, Rename, Pause, Unpause, Subscribe>;
+                             ContainerSignal, Rename, Pause, Unpause, Subscribe, Detach>;
 
 // The answer to a request. What it made: the VM's id (attach), a snapshot's id and name, the
 // number of volumes written back.

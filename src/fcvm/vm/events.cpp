@@ -18,7 +18,7 @@
 namespace fcvm::vm {
 namespace {
 
-constexpr std::array<std::pair<EventType, std::string_view>, 15> k_names = {{
+constexpr std::array<std::pair<EventType, std::string_view>, 16> k_names = {{
     {EventType::kCreated, "created"},
     {EventType::kStarting, "starting"},
     {EventType::kRunning, "running"},
@@ -34,6 +34,7 @@ constexpr std::array<std::pair<EventType, std::string_view>, 15> k_names = {{
     {EventType::kRenamed, "renamed"},
     {EventType::kPaused, "paused"},
     {EventType::kUnpaused, "unpaused"},
+    {EventType::kRestarting, "restarting"},
 }};
 
 int64_t wall_ns() {

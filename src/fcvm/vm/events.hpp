@@ -36,6 +36,7 @@ enum class EventType {
   kRenamed,          // detail: the old name (vm_name is the new one)
   kPaused,           // fcvm pause
   kUnpaused,         // fcvm unpause
+  kRestarting,       // its restart policy starts it again; detail: the policy and the delay
 };
 
 std::string_view event_type_name(EventType type);

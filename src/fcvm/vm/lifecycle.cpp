@@ -47,7 +47,8 @@ Result<state::VmStore> open_store(Context& ctx) {
 
 bool is_active(const state::VmRecord& rec) {
   return rec.status == state::VmStatus::kStarting || rec.status == state::VmStatus::kRunning ||
-         rec.status == state::VmStatus::kPaused || rec.status == state::VmStatus::kStopping;
+         rec.status == state::VmStatus::kPaused || rec.status == state::VmStatus::kStopping ||
+         rec.status == state::VmStatus::kRestarting;
 }
 
 Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const RunOptions& options,
@@ -224,16 +225,25 @@ Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_
 }
 
 Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec) {
+  FCVM_TRY_ASSIGN(auto monitor, begin_start(ctx, store, rec, false));
+  monitor.process.detach();
+  return wait_ready(monitor.ready.get(), rec);
+}
+
+Result<MonitorProcess> begin_start(Context& ctx, state::VmStore& store,
+                                   const state::VmRecord& rec, bool wait_attach) {
   auto current = reconcile(store, rec);
   if (!current) return tl::unexpected<Error>(current.error());
   if (!*current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  if ((**current).status == state::VmStatus::kRestarting) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("VM {} is restarting by its restart policy (fcvm stop ends that)",
+                            rec.name));
+  }
   if (is_active(**current)) {
     return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is already running", rec.name));
   }
-  auto monitor = spawn_monitor(ctx, **current, {});
-  if (!monitor) return tl::unexpected<Error>(monitor.error());
-  monitor->process.detach();
-  return wait_ready(monitor->ready.get(), **current);
+  return spawn_monitor(ctx, **current, {false, wait_attach, {}});
 }
 
 Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force) {

@@ -127,6 +127,7 @@ void Monitor::on_signal() {
   auto signo = m_vm->signals.take();
   if (!signo) return;
   FCVM_LOG(kInfo, "monitor", "signal {}", *signo);
+  m_stop_requested = true;
   if (m_stop_deadline) {
     m_vm->backend->kill();  // a second request: no more waiting
   } else {
@@ -305,6 +306,14 @@ int Monitor::run() {
   m_timings.mark("vm_ended");
   teardown();
   return 0;
+}
+
+RunOutcome Monitor::outcome() const {
+  RunOutcome o;
+  o.exit_code = m_exit_code;
+  o.stop_requested = m_stop_requested;
+  o.ran = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_started_at);
+  return o;
 }
 
 void Monitor::abort(Error why) {

@@ -51,7 +51,8 @@ void Monitor::on_client_gone(ControlConnection& c) {
   log_dropped_output(c);
   if (!c.attach) return;
   c.attach = false;
-  if (!attached_client() && m_rec.auto_remove && !m_exit_code) {
+  // A foreground run's VM ends with its client; a detached one's outlives any `fcvm attach`.
+  if (!attached_client() && m_launch.wait_attach && m_rec.auto_remove && !m_exit_code) {
     FCVM_LOG(kInfo, "monitor", "the attached client left: stopping the VM");
     begin_stop(m_vm->options.stop_timeout_s);
   }
@@ -78,15 +79,25 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
             m_vm->plan.rows = r.rows;
             m_vm->plan.cols = r.cols;
           }
+          if (r.rows != 0 && m_vm->plan.tty && m_channel_open && !m_plan_pending && m_hello) {
+            // A client attaching to a running container: its terminal takes this size.
+            send_agent(proto::encode_resize({proto::k_main_stream, r.rows, r.cols}));
+          }
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});
           maybe_send_plan();
+        } else if constexpr (std::is_same_v<T, control::Detach>) {
+          // Not "the attached client left": the container runs on without it.
+          c.attach = false;
+          FCVM_LOG(kInfo, "monitor", "client {} detached", c.id);
         } else if constexpr (std::is_same_v<T, control::Subscribe>) {
           c.subscriber = true;
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         } else if constexpr (std::is_same_v<T, control::Stop>) {
+          m_stop_requested = true;
           begin_stop(r.timeout_s.value_or(m_vm->options.stop_timeout_s));
           reply(c, control::Ok{});
         } else if constexpr (std::is_same_v<T, control::Kill>) {
+          m_stop_requested = true;
           if (!m_stop_deadline) publish(EventType::kStopping, "kill");
           m_vm->backend->kill();
           reply(c, control::Ok{});

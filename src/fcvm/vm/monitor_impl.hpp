@@ -34,6 +34,7 @@
 #include "fcvm/vm/control_server.hpp"
 #include "fcvm/vm/events.hpp"
 #include "fcvm/vm/monitor.hpp"
+#include "fcvm/vm/restart.hpp"
 #include "fcvm/vm/setup.hpp"
 #include "fcvm/vm/timings.hpp"
 
@@ -64,6 +65,8 @@ class Monitor {
   Monitor(Context& ctx, state::VmStore& store, state::VmRecord record, MonitorLaunch launch,
           int ready_fd);
   int run();
+  // How this run ended, for the restart policy (after run()).
+  RunOutcome outcome() const;
   // After an unexpected exception: records it and tears the VM down.
   void abort(Error why);
 
@@ -142,6 +145,8 @@ class Monitor {
   uint32_t m_probe_stream = 0;
   uint32_t m_next_stream = 1;
   std::optional<Clock::time_point> m_stop_deadline;
+  bool m_stop_requested = false;  // by a client (stop, rm -f) or a signal: no restart
+  Clock::time_point m_started_at = Clock::now();
   std::optional<Clock::time_point> m_poweroff_deadline;
   std::optional<int> m_exit_code;
   std::optional<Error> m_error;

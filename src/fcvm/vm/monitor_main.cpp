@@ -1,14 +1,19 @@
 // The monitor process: its argv (built by spawn_monitor, parsed here) and its main.
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "fcvm/util/log.hpp"
+#include "fcvm/util/signal_fd.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 #include "fcvm/vm/monitor.hpp"
 #include "fcvm/vm/monitor_impl.hpp"
+#include "fcvm/vm/restart.hpp"
 
 namespace fcvm::vm {
 
@@ -82,6 +87,30 @@ Result<std::pair<MonitorLaunch, int>> parse_monitor_args(int argc, char** argv) 
   return std::pair<MonitorLaunch, int>(std::move(l), ready_fd);
 }
 
+// One run of the VM: boot, the container, teardown.
+int run_monitor(Context& ctx, state::VmStore& store, state::VmRecord rec,
+                const MonitorLaunch& launch, int ready_fd, RunOutcome& outcome) {
+  Monitor monitor(ctx, store, std::move(rec), launch, ready_fd);
+  try {
+    int code = monitor.run();
+    outcome = monitor.outcome();
+    return code;
+  } catch (const std::exception& e) {
+    // Our code does not throw; a library that did must still not leave the VM behind.
+    FCVM_LOG(kError, "monitor", "uncaught exception: {}", e.what());
+    monitor.abort(
+        Error(ErrorCode::kInternal, fmt::format("internal error in the VM monitor: {}", e.what())));
+    outcome = {};
+    outcome.stop_requested = true;  // not restarted: the same would happen again
+    return 1;
+  }
+}
+
+RestartPolicy restart_policy_of(const state::VmRecord& rec) {
+  auto options = options_from_json(rec.options_json);
+  return options ? options->restart : RestartPolicy{};
+}
+
 }  // namespace
 
 int monitor_main(int argc, char** argv) {
@@ -115,15 +144,54 @@ int monitor_main(int argc, char** argv) {
     tell(fmt::format("error: no VM with id {}", launch.id));
     return 1;
   }
-  Monitor monitor(ctx, *store, std::move(**rec), std::move(launch), ready_fd);
-  try {
-    return monitor.run();
-  } catch (const std::exception& e) {
-    // Our code does not throw; a library that did must still not leave the VM behind.
-    FCVM_LOG(kError, "monitor", "uncaught exception: {}", e.what());
-    monitor.abort(
-        Error(ErrorCode::kInternal, fmt::format("internal error in the VM monitor: {}", e.what())));
-    return 1;
+  auto policy = restart_policy_of(**rec);
+  if ((**rec).restart_count != 0) {
+    // Started by hand: the restart policy's count begins again.
+    (**rec).restart_count = 0;
+    (void)store->update(**rec);
+  }
+  // Blocked for the whole life of this process: each run's monitor reads them while it runs; a
+  // restart's back-off ends early on one (fcvm stop, rm -f).
+  SignalFd signals({SIGTERM, SIGINT, SIGHUP});
+  int quick_failures = 0;
+  for (;;) {
+    RunOutcome outcome;
+    int code = run_monitor(ctx, *store, std::move(**rec), launch, ready_fd, outcome);
+    ready_fd = -1;  // told once, by the first run
+    auto current = store->get(launch.id);
+    if (!current || !*current) return code;  // removed (or never kept)
+    auto after = std::move(**current);
+    if (!restart_due(policy, outcome, after.restart_count)) return code;
+    quick_failures = outcome.ran < k_restart_reset ? quick_failures + 1 : 0;
+    auto delay = restart_delay(quick_failures - 1);
+    after.restart_count += 1;
+    after.status = state::VmStatus::kRestarting;
+    after.monitor = sys::ProcessIdentity::of(::getpid());
+    if (auto saved = store->update(after); !saved) {
+      FCVM_LOG(kError, "monitor", "record the restart: {}", saved.error().to_string());
+      return code;
+    }
+    auto detail = fmt::format("{} #{} in {} ms", to_string(policy), after.restart_count,
+                              delay.count());
+    FCVM_LOG(kInfo, "monitor", "restart policy {}", detail);
+    journal_append(journal_path(ctx.paths.data_dir),
+                   make_event(EventType::kRestarting, after.id, after.name, detail,
+                              after.exit_code ? std::optional<int>(static_cast<int>(
+                                                    *after.exit_code))
+                                              : std::nullopt));
+    if (wait_readable(signals.fd(), delay).value_or(false)) {
+      FCVM_LOG(kInfo, "monitor", "signal {} during the restart back-off: not restarting",
+               signals.take().value_or(0));
+      after.status = state::VmStatus::kExited;
+      after.monitor = {};
+      (void)store->update(after);
+      return code;
+    }
+    current = store->get(launch.id);
+    if (!current || !*current || (**current).status != state::VmStatus::kRestarting) return code;
+    rec = std::move(current);
+    launch.fresh = false;
+    launch.wait_attach = false;
   }
 }
 

@@ -143,6 +143,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s},
+                      {"restart", to_string(o.restart)},
                       {"save_snapshot", o.save_snapshot},
                       {"snapshot_then_stop", o.snapshot_then_stop},
                       {"guest_pull", o.guest_pull}};
@@ -217,6 +218,9 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.save_snapshot = j.value("save_snapshot", "");
     o.snapshot_then_stop = j.value("snapshot_then_stop", false);
     o.stop_timeout_s = j.value("stop_timeout_s", 10);
+    auto restart = parse_restart_policy(j.value("restart", "no"));
+    if (!restart) return fail(ErrorCode::kInternal, restart.error().message());
+    o.restart = *restart;
     return o;
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kInternal, fmt::format("the VM's stored options: {}", e.what()));

@@ -10,6 +10,7 @@
 #include "fcvm/storage/image_ref.hpp"
 #include "fcvm/storage/volume.hpp"
 #include "fcvm/util/result.hpp"
+#include "fcvm/vm/restart.hpp"
 #include "fcvm/vmm/registry.hpp"
 
 namespace fcvm::vm {
@@ -59,6 +60,7 @@ struct RunOptions {
   std::string jailer = "auto";
   NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
+  RestartPolicy restart{};   // --restart (run -d): what the monitor does when the VM ends
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
   bool keep_on_failure = false;  // keep the VM when its readiness gate fails
   std::string timings_file{};    // JSON lines of start-up milestones (benchmarks)

@@ -156,10 +156,6 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   o.hostname = r.hostname;
   o.read_only = r.read_only;
   o.init = r.init;
-  if (r.detach && (r.interactive || r.tty)) {
-    return fail(ErrorCode::kInvalidInput,
-                "-i and -t need the terminal of a foreground run: they cannot be combined with -d");
-  }
   o.interactive = r.interactive;
   o.tty = r.tty;
   for (const auto& text : r.labels) {
@@ -197,6 +193,14 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
       o.stop_timeout_s,
       bounded(stop, 0, 3600,
               fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", stop)));
+  if (!r.restart.empty()) {
+    FCVM_TRY_ASSIGN(o.restart, parse_restart_policy(r.restart));
+    if (o.restart.kind != RestartPolicy::Kind::kNo && !r.detach) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("--restart {} needs -d: a foreground run ends with its container",
+                              r.restart));
+    }
+  }
   o.timings_file = r.timings_file;
   for (const auto& text : r.maps) {
     FCVM_TRY_ASSIGN(auto m, storage::parse_volume_map(text));

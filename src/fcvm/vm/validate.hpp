@@ -52,7 +52,7 @@ struct RunRequest {
   bool init = false;
   bool interactive = false;
   bool tty = false;
-  bool detach = false;                // -d (-i and -t need an attached client)
+  bool detach = false;                // -d (with -i/-t: for fcvm attach)
   std::vector<std::string> labels{};  // K=V (or K: an empty value)
   std::string mem{};
   std::string cpu{};
@@ -60,6 +60,7 @@ struct RunRequest {
   std::string jailer{};  // --jailer: "on", --no-jailer: "off"
   std::string network{};
   std::string stop_timeout{};
+  std::string restart{};  // --restart POLICY (with -d)
   std::string timings_file{};
   std::string wait_ready{};
   std::string save_snapshot{};
