@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp attach"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -19,7 +19,7 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
     clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
     volume) opts="sync --help" ;;
@@ -30,7 +30,9 @@ _fcvm() {
     image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet -f --filter --format --help" ;;
-    inspect | start | wait | rename | port | pause | unpause) opts="--help" ;;
+    inspect | wait | rename | port | pause | unpause) opts="--help" ;;
+    start) opts="-a --attach -i --interactive --detach-keys --help" ;;
+    attach) opts="--no-stdin --detach-keys --help" ;;
     kill) opts="-s --signal --help" ;;
     stats) opts="--no-stream --json --help" ;;
     top | cp) opts="--help" ;;
@@ -42,6 +44,7 @@ _fcvm() {
   case $prev in
     --vmm) COMPREPLY=($(compgen -W "auto qemu firecracker" -- "$cur")); return ;;
     --network) COMPREPLY=($(compgen -W "rootless privileged" -- "$cur")); return ;;
+    --restart) COMPREPLY=($(compgen -W "no on-failure always unless-stopped" -- "$cur")); return ;;
     --env-file | --authfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --snapshot) COMPREPLY=($(compgen -W "$(fcvm snapshot ls -q 2>/dev/null)" -- "$cur")); return ;;
     --map) COMPREPLY=($(compgen -d -- "$cur")); return ;;

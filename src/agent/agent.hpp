@@ -16,6 +16,7 @@
 // Ownership: the Agent owns the channel, the notify socket, every child process (helpers by id,
 // streams by stream id) and the signalfd. Continuations of helpers run from the loop, never from
 // inside a poll handler. run() returns when the VM should power off; main() does that.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -88,7 +89,10 @@ class Agent {
     // crun exec: the process file it reads and the pid file it writes (removed at the end).
     std::string process_file{};
     std::string pid_file{};
+    std::string console_socket{};  // a tty crun exec: where crun hands its terminal over
   };
+  // How long crun gets to hand a container's terminal over (it creates the container first).
+  static constexpr std::chrono::milliseconds k_console_handover_timeout{30000};
 
   // agent.cpp: loop, channel, handshake, dispatch, end of the plan.
   void build_poll_set(PollSet& set);
@@ -151,7 +155,8 @@ class Agent {
   void start_container(const std::string& image);
   // Stream 0: the process that runs the container (podman run or crun run); false when it could
   // not start (the plan has then failed).
-  bool start_main_stream(SpawnOptions options);
+  // console_socket: crun's --console-socket in options.argv (run -t), the terminal handed over.
+  bool start_main_stream(SpawnOptions options, const std::string& console_socket = {});
   // A stored image's container under crun (crun_container.cpp).
   bool runs_crun() const { return !m_plan->image.rootfs_serial.empty(); }
   Result<ContainerUser> container_user(const std::string& spec) const;

@@ -72,15 +72,19 @@ void Agent::start_container(const std::string& image) {
   m_probe_interval_ms = 2000;
 }
 
-bool Agent::start_main_stream(SpawnOptions options) {
+bool Agent::start_main_stream(SpawnOptions options, const std::string& console_socket) {
   sayf("run: {}", [&] {
     std::string line;
     for (const auto& a : options.argv) line += (line.empty() ? "" : " ") + shell_quote(a);
     return line;
   }());
-  // run -t: a terminal (the container's own, relayed by crun or podman); run -i: a stdin pipe.
-  auto proc = m_plan->tty ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
-                          : PipedProcess::start(std::move(options), m_plan->stdin_open);
+  // run -t: a terminal (crun's, handed over; or podman's, relayed by it); run -i: a stdin pipe.
+  auto proc = !console_socket.empty()
+                  ? PipedProcess::start_with_console_socket(std::move(options), console_socket,
+                                                            k_console_handover_timeout)
+              : m_plan->tty
+                  ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
+                  : PipedProcess::start(std::move(options), m_plan->stdin_open);
   if (!proc) {
     fail_plan("container", proc.error().to_string());
     return false;

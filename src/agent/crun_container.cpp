@@ -107,7 +107,12 @@ void Agent::spawn_crun_run() {
   SpawnOptions options;
   options.argv = crun_run_argv(path(k_crun_root), bundle, bundle + "/" + k_main_pid_name);
   sayf("container command: {}", join(container_args(*m_plan), " "));
-  start_main_stream(std::move(options));
+  std::string console_socket;
+  if (m_plan->tty) {
+    console_socket = bundle + "/console-main.sock";
+    options.argv.insert(options.argv.begin() + 4, {"--console-socket", console_socket});
+  }
+  start_main_stream(std::move(options), console_socket);
 }
 
 void Agent::on_pid_watch() {
@@ -186,6 +191,10 @@ Result<SpawnOptions> Agent::crun_exec_options(const agent_proto::Exec& exec, Str
   FCVM_TRY(write_file_atomic(stream.process_file, process.dump(), 0600));
   SpawnOptions options;
   options.argv = crun_exec_argv(path(k_crun_root), stream.process_file, stream.pid_file);
+  if (exec.tty) {
+    stream.console_socket = base + ".console.sock";
+    options.argv.insert(options.argv.begin() + 4, {"--console-socket", stream.console_socket});
+  }
   return options;
 }
 

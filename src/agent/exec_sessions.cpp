@@ -162,8 +162,11 @@ void Agent::start_exec(const nlohmann::json& message) {
   }
   // Its own session: a signal meant for the exec's process group never reaches the agent.
   options.new_session = true;
-  auto proc = exec->tty ? PipedProcess::start_on_terminal(options, {exec->rows, exec->cols})
-                        : PipedProcess::start(std::move(options), true);
+  auto proc = !stream.console_socket.empty()
+                  ? PipedProcess::start_with_console_socket(
+                        std::move(options), stream.console_socket, k_console_handover_timeout)
+              : exec->tty ? PipedProcess::start_on_terminal(options, {exec->rows, exec->cols})
+                          : PipedProcess::start(std::move(options), true);
   if (!proc) {
     // The shell's convention: 127 command not found, 126 found but not startable.
     bool not_found =

@@ -1,11 +1,15 @@
 #include "agent/piped_process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "agent/console.hpp"
 
@@ -69,6 +73,104 @@ Result<std::unique_ptr<PipedProcess>> PipedProcess::start_on_terminal(const Spaw
   proc->m_out[0] = std::move(out);
   proc->m_in = std::move(in);
   proc->m_terminal = std::move(terminal->master);
+  return proc;
+}
+
+namespace {
+// Receives one fd sent with SCM_RIGHTS on a connected socket.
+Result<UniqueFd> receive_fd(int sock) {
+  char data[256];
+  iovec iov{data, sizeof data};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_errno("receive the terminal");
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int))) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      return UniqueFd(fd);
+    }
+  }
+  return fail(ErrorCode::kSystem, "the console socket's message carried no terminal");
+}
+}  // namespace
+
+Result<std::unique_ptr<PipedProcess>> PipedProcess::start_with_console_socket(
+    SpawnOptions options, const std::string& socket_path, std::chrono::milliseconds timeout) {
+  (void)::unlink(socket_path.c_str());
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener) return fail_errno("socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    return fail(ErrorCode::kInvalidInput, "console socket path too long: " + socket_path);
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener.get(), 1) != 0) {
+    return fail_errno("listen on " + socket_path);
+  }
+  auto messages = make_pipe(true);
+  if (!messages) return tl::unexpected<Error>(messages.error());
+  options.stdout_fd = messages->write.get();
+  options.stderr_fd = messages->write.get();
+  options.stdin_fd = -1;
+  auto child = ChildProcess::spawn(options);
+  messages->write.reset();
+  if (!child) {
+    (void)::unlink(socket_path.c_str());
+    return tl::unexpected<Error>(child.error());
+  }
+  auto proc = std::make_unique<PipedProcess>();
+  proc->m_out[1] = std::move(messages->read);
+  UniqueFd master;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      sayf("{}: no terminal within {} ms: killing it", options.argv[0], timeout.count());
+      (void)child->signal(SIGKILL);
+      break;
+    }
+    pollfd fds[2] = {{listener.get(), POLLIN, 0}, {child->pidfd(), POLLIN, 0}};
+    int r = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
+    if (fds[0].revents & POLLIN) {
+      UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn) continue;
+      auto fd = receive_fd(conn.get());
+      if (fd) {
+        master = std::move(*fd);
+        break;
+      }
+      sayf("console socket: {}", fd.error().to_string());
+      continue;
+    }
+    if (fds[1].revents) break;  // it ended first: its status and messages tell why
+  }
+  (void)::unlink(socket_path.c_str());
+  proc->m_child = std::move(*child);
+  if (master) {
+    int flags = ::fcntl(master.get(), F_GETFL);
+    if (flags >= 0) (void)::fcntl(master.get(), F_SETFL, flags | O_NONBLOCK);
+    UniqueFd out(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+    UniqueFd in(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+    if (!out || !in) return fail_errno("dup the container's terminal");
+    proc->m_out[0] = std::move(out);
+    proc->m_in = std::move(in);
+    proc->m_terminal = std::move(master);
+  }
   return proc;
 }
 

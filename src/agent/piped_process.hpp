@@ -7,6 +7,7 @@
 // Started on a terminal (start_on_terminal), the "pipes" are the pseudo-terminal's master: all
 // output comes through output_fd(0) (a terminal has no separate stderr), stdin is written to the
 // master, and closing stdin types the terminal's end-of-file character instead (see close_stdin).
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,15 @@ class PipedProcess {
   // The process leads a new session on a new pseudo-terminal of this size (terminal.hpp).
   static Result<std::unique_ptr<PipedProcess>> start_on_terminal(const SpawnOptions& options,
                                                                  TerminalSize size);
+  // An OCI runtime (crun run/exec with a terminal and --console-socket socket_path in
+  // options.argv) creates the process's terminal and hands its master over the socket: the agent
+  // holds it as start_on_terminal's master (all output read to its end, resizes reaching the
+  // process), where crun would otherwise relay it and stop at the process's exit. Waits up to
+  // `timeout` for the hand-over; the runtime's own messages come as output 1. A runtime that ends
+  // (or is killed at the timeout) without handing over leaves a process without a terminal, whose
+  // exit status and messages tell why.
+  static Result<std::unique_ptr<PipedProcess>> start_with_console_socket(
+      SpawnOptions options, const std::string& socket_path, std::chrono::milliseconds timeout);
 
   pid_t pid() const { return m_child.pid(); }
   // The pidfd while the process runs, -1 once its status is known.

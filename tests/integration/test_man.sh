@@ -30,6 +30,12 @@ for f in bin/fcvm lib/fcvm/fc-agent share/bash-completion/completions/fcvm \
   [ -e "$prefix/$f" ] || fail "install.sh did not install $f"
 done
 [ "$("$prefix/bin/fcvm" --version)" = "$("$FCVM_BIN" --version)" ] || fail "installed fcvm differs"
+grep -qx "ExecStart=$prefix/bin/fcvm start --all --filter restart-policy=always" \
+  "$prefix/lib/systemd/system/fcvm-restart.service" || fail "fcvm-restart.service: $(cat "$prefix/lib/systemd/system/fcvm-restart.service")"
+if command -v systemd-analyze >/dev/null; then
+  MANPATH=$prefix/share/man systemd-analyze verify "$prefix/lib/systemd/system/fcvm-restart.service" >"$TEST_TMP/verify" 2>&1 ||
+    fail "systemd-analyze verify: $(cat "$TEST_TMP/verify")"
+fi
 if command -v man >/dev/null; then
   # (Into a file: `grep -q` would leave the pipe early, and man die of SIGPIPE.)
   MANPATH=$prefix/share/man man -P cat fcvm-run >"$TEST_TMP/man.txt" 2>/dev/null || true

@@ -44,10 +44,30 @@ TEST(VmFilter, KeysAndValues) {
   EXPECT_TRUE(check({"status=exited", "status=running"}, db));
   EXPECT_TRUE(check({"id=abc"}, web));
   EXPECT_FALSE(check({"id=bc"}, web));
+  EXPECT_TRUE(check({"status=restarting"}, record("r", "r1", state::VmStatus::kRestarting, {})));
+}
+
+TEST(VmFilter, RestartPolicy) {
+  auto plain = record("plain", "aaa111", state::VmStatus::kExited, {});
+  vm::RunOptions o;
+  o.image.original = "busybox";
+  o.restart = *vm::parse_restart_policy("on-failure:3");
+  auto retried = plain;
+  retried.options_json = vm::options_to_json(o);
+  auto check = [](std::vector<std::string> specs, const state::VmRecord& r) {
+    auto f = vm::parse_vm_filters(specs);
+    EXPECT_TRUE(f) << (f ? "" : f.error().message());
+    return f && vm::matches(*f, r);
+  };
+  EXPECT_TRUE(check({"restart-policy=no"}, plain));
+  EXPECT_FALSE(check({"restart-policy=always"}, plain));
+  EXPECT_TRUE(check({"restart-policy=on-failure"}, retried));
+  EXPECT_TRUE(check({"restart-policy=always", "restart-policy=on-failure"}, retried));
 }
 
 TEST(VmFilter, BadFiltersNameTheValue) {
-  for (const char* bad : {"label", "label=", "label==x", "color=red", "status=asleep", "name="}) {
+  for (const char* bad : {"label", "label=", "label==x", "color=red", "status=asleep", "name=",
+                          "restart-policy=sometimes", "restart-policy=on-failure:3"}) {
     auto f = vm::parse_vm_filters({bad});
     ASSERT_FALSE(f) << bad;
     EXPECT_EQ(f.error().code(), ErrorCode::kInvalidInput);

@@ -8,6 +8,7 @@
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/util/strings.hpp"
+#include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -140,6 +141,8 @@ Command add_kill(CLI::App& app) {
 Command add_start(CLI::App& app) {
   struct Args {
     std::vector<std::string> refs;
+    bool all = false;
+    std::vector<std::string> filters;
     bool attach = false;
     bool interactive = false;
     std::string detach_keys = vm::k_default_detach_keys;
@@ -155,8 +158,40 @@ Command add_start(CLI::App& app) {
                   "With -a -i on a terminal: the keys that leave it running (default "
                   "ctrl-p,ctrl-q; \"\" turns them off)")
       ->option_text("KEYS");
-  cmd->add_option("vm", args->refs, "VM names or ids")->required();
+  cmd->add_flag("--all", args->all,
+                "Start every VM that is not running (with --filter: those that match; "
+                "fcvm-restart.service runs --all --filter restart-policy=always at boot)");
+  cmd->add_option("-f,--filter", args->filters,
+                  "With --all: as ls --filter (label=, name=, id=, status=, restart-policy=)")
+      ->allow_extra_args(false);
+  cmd->add_option("vm", args->refs, "VM names or ids");
   return {cmd, [args]() -> int {
+            if (args->all == !args->refs.empty()) {
+              return report_error(
+                  Error(ErrorCode::kInvalidInput, "start: name VMs, or --all (not both)"));
+            }
+            if (!args->filters.empty() && !args->all) {
+              return report_error(Error(ErrorCode::kInvalidInput, "start: --filter needs --all"));
+            }
+            if (args->all) {
+              if (args->attach) {
+                return report_error(
+                    Error(ErrorCode::kInvalidInput, "start -a: attach to one VM at a time"));
+              }
+              auto filter = vm::parse_vm_filters(args->filters);
+              if (!filter) return report_error(filter.error().wrap("start"));
+              Session s;
+              if (auto r = open_session(s); !r) return report_error(r.error().wrap("start"));
+              auto vms = vm::list_vms(*s.store);
+              if (!vms) return report_error(vms.error().wrap("start"));
+              std::vector<std::string> ids;
+              for (const auto& rec : *vms) {
+                if (!vm::is_active(rec) && vm::matches(*filter, rec)) ids.push_back(rec.id);
+              }
+              return for_each_vm("start", ids, [](Session& s2, const state::VmRecord& rec) {
+                return vm::start_vm(*s2.ctx, *s2.store, rec);
+              });
+            }
             if (!args->attach) {
               if (args->interactive) {
                 return report_error(

@@ -17,7 +17,7 @@ Result<VmFilter> parse_vm_filters(const std::vector<std::string>& specs) {
     if (eq == std::string::npos || value.empty()) {
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("invalid --filter \"{}\": expected label=KEY[=VALUE], name=TEXT, "
-                              "id=PREFIX or status=STATUS",
+                              "id=PREFIX, status=STATUS or restart-policy=POLICY",
                               spec));
     }
     if (key == "label") {
@@ -38,14 +38,23 @@ Result<VmFilter> parse_vm_filters(const std::vector<std::string>& specs) {
       if (!status) {
         return fail(ErrorCode::kInvalidInput,
                     fmt::format("invalid --filter \"{}\": unknown status \"{}\" (created, "
-                                "starting, running, paused, stopping, exited)",
+                                "starting, running, paused, stopping, restarting, exited)",
                                 spec, value));
       }
       f.statuses.push_back(*status);
+    } else if (key == "restart-policy") {
+      auto policy = parse_restart_policy(value);
+      if (!policy || policy->max_retries != 0) {
+        return fail(ErrorCode::kInvalidInput,
+                    fmt::format("invalid --filter \"{}\": unknown restart policy \"{}\" (no, "
+                                "on-failure, always, unless-stopped)",
+                                spec, value));
+      }
+      f.restart_policies.push_back(value);
     } else {
       return fail(ErrorCode::kInvalidInput,
                   fmt::format("invalid --filter \"{}\": unknown key \"{}\" (label, name, id, "
-                              "status)",
+                              "status, restart-policy)",
                               spec, key));
     }
   }
@@ -61,9 +70,11 @@ bool matches(const VmFilter& f, const state::VmRecord& rec) {
   }
   if (!any(f.ids, [&](const std::string& p) { return rec.id.rfind(p, 0) == 0; })) return false;
   if (!any(f.statuses, [&](state::VmStatus s) { return rec.status == s; })) return false;
-  if (f.labels.empty()) return true;
+  if (f.labels.empty() && f.restart_policies.empty()) return true;
   auto options = options_from_json(rec.options_json);
   if (!options) return false;
+  auto policy = to_string(RestartPolicy{options->restart.kind, 0});
+  if (!any(f.restart_policies, [&](const std::string& p) { return p == policy; })) return false;
   const auto& labels = options->labels;
   return std::all_of(f.labels.begin(), f.labels.end(), [&](const VmFilter::Label& l) {
     auto it = labels.find(l.key);

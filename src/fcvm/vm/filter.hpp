@@ -5,7 +5,8 @@
 //   label=KEY=VALUE the label has this value
 //   name=TEXT       the name contains TEXT
 //   id=PREFIX       the id starts with PREFIX
-//   status=STATUS   created | starting | running | paused | stopping | exited
+//   status=STATUS   created | starting | running | paused | stopping | restarting | exited
+//   restart-policy=POLICY  no | on-failure | always | unless-stopped
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +25,11 @@ struct VmFilter {
   std::vector<std::string> names{};
   std::vector<std::string> ids{};
   std::vector<state::VmStatus> statuses{};
-  bool empty() const { return labels.empty() && names.empty() && ids.empty() && statuses.empty(); }
+  std::vector<std::string> restart_policies{};  // "on-failure" matches any on-failure[:N]
+  bool empty() const {
+    return labels.empty() && names.empty() && ids.empty() && statuses.empty() &&
+           restart_policies.empty();
+  }
 };
 
 // kInvalidInput naming the filter for anything else.
