@@ -52,7 +52,7 @@ grep -q '^again-6$' "$TEST_TMP/start" || fail "start -a -i: typed input not run:
 fcvm rm att >/dev/null
 
 # 4. A foreground run -it leaves with its own detach keys; the VM runs on until it is stopped.
-drive raw send='echo fg-up\r' expect='fg-up' send='\x1d' -- \
+drive raw send='echo fg-$((1+1))\r' expect='fg-2' send='\x1d' -- \
   "$FCVM_BIN" run -it --name fg --stop-timeout 1 --detach-keys 'ctrl-]' "oci-archive:$busybox" sh \
   >"$TEST_TMP/fg" 2>&1 || fail "run -it + detach exited $?: $(cat "$TEST_TMP/fg")"
 [ "$(fcvm inspect fg | jq -r '.[0].state.status')" = running ] || fail "fg did not run on after the detach"

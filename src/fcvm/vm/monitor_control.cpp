@@ -88,6 +88,7 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
         } else if constexpr (std::is_same_v<T, control::Detach>) {
           // Not "the attached client left": the container runs on without it.
           c.attach = false;
+          m_attach_deadline = Clock::now();  // a container still waiting for it starts now
           FCVM_LOG(kInfo, "monitor", "client {} detached", c.id);
         } else if constexpr (std::is_same_v<T, control::Subscribe>) {
           c.subscriber = true;

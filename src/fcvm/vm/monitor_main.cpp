@@ -121,6 +121,9 @@ int monitor_main(int argc, char** argv) {
     return 2;
   }
   auto [launch, ready_fd] = std::move(*parsed);
+  // The command that started it may be gone when the ready line is written (it detached, or was
+  // interrupted): a write error then, not the end of the VM. Its children get SIG_DFL back.
+  ::signal(SIGPIPE, SIG_IGN);
   mark_process_start(launch.t0_ns);
   log::Level level = log::Level::kInfo;
   if (!launch.log_level.empty()) (void)log::parse_level(launch.log_level, level);
