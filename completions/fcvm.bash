@@ -21,17 +21,17 @@ _fcvm() {
   case $cmd in
     run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
     clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
-    snapshot) opts="create ls inspect rm --json -q --quiet -f --force --help" ;;
+    snapshot) opts="create ls inspect rm --json -q --quiet -f --force --filter --format --help" ;;
     volume) opts="sync --help" ;;
     system) opts="df prune --json -f --force --help" ;;
     pull) opts="--insecure-registry --authfile -q --quiet --help" ;;
-    images) opts="--json -q --quiet --help" ;;
+    images) opts="--json -q --quiet -f --filter --format --help" ;;
     rmi) opts="-f --force --help" ;;
-    image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --help" ;;
+    image) opts="pull ls inspect rm --insecure-registry --authfile --json -q --quiet -f --force --filter --format --help" ;;
     events) opts="--json --since --until -f --filter --no-stream --help" ;;
     ls | ps) opts="-a --all --json -q --quiet -f --filter --format --help" ;;
     inspect | wait | rename | port | pause | unpause) opts="--help" ;;
-    start) opts="-a --attach -i --interactive --detach-keys --help" ;;
+    start) opts="-a --attach -i --interactive --detach-keys --all -f --filter --help" ;;
     attach) opts="--no-stdin --detach-keys --help" ;;
     kill) opts="-s --signal --help" ;;
     stats) opts="--no-stream --json --help" ;;
@@ -58,8 +58,16 @@ _fcvm() {
         COMPREPLY=($(compgen -W "vm= event=" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return
-      elif [ "$cmd" = ls ] || [ "$cmd" = ps ]; then
-        COMPREPLY=($(compgen -W "label= name= id= status=" -- "$cur"))
+      elif [ "$cmd" = images ] || [ "$cmd" = image ]; then
+        COMPREPLY=($(compgen -W "reference= id= dangling=" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      elif [ "$cmd" = snapshot ]; then
+        COMPREPLY=($(compgen -W "name= id= image= source=" -- "$cur"))
+        compopt -o nospace 2>/dev/null
+        return
+      elif [ "$cmd" = ls ] || [ "$cmd" = ps ] || [ "$cmd" = start ]; then
+        COMPREPLY=($(compgen -W "label= name= id= status= restart-policy=" -- "$cur"))
         compopt -o nospace 2>/dev/null
         return
       fi ;;

@@ -82,9 +82,8 @@ bool Agent::start_main_stream(SpawnOptions options, const std::string& console_s
   auto proc = !console_socket.empty()
                   ? PipedProcess::start_with_console_socket(std::move(options), console_socket,
                                                             k_console_handover_timeout)
-              : m_plan->tty
-                  ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
-                  : PipedProcess::start(std::move(options), m_plan->stdin_open);
+              : m_plan->tty ? PipedProcess::start_on_terminal(options, {m_plan->rows, m_plan->cols})
+                            : PipedProcess::start(std::move(options), m_plan->stdin_open);
   if (!proc) {
     fail_plan("container", proc.error().to_string());
     return false;

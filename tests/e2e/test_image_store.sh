@@ -62,6 +62,11 @@ out=$(fcvm run "$REGISTRY/busybox:latest" sh -c 'echo from-the-store; exit 3' 2>
 [ "$rc" -eq 3 ] || fail "run from registry: exit $rc: $(cat "$TEST_TMP/err")"
 [ "$out" = "from-the-store" ] || fail "run from registry: output '$out'"
 fcvm images | grep -q "^$REGISTRY/busybox:latest " || fail "registry image not listed: $(fcvm images)"
+[ "$(fcvm images --filter "reference=$REGISTRY/busybox:latest" --filter reference=no-such --format '{{.Name}}')" = "$REGISTRY/busybox:latest" ] ||
+  fail "images --filter reference --format: $(fcvm images --filter "reference=$REGISTRY/busybox:latest" --format '{{.Name}}' 2>&1)"
+[ -z "$(fcvm images -q --filter dangling=true)" ] || fail "images --filter dangling=true: $(fcvm images)"
+rc=0; fcvm images --filter dangling=maybe >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "images --filter dangling=maybe: exit $rc"
 
 # 4. Layers as the container sees them.
 python3 "$FCVM_SOURCE_DIR/tests/support/make_layered_image.py" "$busybox" "$TEST_TMP/layered.tar"

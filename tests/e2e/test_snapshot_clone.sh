@@ -19,6 +19,12 @@ fcvm run -d --name src --mem 512 -p "$p0:80" --wait-ready 'mode=http,url=http://
   --save-snapshot warm "oci-archive:$nginx" >/dev/null
 log "source ready and snapshotted in $((SECONDS - t0)) s"
 [ "$(fcvm snapshot ls -q)" = warm ] || fail "snapshot ls: $(fcvm snapshot ls)"
+[ "$(fcvm snapshot ls --filter source=src --filter name=war --format '{{.Name}} {{.Source}} {{.Backend}}')" = "warm src qemu" ] ||
+  fail "snapshot ls --filter --format: $(fcvm snapshot ls --filter source=src --format '{{.Name}} {{.Source}}' 2>&1)"
+[ -z "$(fcvm snapshot ls -q --filter source=other)" ] || fail "snapshot ls --filter source=other matched"
+[ "$(fcvm snapshot ls --format json | jq -r '.[0].name')" = warm ] || fail "snapshot ls --format json"
+rc=0; fcvm snapshot ls --filter colour=red >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "snapshot ls --filter colour=red: exit $rc"
 fcvm snapshot inspect warm >"$TEST_TMP/snap.json"
 jq -e '.[0] | .source.name == "src" and .backend == "qemu" and .resources.mem_mib == 512 and .size_bytes > 0 and .status == "complete"' \
   "$TEST_TMP/snap.json" >/dev/null || fail "snapshot inspect: $(cat "$TEST_TMP/snap.json")"

@@ -49,7 +49,8 @@ TEST(DetachKeys, PassesEverythingButTheSequence) {
 }
 
 TEST(ControlProto, DetachRoundTrips) {
-  auto r = vm::control::decode_request(vm::control::encode(vm::control::Request(vm::control::Detach{})));
+  auto r =
+      vm::control::decode_request(vm::control::encode(vm::control::Request(vm::control::Detach{})));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(std::holds_alternative<vm::control::Detach>(*r));
 }

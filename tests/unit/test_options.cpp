@@ -106,8 +106,8 @@ TEST(Options, RestartPolicies) {
   for (const char* text : {"on-failure:3", "on-failure", "always", "unless-stopped", "no"}) {
     EXPECT_EQ(vm::to_string(*vm::parse_restart_policy(text)), text);
   }
-  for (const char* bad : {"", "yes", "on-failure:", "on-failure:0", "on-failure:x",
-                          "on-failure:-1", "always:2", "on-failurex"}) {
+  for (const char* bad : {"", "yes", "on-failure:", "on-failure:0", "on-failure:x", "on-failure:-1",
+                          "always:2", "on-failurex"}) {
     auto r = vm::parse_restart_policy(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);

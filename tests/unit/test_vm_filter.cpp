@@ -66,8 +66,8 @@ TEST(VmFilter, RestartPolicy) {
 }
 
 TEST(VmFilter, BadFiltersNameTheValue) {
-  for (const char* bad : {"label", "label=", "label==x", "color=red", "status=asleep", "name=",
-                          "restart-policy=sometimes", "restart-policy=on-failure:3"}) {
+  for (const char* bad : {"label", "label=", "label==x", "color=red", "status=asleep",
+                          "name=", "restart-policy=sometimes", "restart-policy=on-failure:3"}) {
     auto f = vm::parse_vm_filters({bad});
     ASSERT_FALSE(f) << bad;
     EXPECT_EQ(f.error().code(), ErrorCode::kInvalidInput);
@@ -111,5 +111,29 @@ TEST(VmFilter, LabelHostnameAndUserChecks) {
   }
   for (const char* bad : {"", ":", "a:", ":b", "a:b:c", "a b", "-x"}) {
     EXPECT_FALSE(vm::validate_user(bad)) << bad;
+  }
+}
+
+// snapshot ls / images --filter: known keys only; any value of a key, every key.
+TEST(FieldFilter, AnyOfAKeyAllKeys) {
+  auto f = vm::parse_field_filters({"name=web", "name=db", "image=busybox"}, {"name", "image"});
+  ASSERT_TRUE(f) << f.error().message();
+  auto obj = [](std::string name, std::string image) {
+    return [=](const std::string& key, const std::string& value) {
+      return (key == "name" ? name : image).find(value) != std::string::npos;
+    };
+  };
+  EXPECT_TRUE(vm::matches(*f, obj("db-snap", "busybox:latest")));
+  EXPECT_FALSE(vm::matches(*f, obj("db-snap", "nginx")));
+  EXPECT_FALSE(vm::matches(*f, obj("cache", "busybox")));
+  auto none = vm::parse_field_filters({}, {"name"});
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(vm::matches(*none, obj("x", "y")));
+  for (const char* bad : {"colour=red", "name", "name=", "=web"}) {
+    auto r = vm::parse_field_filters({bad}, {"name", "image"});
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(r.error().message().find(std::string("\"") + bad + "\""), std::string::npos);
+    EXPECT_NE(r.error().message().find("name=, image="), std::string::npos);
   }
 }

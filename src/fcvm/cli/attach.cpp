@@ -42,11 +42,11 @@ Command add_attach(CLI::App& app) {
             if (rec->status != state::VmStatus::kRunning &&
                 rec->status != state::VmStatus::kPaused &&
                 rec->status != state::VmStatus::kStarting) {
-              return report_error(Error(
-                  ErrorCode::kInvalidInput,
-                  fmt::format("VM {} is {}: fcvm start -a attaches while starting it", rec->name,
-                              state::status_name(rec->status)))
-                                      .wrap("attach"));
+              return report_error(
+                  Error(ErrorCode::kInvalidInput,
+                        fmt::format("VM {} is {}: fcvm start -a attaches while starting it",
+                                    rec->name, state::status_name(rec->status)))
+                      .wrap("attach"));
             }
             auto end = attach_terminal(*rec, -1, args->detach_keys, !args->no_stdin);
             if (!end) return report_error(end.error().wrap(who));

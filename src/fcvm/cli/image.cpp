@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
+#include "fcvm/cli/format.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/image/oci.hpp"
+#include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/images.hpp"
 
 namespace fcvm::cli {
@@ -81,28 +83,82 @@ int pull(const std::string& ref, const std::vector<std::string>& insecure,
   return k_exit_ok;
 }
 
-int list(bool as_json, bool quiet) {
+int list(bool as_json, bool quiet, const std::vector<std::string>& filters,
+         const std::string& format_text) {
+  static const std::vector<std::string> fields = {"Name", "ID", "Created", "Content", "Disk"};
+  auto format = parse_output_format(format_text, fields);
+  if (!format) return report_error(format.error().wrap("images"));
+  if (format->kind == OutputFormat::Kind::kJson) as_json = true;
+  auto filter = vm::parse_field_filters(filters, {"reference", "id", "dangling"});
+  if (!filter) return report_error(filter.error().wrap("images"));
+  for (const auto& value : filter->values["dangling"]) {
+    if (value != "true" && value != "false") {
+      return report_error(Error(ErrorCode::kInvalidInput,
+                                fmt::format("invalid --filter \"dangling={}\": expected true or "
+                                            "false",
+                                            value))
+                              .wrap("images"));
+    }
+  }
+  if (filter->values["dangling"].empty()) filter->values.erase("dangling");
   Session s;
   if (auto r = open_session(s); !r) return report_error(r.error().wrap("images"));
   vm::reconcile_images(*s.ctx, *s.store);
-  auto images = vm::list_images(*s.store);
-  if (!images) return report_error(images.error().wrap("images"));
+  auto all = vm::list_images(*s.store);
+  if (!all) return report_error(all.error().wrap("images"));
+  std::vector<state::ImageRecord> images;
+  for (auto& i : *all) {
+    bool shown = vm::matches(*filter, [&](const std::string& key, const std::string& value) {
+      if (key == "reference") {
+        return std::any_of(i.names.begin(), i.names.end(), [&](const std::string& n) {
+          return n.find(value) != std::string::npos;
+        });
+      }
+      if (key == "id") {
+        return image::digest_hex(i.id).rfind(value, 0) == 0 || i.id.rfind(value, 0) == 0;
+      }
+      return i.names.empty() == (value == "true");  // dangling: no name left
+    });
+    if (shown) images.push_back(std::move(i));
+  }
   if (as_json) {
     auto arr = json::array();
-    for (const auto& i : *images) arr.push_back(image_json(i));
+    for (const auto& i : images) arr.push_back(image_json(i));
     fmt::print("{}\n", arr.dump(2));
     return k_exit_ok;
   }
   if (quiet) {
     std::string out;
-    for (const auto& i : *images) out += short_id(i.id) + "\n";
+    for (const auto& i : images) out += short_id(i.id) + "\n";
     fmt::print("{}", out);
     return k_exit_ok;
   }
   auto now = state::now_ms();
-  std::string out = fmt::format("{:<48} {:<12} {:<14} {:>10} {:>10}\n", "NAME", "ID", "CREATED",
-                                "CONTENT", "DISK");
-  for (const auto& i : *images) {
+  std::string out;
+  if (format->kind == OutputFormat::Kind::kTemplate) {
+    if (format->header) out += render_header(format->row_template) + "\n";
+    for (const auto& i : images) {
+      auto names = i.names.empty() ? std::vector<std::string>{"<none>"} : i.names;
+      for (const auto& n : names) {
+        out += render_row(format->row_template,
+                          [&](const std::string& field) -> std::string {
+                            if (field == "Name") return n;
+                            if (field == "ID") return short_id(i.id);
+                            if (field == "Created") {
+                              return human_duration(now - i.created_ms) + " ago";
+                            }
+                            if (field == "Content") return human_size(i.content_bytes);
+                            return human_size(i.size_bytes);  // Disk
+                          }) +
+               "\n";
+      }
+    }
+    fmt::print("{}", out);
+    return k_exit_ok;
+  }
+  out = fmt::format("{:<48} {:<12} {:<14} {:>10} {:>10}\n", "NAME", "ID", "CREATED", "CONTENT",
+                    "DISK");
+  for (const auto& i : images) {
     auto names = i.names.empty() ? std::vector<std::string>{"<none>"} : i.names;
     for (const auto& n : names) {
       auto shown = n.size() > 48 ? "..." + n.substr(n.size() - 45) : n;
@@ -158,6 +214,8 @@ struct ImageArgs {
   bool json = false;
   bool quiet = false;
   bool force = false;
+  std::vector<std::string> filters;
+  std::string format;
 };
 
 void pull_options(CLI::App* cmd, const std::shared_ptr<ImageArgs>& args) {
@@ -175,6 +233,13 @@ void pull_options(CLI::App* cmd, const std::shared_ptr<ImageArgs>& args) {
 void list_options(CLI::App* cmd, const std::shared_ptr<ImageArgs>& args) {
   cmd->add_flag("--json", args->json, "Print JSON (the objects image inspect prints)");
   cmd->add_flag("-q,--quiet", args->quiet, "Print ids only");
+  cmd->add_option("-f,--filter", args->filters,
+                  "Show only images that match: reference=TEXT (a name contains it), id=PREFIX, "
+                  "dangling=true|false (repeatable; one key: any matches; keys: all)")
+      ->allow_extra_args(false);
+  cmd->add_option("--format", args->format,
+                  "json, table, or a template such as '{{.Name}} {{.ID}}' (\"table \" before it "
+                  "adds a header). Fields: Name, ID, Created, Content, Disk");
 }
 
 void rm_options(CLI::App* cmd, const std::shared_ptr<ImageArgs>& args) {
@@ -200,7 +265,8 @@ Command add_images(CLI::App& app) {
   auto args = std::make_shared<ImageArgs>();
   auto* cmd = app.add_subcommand("images", "List the images in the host image store");
   list_options(cmd, args);
-  return {cmd, [args]() -> int { return list(args->json, args->quiet); }};
+  return {cmd,
+          [args]() -> int { return list(args->json, args->quiet, args->filters, args->format); }};
 }
 
 Command add_rmi(CLI::App& app) {
@@ -227,7 +293,7 @@ Command add_image(CLI::App& app) {
             if (pull_cmd->parsed()) {
               return pull(args->ref, args->insecure, args->authfile, args->quiet);
             }
-            if (ls_cmd->parsed()) return list(args->json, args->quiet);
+            if (ls_cmd->parsed()) return list(args->json, args->quiet, args->filters, args->format);
             if (inspect_cmd->parsed()) return inspect(args->refs);
             return remove(args->refs, args->force);
           }};

@@ -63,10 +63,9 @@ Command add_ls(CLI::App& app) {
                   "status=STATUS (repeatable; one key: any matches, labels: all match)")
       ->allow_extra_args(false);
   return {cmd, [args]() -> int {
-            static const std::vector<std::string> fields = {"Name",   "ID",      "Image",
-                                                            "Status", "Created", "Backend",
-                                                            "Ports",  "Labels",  "ExitCode",
-                                                            "Restarts"};
+            static const std::vector<std::string> fields = {
+                "Name",    "ID",    "Image",  "Status",   "Created",
+                "Backend", "Ports", "Labels", "ExitCode", "Restarts"};
             auto format = parse_output_format(args->format, fields);
             if (!format) return report_error(format.error().wrap("ls"));
             if (format->kind == OutputFormat::Kind::kJson) args->json = true;

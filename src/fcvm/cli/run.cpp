@@ -190,45 +190,44 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--keep", args->keep,
                 "In the foreground: keep the VM (disk, logs) after it ends; by default a "
                 "foreground VM is removed when it ends");
-  return {cmd, [args, cmd]() -> int {
-            Session s;
-            if (auto r = load_config(s); !r) return report_error(r.error().wrap("run"));
-            if (args->rm && args->keep) {
-              return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
-            }
-            if (args->rm && !args->request.restart.empty() && args->request.restart != "no") {
-              return report_error(Error(
-                  ErrorCode::kInvalidInput,
-                  fmt::format("run: --rm and --restart {} conflict", args->request.restart)));
-            }
-            if (auto keys = vm::parse_detach_keys(args->detach_keys); !keys) {
-              return report_error(keys.error().wrap("run"));
-            }
-            args->request.image_and_command = cmd->remaining();
-            args->request.detach = args->detach;
-            // The configuration file supplies what the command line leaves out.
-            auto options =
-                vm::validate_run(args->request, run_defaults(s.config), vm::process_env());
-            if (!options) return report_error(options.error().wrap("run"));
-            if (auto r = open_session(s); !r) return report_error(r.error());
-            if (auto r = vm::check_run(*s.ctx, *s.store, *options); !r) {
-              return report_error(r.error().wrap("run"));
-            }
-            bool auto_remove = args->detach ? args->rm : !args->keep;
-            auto who = options->name.empty() ? std::string("run") : "run " + options->name;
-            // 0. The image, from the host image store (pulled now if it is not stored yet).
-            if (auto r = vm::resolve_image(*s.ctx, *s.store, *options,
-                                           pull_progress("pull " + options->image.original));
-                !r) {
-              return report_error(r.error().wrap(who));
-            }
-            // 1. The record and its directory (a taken name fails here, with nothing created).
-            auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
-            if (!rec) return report_error(rec.error().wrap(who));
-            // 2. The monitor boots and owns the VM from here on.
-            return launch_vm(s, *rec,
-                             {args->detach, "run", options->timings_file, args->detach_keys});
-          }};
+  return {
+      cmd, [args, cmd]() -> int {
+        Session s;
+        if (auto r = load_config(s); !r) return report_error(r.error().wrap("run"));
+        if (args->rm && args->keep) {
+          return report_error(Error(ErrorCode::kInvalidInput, "run: --rm and --keep conflict"));
+        }
+        if (args->rm && !args->request.restart.empty() && args->request.restart != "no") {
+          return report_error(
+              Error(ErrorCode::kInvalidInput,
+                    fmt::format("run: --rm and --restart {} conflict", args->request.restart)));
+        }
+        if (auto keys = vm::parse_detach_keys(args->detach_keys); !keys) {
+          return report_error(keys.error().wrap("run"));
+        }
+        args->request.image_and_command = cmd->remaining();
+        args->request.detach = args->detach;
+        // The configuration file supplies what the command line leaves out.
+        auto options = vm::validate_run(args->request, run_defaults(s.config), vm::process_env());
+        if (!options) return report_error(options.error().wrap("run"));
+        if (auto r = open_session(s); !r) return report_error(r.error());
+        if (auto r = vm::check_run(*s.ctx, *s.store, *options); !r) {
+          return report_error(r.error().wrap("run"));
+        }
+        bool auto_remove = args->detach ? args->rm : !args->keep;
+        auto who = options->name.empty() ? std::string("run") : "run " + options->name;
+        // 0. The image, from the host image store (pulled now if it is not stored yet).
+        if (auto r = vm::resolve_image(*s.ctx, *s.store, *options,
+                                       pull_progress("pull " + options->image.original));
+            !r) {
+          return report_error(r.error().wrap(who));
+        }
+        // 1. The record and its directory (a taken name fails here, with nothing created).
+        auto rec = vm::create_vm(*s.ctx, *s.store, *options, auto_remove);
+        if (!rec) return report_error(rec.error().wrap(who));
+        // 2. The monitor boots and owns the VM from here on.
+        return launch_vm(s, *rec, {args->detach, "run", options->timings_file, args->detach_keys});
+      }};
 }
 
 }  // namespace fcvm::cli

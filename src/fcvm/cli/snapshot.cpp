@@ -1,4 +1,5 @@
-// fcvm snapshot create VM NAME | ls [--json] [-q] | inspect NAME... | rm [-f] NAME...
+// fcvm snapshot create VM NAME | ls [--json] [-q] [-f F] [--format F] | inspect NAME... |
+// rm [-f] NAME...
 #include "fcvm/vm/snapshot.hpp"
 
 #include <fmt/format.h>
@@ -7,10 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
+#include "fcvm/cli/format.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/vm/control_client.hpp"
+#include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -72,24 +75,60 @@ int create(const std::string& vm_ref, const std::string& name) {
   return k_exit_ok;
 }
 
-int list(bool json, bool quiet) {
+int list(bool json, bool quiet, const std::vector<std::string>& filters,
+         const std::string& format_text) {
+  static const std::vector<std::string> fields = {"Name",    "ID",   "Image",  "Source",
+                                                  "Backend", "Size", "Created"};
+  auto format = parse_output_format(format_text, fields);
+  if (!format) return report_error(format.error().wrap("snapshot ls"));
+  if (format->kind == OutputFormat::Kind::kJson) json = true;
+  auto filter = vm::parse_field_filters(filters, {"name", "id", "image", "source"});
+  if (!filter) return report_error(filter.error().wrap("snapshot ls"));
   Session s;
   if (auto r = open_session(s); !r) return report_error(r.error().wrap("snapshot ls"));
-  auto snaps = vm::list_snapshots(*s.store);
-  if (!snaps) return report_error(snaps.error().wrap("snapshot ls"));
+  auto all = vm::list_snapshots(*s.store);
+  if (!all) return report_error(all.error().wrap("snapshot ls"));
+  std::vector<state::SnapshotRecord> snaps;
+  for (auto& snap : *all) {
+    bool shown = vm::matches(*filter, [&](const std::string& key, const std::string& value) {
+      if (key == "name") return snap.name.find(value) != std::string::npos;
+      if (key == "id") return snap.id.rfind(value, 0) == 0;
+      if (key == "image") return snap.image.find(value) != std::string::npos;
+      return snap.source_name == value || snap.source_id.rfind(value, 0) == 0;  // source
+    });
+    if (shown) snaps.push_back(std::move(snap));
+  }
   if (json) {
     auto arr = nlohmann::json::array();
-    for (const auto& snap : *snaps) arr.push_back(snapshot_json(*s.store, snap));
+    for (const auto& snap : snaps) arr.push_back(snapshot_json(*s.store, snap));
     fmt::print("{}\n", arr.dump(2));
     return k_exit_ok;
   }
+  auto now = state::now_ms();
   std::string out;
+  if (format->kind == OutputFormat::Kind::kTemplate) {
+    if (format->header) out += render_header(format->row_template) + "\n";
+    for (const auto& snap : snaps) {
+      out += render_row(format->row_template,
+                        [&](const std::string& field) -> std::string {
+                          if (field == "Name") return snap.name;
+                          if (field == "ID") return snap.id.substr(0, 12);
+                          if (field == "Image") return snap.image;
+                          if (field == "Source") return snap.source_name;
+                          if (field == "Backend") return snap.backend;
+                          if (field == "Size") return human_size(snap.size_bytes);
+                          return human_duration(now - snap.created_ms) + " ago";  // Created
+                        }) +
+             "\n";
+    }
+    fmt::print("{}", out);
+    return k_exit_ok;
+  }
   if (!quiet) {
     out = fmt::format("{:<20} {:<12} {:<32} {:<20} {:<11} {:<10} {}\n", "NAME", "ID", "IMAGE",
                       "SOURCE", "BACKEND", "SIZE", "CREATED");
   }
-  auto now = state::now_ms();
-  for (const auto& snap : *snaps) {
+  for (const auto& snap : snaps) {
     if (quiet) {
       out += snap.name + "\n";
       continue;
@@ -151,6 +190,8 @@ Command add_snapshot(CLI::App& app) {
     bool json = false;
     bool quiet = false;
     bool force = false;
+    std::vector<std::string> filters;
+    std::string format;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("snapshot", "Manage snapshots: create, ls, inspect, rm");
@@ -162,6 +203,15 @@ Command add_snapshot(CLI::App& app) {
   auto* ls_cmd = cmd->add_subcommand("ls", "List complete snapshots");
   ls_cmd->add_flag("--json", args->json, "Print JSON (the objects inspect prints)");
   ls_cmd->add_flag("-q,--quiet", args->quiet, "Print names only");
+  ls_cmd
+      ->add_option("-f,--filter", args->filters,
+                   "Show only snapshots that match: name=TEXT, id=PREFIX, image=TEXT, "
+                   "source=VM (repeatable; one key: any matches; keys: all)")
+      ->allow_extra_args(false);
+  ls_cmd->add_option("--format", args->format,
+                     "json, table, or a template such as '{{.Name}} {{.Size}}' (\"table \" "
+                     "before it adds a header). Fields: Name, ID, Image, Source, Backend, Size, "
+                     "Created");
   auto* inspect_cmd = cmd->add_subcommand("inspect", "Show snapshots as JSON");
   inspect_cmd->add_option("snapshot", args->refs, "Snapshot names or ids")->required();
   auto* rm_cmd = cmd->add_subcommand(
@@ -170,7 +220,9 @@ Command add_snapshot(CLI::App& app) {
   rm_cmd->add_option("snapshot", args->refs, "Snapshot names or ids")->required();
   return {cmd, [=]() -> int {
             if (create_cmd->parsed()) return create(args->vm, args->name);
-            if (ls_cmd->parsed()) return list(args->json, args->quiet);
+            if (ls_cmd->parsed()) {
+              return list(args->json, args->quiet, args->filters, args->format);
+            }
             if (inspect_cmd->parsed()) return inspect(args->refs);
             return remove(args->refs, args->force);
           }};

@@ -233,10 +233,10 @@ Result<> VmStore::migrate() {
 }
 
 Result<> VmStore::insert(const VmRecord& record) {
-  auto s = m_db.prepare(
-      fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-                  "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)",
-                  k_columns));
+  auto s = m_db.prepare(fmt::format(
+      "INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
+      "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)",
+      k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   auto r = s->run();

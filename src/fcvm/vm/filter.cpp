@@ -82,4 +82,30 @@ bool matches(const VmFilter& f, const state::VmRecord& rec) {
   });
 }
 
+Result<FieldFilter> parse_field_filters(const std::vector<std::string>& specs,
+                                        const std::vector<std::string>& keys) {
+  FieldFilter f;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    auto key = spec.substr(0, eq);
+    if (eq == std::string::npos || eq + 1 == spec.size() ||
+        std::find(keys.begin(), keys.end(), key) == keys.end()) {
+      std::string known;
+      for (const auto& k : keys) known += (known.empty() ? "" : ", ") + k + "=";
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid --filter \"{}\": expected one of {}", spec, known));
+    }
+    f.values[key].push_back(spec.substr(eq + 1));
+  }
+  return f;
+}
+
+bool matches(const FieldFilter& filter,
+             const std::function<bool(const std::string&, const std::string&)>& test) {
+  return std::all_of(filter.values.begin(), filter.values.end(), [&](const auto& entry) {
+    return std::any_of(entry.second.begin(), entry.second.end(),
+                       [&](const std::string& value) { return test(entry.first, value); });
+  });
+}
+
 }  // namespace fcvm::vm

@@ -7,6 +7,8 @@
 //   id=PREFIX       the id starts with PREFIX
 //   status=STATUS   created | starting | running | paused | stopping | restarting | exited
 //   restart-policy=POLICY  no | on-failure | always | unless-stopped
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,5 +37,17 @@ struct VmFilter {
 // kInvalidInput naming the filter for anything else.
 Result<VmFilter> parse_vm_filters(const std::vector<std::string>& specs);
 bool matches(const VmFilter& filter, const state::VmRecord& rec);
+
+// `snapshot ls --filter` and `images --filter`: KEY=VALUE with KEY one of `keys`; filters of
+// one key match if any of them does, different keys must all match. kInvalidInput names the
+// filter and the keys known.
+struct FieldFilter {
+  std::map<std::string, std::vector<std::string>> values{};  // key -> values
+};
+Result<FieldFilter> parse_field_filters(const std::vector<std::string>& specs,
+                                        const std::vector<std::string>& keys);
+// test(key, value): whether the listed object matches that one filter.
+bool matches(const FieldFilter& filter,
+             const std::function<bool(const std::string&, const std::string&)>& test);
 
 }  // namespace fcvm::vm

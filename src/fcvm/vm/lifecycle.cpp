@@ -230,15 +230,15 @@ Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& re
   return wait_ready(monitor.ready.get(), rec);
 }
 
-Result<MonitorProcess> begin_start(Context& ctx, state::VmStore& store,
-                                   const state::VmRecord& rec, bool wait_attach) {
+Result<MonitorProcess> begin_start(Context& ctx, state::VmStore& store, const state::VmRecord& rec,
+                                   bool wait_attach) {
   auto current = reconcile(store, rec);
   if (!current) return tl::unexpected<Error>(current.error());
   if (!*current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
   if ((**current).status == state::VmStatus::kRestarting) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("VM {} is restarting by its restart policy (fcvm stop ends that)",
-                            rec.name));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("VM {} is restarting by its restart policy (fcvm stop ends that)", rec.name));
   }
   if (is_active(**current)) {
     return fail(ErrorCode::kInvalidInput, fmt::format("VM {} is already running", rec.name));

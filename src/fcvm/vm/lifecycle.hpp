@@ -51,8 +51,8 @@ bool is_active(const state::VmRecord& rec);  // starting, running or stopping
 Result<> stop_vm(state::VmStore& store, const state::VmRecord& rec, int timeout_s);
 Result<> start_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec);
 // start_vm's checks and its monitor, for a caller that attaches (wait_attach) or waits itself.
-Result<MonitorProcess> begin_start(Context& ctx, state::VmStore& store,
-                                   const state::VmRecord& rec, bool wait_attach);
+Result<MonitorProcess> begin_start(Context& ctx, state::VmStore& store, const state::VmRecord& rec,
+                                   bool wait_attach);
 Result<> remove_vm(state::VmStore& store, const state::VmRecord& rec, bool force);
 // stop_vm (when it runs) then start_vm.
 Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& rec, int timeout_s);

@@ -1,6 +1,5 @@
 // The monitor process: its argv (built by spawn_monitor, parsed here) and its main.
 #include <fmt/format.h>
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -174,14 +173,14 @@ int monitor_main(int argc, char** argv) {
       FCVM_LOG(kError, "monitor", "record the restart: {}", saved.error().to_string());
       return code;
     }
-    auto detail = fmt::format("{} #{} in {} ms", to_string(policy), after.restart_count,
-                              delay.count());
+    auto detail =
+        fmt::format("{} #{} in {} ms", to_string(policy), after.restart_count, delay.count());
     FCVM_LOG(kInfo, "monitor", "restart policy {}", detail);
-    journal_append(journal_path(ctx.paths.data_dir),
-                   make_event(EventType::kRestarting, after.id, after.name, detail,
-                              after.exit_code ? std::optional<int>(static_cast<int>(
-                                                    *after.exit_code))
-                                              : std::nullopt));
+    journal_append(
+        journal_path(ctx.paths.data_dir),
+        make_event(EventType::kRestarting, after.id, after.name, detail,
+                   after.exit_code ? std::optional<int>(static_cast<int>(*after.exit_code))
+                                   : std::nullopt));
     if (wait_readable(signals.fd(), delay).value_or(false)) {
       FCVM_LOG(kInfo, "monitor", "signal {} during the restart back-off: not restarting",
                signals.take().value_or(0));

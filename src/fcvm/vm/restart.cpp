@@ -10,8 +10,7 @@ namespace fcvm::vm {
 
 Result<RestartPolicy> parse_restart_policy(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid --restart \"{}\": {}", text, why));
+    return fail(ErrorCode::kInvalidInput, fmt::format("invalid --restart \"{}\": {}", text, why));
   };
   if (text == "no") return RestartPolicy{};
   if (text == "always") return RestartPolicy{RestartPolicy::Kind::kAlways, 0};
