@@ -1,6 +1,6 @@
 // The values a user types, as vm:: validates them for every front end: --publish, --env,
-// --map, --map-size, --wait-ready, names, image references, registries, --vmm
-// and --network. The first byte picks the parser. Whatever is accepted prints back to a form
+// --map, --map-size, --wait-ready, names, image references, registries, --vmm,
+// --network and --restart. The first byte picks the parser. Whatever is accepted prints back to a form
 // that is accepted again.
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +29,7 @@ std::optional<std::string> lookup(const std::string& name) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 11) {
+  switch (data[0] % 12) {
     case 0:
       if (auto p = net::parse_publish(text))
         require(net::parse_publish(p->to_string()).has_value());
@@ -70,6 +70,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 10:
       if (auto n = vm::parse_network_mode(text)) require(vm::to_string(*n) == text);
+      break;
+    case 11:
+      if (auto p = vm::parse_restart_policy(text)) {
+        auto again = vm::parse_restart_policy(vm::to_string(*p));
+        require(again && *again == *p);
+      }
       break;
   }
   return 0;
