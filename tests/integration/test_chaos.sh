@@ -13,6 +13,13 @@ use_fake_firecracker
 archive=$FCVM_TEST_IMAGES/busybox.oci.tar
 [ -f "$archive" ] || { archive=$TEST_TMP/busybox.oci.tar; echo placeholder >"$archive"; }
 on_exit "for v in \$('$FCVM_BIN' ls -a -q 2>/dev/null); do '$FCVM_BIN' rm -f \$v >/dev/null 2>&1; done; for s in \$('$FCVM_BIN' snapshot ls -q 2>/dev/null); do '$FCVM_BIN' snapshot rm -f \$s >/dev/null 2>&1; done"
+# The host-wide part of privileged networking (bridge, table and base chains) is made once and
+# kept, by design: it is made before the baseline, so that only what a VM leaves counts; and
+# removed afterwards if this test made it.
+if ! ip link show fcvm0 >/dev/null 2>&1; then
+  on_exit "'$FCVM_SOURCE_DIR/scripts/setup-nftables.sh' remove >/dev/null 2>&1"
+fi
+"$FCVM_SOURCE_DIR/scripts/setup-nftables.sh" prepare >/dev/null
 kills=${CHAOS_KILLS:-12}
 for network in rootless privileged; do
   python3 "$FCVM_SOURCE_DIR/tests/chaos/chaos.py" --fcvm "$FCVM_BIN" --kills "$kills" \

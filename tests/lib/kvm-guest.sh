@@ -3,7 +3,8 @@
 # this machine's own root filesystem shared read-only, so that fcvm and its tests run there
 # unchanged against a real KVM: Firecracker, and QEMU with -accel kvm.
 #
-#   tests/lib/kvm-guest.sh [--timeout S] [--mem MIB] [--cpus N] [--work DIR]... -- COMMAND [ARG...]
+#   tests/lib/kvm-guest.sh [--timeout S] [--quiet-limit S] [--mem MIB] [--cpus N] [--work DIR]...
+#                          -- COMMAND [ARG...]
 #
 # The guest ("L1") runs Debian's generic kernel, downloaded once with apt-get and cached under
 # the build directory (FCVM_KVM_GUEST_CACHE, default build/kvm-guest) with a small initramfs
@@ -15,14 +16,16 @@
 # on this script's stdout, and its exit code is this script's.
 #
 # Exit codes besides COMMAND's: 77 = cannot run here (no QEMU, no SVM in the emulated CPU, no
-# kernel package), the reason on stderr; 124 = the guest did not finish within --timeout, or its
-# kernel reported a soft lockup or an RCU stall, and it was killed (its console's tail on
-# stderr). Nothing is left running on the host either way.
+# kernel package), the reason on stderr; 124 = the guest did not finish within --timeout, its
+# kernel reported a soft lockup or an RCU stall, or neither the command nor the kernel wrote a
+# byte for --quiet-limit seconds (default 240: an L1 guest that hangs silently), and it was
+# killed (its console's tail on stderr). Nothing is left running on the host either way.
 set -euo pipefail
 
 self_dir=$(cd "$(dirname "$0")" && pwd)
 src_dir=$(cd "$self_dir/../.." && pwd)
 timeout_s=600
+quiet_limit_s=240
 mem_mib=6144
 cpus=2
 works=()
@@ -34,6 +37,7 @@ usage() {
 while [ $# -gt 0 ]; do
   case $1 in
     --timeout) timeout_s=$2; shift 2 ;;
+    --quiet-limit) quiet_limit_s=$2; shift 2 ;;
     --mem) mem_mib=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --work) works+=("$(cd "$2" && pwd)"); shift 2 ;;
@@ -43,7 +47,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -gt 0 ] || { echo "kvm-guest: no command given (see --help)" >&2; exit 2; }
-for v in "$timeout_s" "$mem_mib" "$cpus"; do
+for v in "$timeout_s" "$quiet_limit_s" "$mem_mib" "$cpus"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "kvm-guest: '$v' is not a positive number" >&2; exit 2; }
 done
 
@@ -101,9 +105,11 @@ flock -u 9
 # --- One run -------------------------------------------------------------------------------------
 ctl=$(mktemp -d /tmp/kvm-guest.XXXXXX)
 qemu_pid=
+tail_pid=
 cleanup() {
   local rc=$?
   if [ -n "$qemu_pid" ]; then kill -KILL "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; fi
+  if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; fi
   rm -rf "$ctl"
   exit $rc
 }
@@ -142,18 +148,30 @@ qemu-system-x86_64 -accel tcg -cpu max -machine q35 \
   -m "$mem_mib" -smp "$cpus" -nographic -nodefaults -no-reboot \
   -kernel "$cache/vmlinuz" -initrd "$cache/initramfs.gz" \
   -append "console=ttyS0 loglevel=4 rdinit=/init panic=-1" \
-  -serial "file:$ctl/console.log" -chardev stdio,id=out,signal=off -serial chardev:out \
+  -serial "file:$ctl/console.log" -serial "file:$ctl/out.log" \
   "${fsdevs[@]}" </dev/null &
 qemu_pid=$!
+# The command's output, as it comes (and the watchdog's measure of progress).
+tail -n +1 -F --pid="$qemu_pid" "$ctl/out.log" 2>/dev/null &
+tail_pid=$!
 # The guest ends by itself, or at the deadline, or as soon as its kernel reports a lockup (under
 # emulation such a guest rarely recovers; the caller may try again).
 deadline=$((SECONDS + timeout_s))
 why=
+progress=-1
+last_progress=$SECONDS
 while kill -0 "$qemu_pid" 2>/dev/null; do
+  size=$(($(stat -c %s "$ctl/out.log" 2>/dev/null || echo 0) + $(stat -c %s "$ctl/console.log" 2>/dev/null || echo 0)))
+  if [ "$size" != "$progress" ]; then
+    progress=$size
+    last_progress=$SECONDS
+  fi
   if [ $SECONDS -ge $deadline ]; then
     why="did not finish within ${timeout_s} s"
   elif grep -qE 'soft lockup|detected stalls on CPUs' "$ctl/console.log" 2>/dev/null; then
     why="hung (its kernel reports a lockup)"
+  elif [ $((SECONDS - last_progress)) -ge "$quiet_limit_s" ]; then
+    why="wrote nothing for ${quiet_limit_s} s (hung silently)"
   fi
   [ -z "$why" ] || { kill -KILL "$qemu_pid" 2>/dev/null; break; }
   sleep 1
@@ -161,6 +179,8 @@ done
 rc=0
 wait "$qemu_pid" || rc=$?
 qemu_pid=
+wait "$tail_pid" 2>/dev/null || true  # it ends with QEMU, after printing what was left
+tail_pid=
 if [ -f "$ctl/rc" ]; then
   code=$(cat "$ctl/rc")
   [ -f "$ctl/reason" ] && cat "$ctl/reason" >&2
