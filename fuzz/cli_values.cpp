@@ -1,7 +1,7 @@
 // The values a user types, as vm:: validates them for every front end: --publish, --env,
 // --map, --map-size, --wait-ready, names, image references, registries, --vmm,
-// --network and --restart. The first byte picks the parser. Whatever is accepted prints back to a form
-// that is accepted again.
+// --network and --restart. The first byte picks the parser. Whatever is accepted prints back to a
+// form that is accepted again.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

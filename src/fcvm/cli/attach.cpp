@@ -25,10 +25,7 @@ Command add_attach(CLI::App& app) {
       "^C (without -t) stops the VM as it does for a foreground run. The exit code is the "
       "container's when it ends while attached.");
   cmd->add_flag("--no-stdin", args->no_stdin, "Do not forward stdin");
-  cmd->add_option("--detach-keys", args->detach_keys,
-                  "The keys that leave the container running (default ctrl-p,ctrl-q; characters "
-                  "or ctrl-X, comma separated; \"\" turns them off)")
-      ->option_text("KEYS");
+  add_detach_keys_option(cmd, args->detach_keys, "With a terminal (run -it)");
   cmd->add_option("vm", args->ref, "VM name or id")->required();
   return {cmd, [args]() -> int {
             if (auto keys = vm::parse_detach_keys(args->detach_keys); !keys) {

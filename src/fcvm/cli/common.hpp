@@ -2,6 +2,7 @@
 // What the subcommands share: the context and the store, and name resolution.
 #include <termios.h>
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,8 @@ struct Launch {
 // Spawns the monitor of a new record and follows it: -d waits until it is ready and prints the
 // id; otherwise attaches (output, exit code). Returns the exit code for the command.
 int launch_vm(Session& s, const state::VmRecord& rec, const Launch& how);
+// --detach-keys KEYS for a command that attaches; `when` begins the help ("With -it").
+void add_detach_keys_option(CLI::App* cmd, std::string& keys, const std::string& when);
 // Attaches this terminal to a VM's container through its monitor (ready_fd: the monitor this
 // command started, or -1): raw mode and detach keys when the container has a terminal and stdin,
 // stdin only when it was started with -i and `with_stdin`. Tells of a detach on stderr.

@@ -29,6 +29,15 @@ struct RunArgs {
 
 }  // namespace
 
+void add_detach_keys_option(CLI::App* cmd, std::string& keys, const std::string& when) {
+  cmd->add_option("--detach-keys", keys,
+                  when +
+                      ": the keys that leave the container running and return to the shell "
+                      "(default ctrl-p,ctrl-q; characters or ctrl-X, comma separated; \"\" turns "
+                      "them off)")
+      ->option_text("KEYS");
+}
+
 Result<vm::AttachEnd> attach_terminal(const state::VmRecord& rec, int ready_fd,
                                       const std::string& detach_keys, bool with_stdin) {
   FCVM_TRY_ASSIGN(auto keys, vm::parse_detach_keys(detach_keys));
@@ -181,11 +190,7 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("-d,--detach", args->detach,
                 "Run in the background: print the VM id once the container runs (with -i/-t: "
                 "fcvm attach reaches its stdin and terminal)");
-  cmd->add_option("--detach-keys", args->detach_keys,
-                  "With -it: the keys that leave the container running and return to the shell "
-                  "(default ctrl-p,ctrl-q; characters or ctrl-X, comma separated; \"\" turns "
-                  "them off)")
-      ->option_text("KEYS");
+  add_detach_keys_option(cmd, args->detach_keys, "With -it");
   cmd->add_flag("--rm", args->rm, "With -d: remove the VM when it ends");
   cmd->add_flag("--keep", args->keep,
                 "In the foreground: keep the VM (disk, logs) after it ends; by default a "

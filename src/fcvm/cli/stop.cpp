@@ -154,10 +154,7 @@ Command add_start(CLI::App& app) {
   cmd->add_flag("-i,--interactive", args->interactive,
                 "With -a: your stdin is the container's (a VM run with -i; with -t your terminal, "
                 "raw)");
-  cmd->add_option("--detach-keys", args->detach_keys,
-                  "With -a -i on a terminal: the keys that leave it running (default "
-                  "ctrl-p,ctrl-q; \"\" turns them off)")
-      ->option_text("KEYS");
+  add_detach_keys_option(cmd, args->detach_keys, "With -a -i on a terminal");
   cmd->add_flag("--all", args->all,
                 "Start every VM that is not running (with --filter: those that match; "
                 "fcvm-restart.service runs --all --filter restart-policy=always at boot)");

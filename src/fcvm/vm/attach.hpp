@@ -25,7 +25,7 @@ struct WindowSize {
   uint16_t cols = 0;
 };
 
-// --detach-keys: keys as single characters or ctrl-X (X in a-z, @, [, \\, ], ^, _), comma
+// --detach-keys: keys as single characters or ctrl-X (X in a-z, @, [, backslash, ], ^, _), comma
 // separated; "" turns detaching off. Returns the bytes they type; kInvalidInput names the value.
 inline constexpr const char* k_default_detach_keys = "ctrl-p,ctrl-q";
 Result<std::string> parse_detach_keys(std::string_view spec);
