@@ -34,7 +34,8 @@ drive rows=33 cols=111 raw send='echo attached-$((6*7)); stty size\r' expect='33
   fail "attach + detach exited $?: $(cat "$TEST_TMP/attach1")"
 grep -q '^attached-42$' "$TEST_TMP/attach1" || fail "attach: typed input not run: $(cat "$TEST_TMP/attach1")"
 grep -q 'detached from VM att' "$TEST_TMP/attach1" || fail "attach: no word of the detach: $(cat "$TEST_TMP/attach1")"
-[ "$(fcvm inspect att | jq -r '.[0].state.status')" = running ] || fail "the VM did not run on after the detach"
+[ "$(fcvm inspect att | jq -r '.[0].state.status')" = running ] ||
+  fail "the VM did not run on after the detach: $(fcvm inspect att 2>&1 | jq -c '.[0].state' 2>&1)"
 # 2. Attach again: the shell's exit code is attach's.
 rc=0
 drive raw send='exit 5\r' -- "$FCVM_BIN" attach att >"$TEST_TMP/attach2" 2>&1 || rc=$?
@@ -55,7 +56,9 @@ fcvm rm att >/dev/null
 drive raw send='echo fg-$((1+1))\r' expect='fg-2' send='\x1d' -- \
   "$FCVM_BIN" run -it --name fg --stop-timeout 1 --detach-keys 'ctrl-]' "oci-archive:$busybox" sh \
   >"$TEST_TMP/fg" 2>&1 || fail "run -it + detach exited $?: $(cat "$TEST_TMP/fg")"
-[ "$(fcvm inspect fg | jq -r '.[0].state.status')" = running ] || fail "fg did not run on after the detach"
+# (Its shell's output can reach us before the monitor records the container as running.)
+wait_until 30 sh -c "[ \"\$('$FCVM_BIN' inspect fg | jq -r '.[0].state.status')\" = running ]" ||
+  fail "fg did not run on after the detach: $(fcvm inspect fg 2>&1 | jq -c '.[0].state' 2>&1)"
 fcvm stop fg >/dev/null
 wait_until 30 sh -c "! '$FCVM_BIN' inspect fg >/dev/null 2>&1" || fail "the foreground VM was not removed when it ended"
 
