@@ -51,12 +51,7 @@ Result<> open_session(Session& s) {
 }
 
 Result<state::VmRecord> resolve(Session& s, const std::string& ref) {
-  auto rec = s.store->find(ref);
-  if (!rec) return tl::unexpected<Error>(rec.error());
-  auto current = vm::reconcile(*s.store, *rec);
-  if (!current) return tl::unexpected<Error>(current.error());
-  if (!*current) return fail(ErrorCode::kNotFound, fmt::format("no VM named \"{}\"", ref));
-  return **current;
+  return vm::find_vm(*s.store, ref);
 }
 
 std::string human_duration(int64_t ms) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
+#include "fcvm/vm/describe.hpp"
 #include "fcvm/cli/format.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
@@ -21,31 +22,6 @@ using nlohmann::json;
 
 std::string short_id(const std::string& id) { return image::digest_hex(id).substr(0, 12); }
 
-json image_json(const state::ImageRecord& r) {
-  json config = json::parse(r.config_json, nullptr, false);
-  json out = {{"id", r.id},
-              {"names", r.names},
-              {"disk", r.disk},
-              {"format", r.format},
-              {"disk_bytes", r.size_bytes},
-              {"content_bytes", r.content_bytes},
-              {"layers", r.layers},
-              {"manifest_digest", r.manifest_digest},
-              {"created_ms", r.created_ms}};
-  if (auto c = image::parse_image_config(r.config_json)) {
-    out["config"] = {{"entrypoint", c->entrypoint},
-                     {"cmd", c->cmd},
-                     {"env", c->env},
-                     {"workdir", c->workdir},
-                     {"user", c->user},
-                     {"stop_signal", c->stop_signal},
-                     {"exposed_ports", c->exposed_ports},
-                     {"labels", c->labels},
-                     {"architecture", c->architecture},
-                     {"os", c->os}};
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -123,7 +99,7 @@ int list(bool as_json, bool quiet, const std::vector<std::string>& filters,
   }
   if (as_json) {
     auto arr = json::array();
-    for (const auto& i : images) arr.push_back(image_json(i));
+    for (const auto& i : images) arr.push_back(vm::image_json(i));
     fmt::print("{}\n", arr.dump(2));
     return k_exit_ok;
   }
@@ -182,7 +158,7 @@ int inspect(const std::vector<std::string>& refs) {
       rc = report_error(img.error().wrap("image inspect"));
       continue;
     }
-    arr.push_back(image_json(*img));
+    arr.push_back(vm::image_json(*img));
   }
   if (!arr.empty()) fmt::print("{}\n", arr.dump(2));
   return rc;

@@ -6,7 +6,7 @@
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/format.hpp"
-#include "fcvm/cli/inspect_json.hpp"
+#include "fcvm/vm/describe.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/filter.hpp"
@@ -85,7 +85,7 @@ Command add_ls(CLI::App& app) {
             }
             if (args->json) {
               auto arr = nlohmann::json::array();
-              for (const auto* r : shown) arr.push_back(inspect_json(*r));
+              for (const auto* r : shown) arr.push_back(vm::vm_json(*r));
               fmt::print("{}\n", arr.dump(2));
               return k_exit_ok;
             }

@@ -13,38 +13,13 @@
 #include "fcvm/cli/report.hpp"
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/vm/control_client.hpp"
+#include "fcvm/vm/describe.hpp"
 #include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
 namespace {
 
-nlohmann::json snapshot_json(state::VmStore& store, const state::SnapshotRecord& s) {
-  auto files = vm::snapshot_files(s);
-  auto options = nlohmann::json::parse(s.options_json, nullptr, false);
-  auto clones = nlohmann::json::array();
-  if (auto list = state::SnapshotStore(store.db()).clones_of(s.id)) {
-    for (const auto& [id, name] : *list) clones.push_back({{"id", id}, {"name", name}});
-  }
-  return {
-      {"id", s.id},
-      {"name", s.name},
-      {"status", std::string(state::snapshot_status_name(s.status))},
-      {"source", {{"id", s.source_id}, {"name", s.source_name}}},
-      {"image", s.image},
-      {"backend", s.backend},
-      {"resources", {{"vcpus", s.vcpus}, {"mem_mib", s.mem_mib}}},
-      {"kernel", s.kernel},
-      {"base_disk", s.base_disk},
-      {"image_id", s.image_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.image_id)},
-      {"size_bytes", s.size_bytes},
-      {"created_ms", s.created_ms},
-      {"completed_ms", s.completed_ms ? nlohmann::json(*s.completed_ms) : nullptr},
-      {"config", options.is_discarded() ? nlohmann::json(nullptr) : options},
-      {"clones", clones},
-      {"paths",
-       {{"dir", s.dir}, {"memory", files.memory}, {"state", files.state}, {"disk", files.disk}}}};
-}
 
 // A missing snapshot named on the command line is bad input (exit 2).
 Error not_found_is_usage(Error e) {
@@ -100,7 +75,7 @@ int list(bool json, bool quiet, const std::vector<std::string>& filters,
   }
   if (json) {
     auto arr = nlohmann::json::array();
-    for (const auto& snap : snaps) arr.push_back(snapshot_json(*s.store, snap));
+    for (const auto& snap : snaps) arr.push_back(vm::snapshot_json(*s.store, snap));
     fmt::print("{}\n", arr.dump(2));
     return k_exit_ok;
   }
@@ -154,7 +129,7 @@ int inspect(const std::vector<std::string>& refs) {
       rc = std::max(rc, report_error(not_found_is_usage(snap.error()).wrap("snapshot inspect")));
       continue;
     }
-    arr.push_back(snapshot_json(*s.store, *snap));
+    arr.push_back(vm::snapshot_json(*s.store, *snap));
   }
   if (!arr.empty()) fmt::print("{}\n", arr.dump(2));
   return rc;

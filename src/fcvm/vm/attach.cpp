@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "fcvm/util/signal_fd.hpp"
@@ -188,8 +189,34 @@ Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, co
   }
 }
 
-Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const Stdio& io) {
-  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+ExecControl::ExecControl() : m_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+void ExecControl::post(Command c) {
+  {
+    std::lock_guard lock(m_mutex);
+    m_queue.push_back(std::move(c));
+  }
+  uint64_t one = 1;
+  (void)!::write(m_event.get(), &one, sizeof one);
+}
+
+void ExecControl::signal(const std::string& name) { post({name, std::nullopt}); }
+
+void ExecControl::resize(WindowSize size) { post({{}, size}); }
+
+std::vector<ExecControl::Command> ExecControl::take() {
+  uint64_t count = 0;
+  (void)!::read(m_event.get(), &count, sizeof count);
+  std::lock_guard lock(m_mutex);
+  return std::exchange(m_queue, {});
+}
+
+Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const Stdio& io,
+                       ExecControl* ctl) {
+  // This process's signals only when nobody else controls the exec (a server's threads must not
+  // take the process's signals).
+  std::optional<SignalFd> signals;
+  if (ctl == nullptr) signals.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   FCVM_TRY_ASSIGN(auto client, ControlClient::connect(rec));
   control::Exec exec;
   exec.argv = req.argv;
@@ -207,13 +234,22 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
   }
   FCVM_TRY(client.send(exec));
   bool stdin_open = req.interactive;
+  int events_fd = ctl != nullptr ? ctl->fd() : signals->fd();
   for (;;) {
     pollfd fds[3] = {
-        {client.fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
+        {client.fd(), POLLIN, 0}, {events_fd, POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
-    if (fds[1].revents & POLLIN) {
-      if (auto signo = signals.take()) {
+    if ((fds[1].revents & POLLIN) && ctl != nullptr) {
+      for (const auto& c : ctl->take()) {
+        if (c.size) {
+          if (req.tty) (void)client.send(control::Resize{c.size->rows, c.size->cols});
+        } else {
+          (void)client.send(control::Signal{c.signal});
+        }
+      }
+    } else if (fds[1].revents & POLLIN) {
+      if (auto signo = signals->take()) {
         if (*signo == SIGWINCH) {
           auto ws = req.tty && req.window_size ? req.window_size() : std::nullopt;
           if (ws) (void)client.send(control::Resize{ws->rows, ws->cols});

@@ -4,6 +4,7 @@
 // containerd's FIFOs) and any terminal mode are the caller's.
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/result.hpp"
+#include "fcvm/util/unique_fd.hpp"
 
 namespace fcvm::vm {
 
@@ -78,9 +80,34 @@ struct ExecRequest {
   std::function<std::optional<WindowSize>()> window_size{};
 };
 
+// Signals and terminal sizes for a running exec, sent from other threads (the HTTP API's calls);
+// thread-safe.
+class ExecControl {
+ public:
+  ExecControl();
+  ExecControl(const ExecControl&) = delete;
+  ExecControl& operator=(const ExecControl&) = delete;
+  void signal(const std::string& name);  // a name is_signal_name accepts
+  void resize(WindowSize size);
+  // Readable while something is queued.
+  int fd() const { return m_event.get(); }
+  struct Command {
+    std::string signal{};                 // or
+    std::optional<WindowSize> size{};
+  };
+  std::vector<Command> take();
+
+ private:
+  void post(Command c);
+  std::mutex m_mutex;
+  std::vector<Command> m_queue;
+  UniqueFd m_event;
+};
+
 // `fcvm exec`: runs a command through the VM's monitor and agent; returns its exit code.
-// SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs.
+// Without `control`, SIGINT/SIGTERM/SIGHUP of this process are forwarded to the command while it
+// runs and SIGWINCH sends the size again; with it, what the control queues is sent instead.
 Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& request,
-                       const Stdio& io = {});
+                       const Stdio& io = {}, ExecControl* control = nullptr);
 
 }  // namespace fcvm::vm

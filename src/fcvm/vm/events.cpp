@@ -10,9 +10,11 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "fcvm/util/log.hpp"
+#include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 
 namespace fcvm::vm {
@@ -248,5 +250,88 @@ Result<std::vector<Event>> JournalFollower::next(int timeout_ms) {
   }
   return read_new();
 }
+
+bool EventFilter::match(const Event& e) const {
+  bool vm_ok = vms.empty();
+  for (const auto& v : vms) {
+    vm_ok = vm_ok || e.vm_name == v || (v.size() >= 3 && e.vm_id.rfind(v, 0) == 0);
+  }
+  bool type_ok = types.empty();
+  for (auto t : types) type_ok = type_ok || e.type == t;
+  return vm_ok && type_ok;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<int64_t> parse_event_time(const std::string& flag, const std::string& text) {
+  auto bad = [&] {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid {} \"{}\": expected an RFC 3339 time "
+                            "(2026-12-03T10:00:00Z), unix seconds, or a duration ago (10m, 2h)",
+                            flag, text));
+  };
+  if (text.empty()) return bad();
+  if (auto secs = parse_int(text, 0, INT64_MAX / 1'000'000'000)) return *secs * 1'000'000'000;
+  char unit = text.back();
+  int64_t scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 0;
+  if (scale != 0) {
+    if (auto n = parse_int(text.substr(0, text.size() - 1), 0, 100LL * 365 * 86400)) {
+      return now_ns() - *n * scale * 1'000'000'000;
+    }
+  }
+  tm t{};
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
+  if (end == nullptr) {
+    t = {};
+    end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M", &t);
+  }
+  if (end == nullptr || (std::string_view(end) != "Z" && std::string_view(end) != "")) {
+    return bad();
+  }
+  return static_cast<int64_t>(::timegm(&t)) * 1'000'000'000;
+}
+
+Result<EventFilter> parse_event_filters(const std::vector<std::string>& specs,
+                                          const std::string& what) {
+  EventFilter f;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    auto key = spec.substr(0, eq);
+    auto value = eq == std::string::npos ? std::string() : spec.substr(eq + 1);
+    if (eq == std::string::npos || value.empty() || (key != "vm" && key != "event")) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid {} \"{}\": expected vm=NAME or event=TYPE", what, spec));
+    }
+    if (key == "vm") {
+      f.vms.push_back(value);
+      continue;
+    }
+    auto type = event_type_from_name(value);
+    if (!type) {
+      return fail(ErrorCode::kInvalidInput,
+                  fmt::format("invalid {} \"{}\": unknown event \"{}\" (created, starting, "
+                              "running, ready, exec_started, exec_exited, stopping, exited, "
+                              "removed, snapshot_created, clone_started, signalled, renamed, "
+                              "paused, unpaused, restarting)",
+                              what, spec, value));
+    }
+    f.types.push_back(*type);
+  }
+  return f;
+}
+
+std::string rfc3339(int64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+  return fmt::format("{}.{:09d}Z", buf, ns % 1'000'000'000);
+}
+
 
 }  // namespace fcvm::vm

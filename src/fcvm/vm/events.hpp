@@ -60,6 +60,23 @@ Result<Event> event_from_json(const nlohmann::json& j);
 
 inline constexpr int64_t k_journal_max_bytes = 8 << 20;
 
+// A filter over events: vm=NAME (a name, an id or an id prefix) and event=TYPE; one of each key
+// given must match.
+struct EventFilter {
+  std::vector<std::string> vms;  // a name, an id or an id prefix
+  std::vector<EventType> types;
+  bool match(const Event& e) const;
+};
+// "vm=NAME" / "event=TYPE" specs; kInvalidInput names the spec and `what` (e.g. "--filter").
+Result<EventFilter> parse_event_filters(const std::vector<std::string>& specs,
+                                        const std::string& what);
+// TIME: RFC 3339 (2026-12-03T10:00:00Z, seconds optional), unix seconds, or a duration before
+// now (90s, 10m, 2h, 1d); unix nanoseconds. kInvalidInput names `what` and the text.
+Result<int64_t> parse_event_time(const std::string& what, const std::string& text);
+int64_t now_ns();
+// 2026-12-03T10:00:00.000000000Z
+std::string rfc3339(int64_t unix_ns);
+
 // The journal file of a data directory.
 std::string journal_path(const std::string& data_dir);
 

@@ -329,6 +329,13 @@ Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRec
   }
 }
 
+Result<state::VmRecord> find_vm(state::VmStore& store, const std::string& ref) {
+  FCVM_TRY_ASSIGN(auto rec, store.find(ref));
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current) return fail(ErrorCode::kNotFound, fmt::format("no VM named \"{}\"", ref));
+  return *current;
+}
+
 Error name_taken(const Error& error, const std::string& name) {
   if (error.code() != ErrorCode::kAlreadyExists) return error;
   return Error(ErrorCode::kAlreadyExists, fmt::format("the name \"{}\" is taken", name));

@@ -44,6 +44,9 @@ Result<> wait_ready(int ready_fd, const state::VmRecord& rec);
 // when it was deleted.
 Result<std::optional<state::VmRecord>> reconcile(state::VmStore& store, state::VmRecord rec);
 Result<std::vector<state::VmRecord>> list_vms(state::VmStore& store);
+// A VM by name, id or unique id prefix, reconciled (a dead monitor's leftovers cleaned first);
+// kNotFound names `ref`.
+Result<state::VmRecord> find_vm(state::VmStore& store, const std::string& ref);
 // The sockets and runtime files a VM's monitor, network helper and VMM leave in its directory.
 void remove_runtime_files(const state::VmRecord& rec);
 
