@@ -24,6 +24,7 @@ Command add_clone(CLI::App& app) {
     bool rm = false;
     bool keep = false;
     std::vector<std::string> labels;
+    std::string ttl;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -44,6 +45,9 @@ Command add_clone(CLI::App& app) {
   cmd->add_option("-l,--label", args->labels,
                   "Set a label K=V (repeatable; over the snapshot's labels)")
       ->allow_extra_args(false);
+  cmd->add_option("--timeout", args->ttl,
+                  "Stop the clone this many seconds after it was created (its time-to-live)")
+      ->option_text("SECONDS");
   cmd->add_option("--wait-ready", args->wait_ready,
                   "When the clone counts as ready (as for run); default: the container runs");
   cmd->add_flag("--keep-on-failure", args->keep_on_failure,
@@ -61,7 +65,7 @@ Command add_clone(CLI::App& app) {
         }
         vm::CloneRequest request{args->name,       args->publish,         args->network,
                                  args->wait_ready, args->keep_on_failure, args->timings_file,
-                                 args->labels};
+                                 args->labels,     args->ttl};
         auto c = vm::validate_clone(request);
         if (!c) return report_error(c.error().wrap("clone"));
         Session s;

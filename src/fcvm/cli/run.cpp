@@ -155,6 +155,10 @@ Command add_run(CLI::App& app) {
                   "when its container ends (on-failure: with a non-zero exit code; at most N "
                   "times). Never after fcvm stop; back-off 100 ms doubling to 30 s")
       ->option_text("POLICY");
+  cmd->add_option("--timeout", args->request.ttl,
+                  "Stop the VM this many seconds after it was created (its time-to-live; kept by "
+                  "its monitor, with no fcvm command running)")
+      ->option_text("SECONDS");
   cmd->add_option("--stop-timeout", args->request.stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
   cmd->add_option("--timings", args->request.timings_file,

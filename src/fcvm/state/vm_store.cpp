@@ -98,13 +98,17 @@ ALTER TABLE vms ADD COLUMN vmm_version TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE vms ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 6: when the VM's time-to-live ends (unix ms; NULL: none).
+    R"sql(
+ALTER TABLE vms ADD COLUMN expires_ms INTEGER;
+)sql",
 };
 
 constexpr const char* k_columns =
     "id, name, image, backend, status, vcpus, mem_mib, ports, options_json, dir, auto_remove, "
     "monitor_pid, monitor_start, monitor_boot, vmm_pid, vmm_start, vmm_boot, helper_pid, "
     "helper_start, helper_boot, network_json, created_ms, started_ms, finished_ms, exit_code, "
-    "error, snapshot, image_id, vmm_version, restart_count";
+    "error, snapshot, image_id, vmm_version, restart_count, expires_ms";
 
 VmRecord read_row(const Statement& s) {
   VmRecord r;
@@ -137,6 +141,7 @@ VmRecord read_row(const Statement& s) {
   r.image_id = s.column_text(27);
   r.vmm_version = s.column_text(28);
   r.restart_count = static_cast<int>(s.column_int(29));
+  r.expires_ms = s.column_opt_int(30);
   return r;
 }
 
@@ -165,6 +170,7 @@ void bind_row(Statement& s, const VmRecord& r) {
   }
   s.bind(29, r.vmm_version);
   s.bind(30, int64_t{r.restart_count});
+  s.bind(31, r.expires_ms);
 }
 
 }  // namespace
@@ -235,7 +241,7 @@ Result<> VmStore::migrate() {
 Result<> VmStore::insert(const VmRecord& record) {
   auto s = m_db.prepare(fmt::format(
       "INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
-      "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30)",
+      "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31)",
       k_columns));
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
@@ -258,7 +264,7 @@ Result<> VmStore::update(const VmRecord& record) {
       "monitor_boot=?14, vmm_pid=?15, vmm_start=?16, vmm_boot=?17, helper_pid=?18, "
       "helper_start=?19, helper_boot=?20, network_json=?21, created_ms=?22, started_ms=?23, "
       "finished_ms=?24, exit_code=?25, error=?26, snapshot=?27, image_id=?28, "
-      "vmm_version=?29, restart_count=?30 WHERE id=?1");
+      "vmm_version=?29, restart_count=?30, expires_ms=?31 WHERE id=?1");
   if (!s) return tl::unexpected<Error>(s.error());
   bind_row(*s, record);
   return s->run();

@@ -44,6 +44,7 @@ struct VmRecord {
   std::string image_id;  // the stored image it runs from (empty: the image is fetched in the guest)
   std::string vmm_version;  // of the VMM that last ran it ("v1.14.2"; empty: not known)
   int restart_count = 0;    // restarts by its restart policy since it was last started by hand
+  std::optional<int64_t> expires_ms;  // its time-to-live ends then (unix ms): the monitor stops it
 };
 
 int64_t now_ms();

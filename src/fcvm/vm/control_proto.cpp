@@ -132,6 +132,7 @@ std::string_view type_name(const Request& r) {
                         [](const Unpause&) { return std::string_view("unpause"); },
                         [](const Subscribe&) { return std::string_view("subscribe"); },
                         [](const Detach&) { return std::string_view("detach"); },
+                        [](const SetExpiry&) { return std::string_view("set_expiry"); },
                     },
                     r);
 }
@@ -188,6 +189,7 @@ std::string encode(const Request& r) {
                  [](const Unpause&) {},
                  [](const Subscribe&) {},
                  [](const Detach&) {},
+                 [&](const SetExpiry& s) { j["expires_ms"] = s.expires_ms; },
              },
              r);
   return j.dump();
@@ -254,6 +256,11 @@ Result<Request> decode_request(std::string_view payload) {
     FCVM_TRY_ASSIGN(auto cols, r.integer("cols", 1, 65535));
     if (!rows || !cols) return bad("resize: needs rows and cols");
     return Resize{static_cast<uint16_t>(*rows), static_cast<uint16_t>(*cols)};
+  }
+  if (type == "set_expiry") {
+    FCVM_TRY_ASSIGN(auto at, r.integer("expires_ms", 0, INT64_MAX));
+    if (!at) return bad("set_expiry: needs \"expires_ms\"");
+    return SetExpiry{*at};
   }
   if (type == "rename") {
     FCVM_TRY_ASSIGN(auto name, r.str("name"));

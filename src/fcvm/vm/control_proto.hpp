@@ -80,13 +80,17 @@ struct Rename {
 // Pause the VMM (the guest's vCPUs stop; its memory stays), and let it run again.
 struct Pause {};
 struct Unpause {};
+// The VM's time-to-live ends at this unix time in ms (0: none); the monitor then stops it.
+struct SetExpiry {
+  int64_t expires_ms = 0;
+};
 // The attached client leaves (its detach keys) and the VM runs on; no reply.
 struct Detach {};
 // Receive this VM's events from now on (the reply is ok; then Event messages).
 struct Subscribe {};
 
 using Request = std::variant<Attach, Stop, Kill, VolumeSync, Snapshot, Exec, Resize, Signal,
-                             ContainerSignal, Rename, Pause, Unpause, Subscribe, Detach>;
+                             ContainerSignal, Rename, Pause, Unpause, Subscribe, Detach, SetExpiry>;
 
 // The answer to a request. What it made: the VM's id (attach), a snapshot's id and name, the
 // number of volumes written back.

@@ -40,7 +40,8 @@ nlohmann::json vm_json(const state::VmRecord& r) {
         {"created_ms", r.created_ms},
         {"started_ms", opt_int(r.started_ms)},
         {"finished_ms", opt_int(r.finished_ms)},
-        {"restart_count", r.restart_count}}},
+        {"restart_count", r.restart_count},
+        {"expires_ms", opt_int(r.expires_ms)}}},
       {"restart_policy", options.is_discarded() ? nlohmann::json("no")
                                                 : options.value("restart", nlohmann::json("no"))},
       {"resources", {{"vcpus", r.vcpus}, {"mem_mib", r.mem_mib}}},

@@ -20,7 +20,7 @@
 namespace fcvm::vm {
 namespace {
 
-constexpr std::array<std::pair<EventType, std::string_view>, 16> k_names = {{
+constexpr std::array<std::pair<EventType, std::string_view>, 17> k_names = {{
     {EventType::kCreated, "created"},
     {EventType::kStarting, "starting"},
     {EventType::kRunning, "running"},
@@ -37,6 +37,7 @@ constexpr std::array<std::pair<EventType, std::string_view>, 16> k_names = {{
     {EventType::kPaused, "paused"},
     {EventType::kUnpaused, "unpaused"},
     {EventType::kRestarting, "restarting"},
+    {EventType::kExpired, "expired"},
 }};
 
 int64_t wall_ns() {
@@ -316,7 +317,7 @@ Result<EventFilter> parse_event_filters(const std::vector<std::string>& specs,
                   fmt::format("invalid {} \"{}\": unknown event \"{}\" (created, starting, "
                               "running, ready, exec_started, exec_exited, stopping, exited, "
                               "removed, snapshot_created, clone_started, signalled, renamed, "
-                              "paused, unpaused, restarting)",
+                              "paused, unpaused, restarting, expired)",
                               what, spec, value));
     }
     f.types.push_back(*type);

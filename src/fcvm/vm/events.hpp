@@ -37,6 +37,7 @@ enum class EventType {
   kPaused,           // fcvm pause
   kUnpaused,         // fcvm unpause
   kRestarting,       // its restart policy starts it again; detail: the policy and the delay
+  kExpired,          // its time-to-live ended: it is stopped
 };
 
 std::string_view event_type_name(EventType type);

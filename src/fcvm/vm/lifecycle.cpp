@@ -66,6 +66,7 @@ Result<state::VmRecord> create_vm(Context& ctx, state::VmStore& store, const Run
   rec.dir = ctx.paths.vms_dir() + "/" + rec.id;
   rec.auto_remove = auto_remove;
   rec.created_ms = state::now_ms();
+  if (options.ttl_s > 0) rec.expires_ms = rec.created_ms + options.ttl_s * 1000;
   rec.snapshot = snapshot;
   rec.image_id = options.image_id;
   if (::mkdir(rec.dir.c_str(), 0700) != 0) return fail_errno(fmt::format("create {}", rec.dir));
@@ -327,6 +328,26 @@ Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRec
       std::this_thread::sleep_for(50ms);
     }
   }
+}
+
+Result<state::VmRecord> set_ttl(state::VmStore& store, const state::VmRecord& rec, int64_t seconds) {
+  int64_t at = seconds == 0 ? 0 : state::now_ms() + seconds * 1000;
+  FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
+  if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  if (is_active(*current)) {
+    FCVM_TRY_ASSIGN(auto client, ControlClient::connect(*current));
+    FCVM_TRY(client.call(control::SetExpiry{at}));
+  } else {
+    if (at == 0) {
+      current->expires_ms.reset();
+    } else {
+      current->expires_ms = at;
+    }
+    FCVM_TRY(store.update(*current));
+  }
+  FCVM_TRY_ASSIGN(auto now, store.get(rec.id));
+  if (!now) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));
+  return *now;
 }
 
 Result<state::VmRecord> find_vm(state::VmStore& store, const std::string& ref) {

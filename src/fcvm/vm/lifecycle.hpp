@@ -67,6 +67,9 @@ Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
 // Blocks until the VM is not running any more; its exit code (nullopt: it never exited with one,
 // e.g. created and never started, or it failed). kNotFound when it was removed meanwhile.
 Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRecord& rec);
+// A new time-to-live counted from now (0: none): the VM's monitor stops it then (a running VM's
+// monitor is told; a stopped VM keeps it for its next start). Returns the record as it is now.
+Result<state::VmRecord> set_ttl(state::VmStore& store, const state::VmRecord& rec, int64_t seconds);
 // Pause or unpause a running VM's VMM (through its monitor).
 Result<> pause_vm(state::VmStore& store, const state::VmRecord& rec, bool pause);
 // A new name: validated, free (kAlreadyExists names it), written by the monitor while the VM runs.

@@ -187,6 +187,16 @@ void Monitor::check_deadlines() {
     m_vm->backend->kill();
     return;
   }
+  // The time-to-live: a stop asked for (no restart), once.
+  if (m_rec.expires_ms && state::now_ms() >= *m_rec.expires_ms && !m_stop_deadline &&
+      !m_exit_code && !m_error) {
+    FCVM_LOG(kInfo, "monitor", "time-to-live ended: stopping");
+    m_rec.expires_ms.reset();
+    m_stop_requested = true;
+    publish(EventType::kExpired);
+    begin_stop(m_vm->options.stop_timeout_s);
+    return;
+  }
   if ((m_exit_code || m_error) && !m_poweroff_deadline) {
     advance(Phase::kEnding);
     m_poweroff_deadline = now + k_poweroff_timeout;

@@ -90,6 +90,14 @@ void Monitor::on_request(ControlConnection& c, control::Request request) {
           c.attach = false;
           m_attach_deadline = Clock::now();  // a container still waiting for it starts now
           FCVM_LOG(kInfo, "monitor", "client {} detached", c.id);
+        } else if constexpr (std::is_same_v<T, control::SetExpiry>) {
+          if (r.expires_ms == 0) {
+            m_rec.expires_ms.reset();
+          } else {
+            m_rec.expires_ms = r.expires_ms;
+          }
+          save();
+          reply(c, control::Ok{m_rec.id, m_rec.name, {}});
         } else if constexpr (std::is_same_v<T, control::Subscribe>) {
           c.subscriber = true;
           reply(c, control::Ok{m_rec.id, m_rec.name, {}});

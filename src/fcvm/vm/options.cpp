@@ -113,6 +113,15 @@ Result<VmmChoice> parse_vmm_choice(std::string_view text, std::string_view what)
               fmt::format("invalid {} \"{}\": expected one of {}", what, text, known));
 }
 
+Result<int64_t> parse_ttl_seconds(const std::string& text, const std::string& what) {
+  auto n = parse_int(text, 0, 10LL * 366 * 86400);
+  if (!n) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid {} \"{}\": expected seconds (0: none)", what, text));
+  }
+  return *n;
+}
+
 std::string options_to_json(const RunOptions& o) {
   std::vector<std::string> ports;
   for (const auto& p : o.ports) ports.push_back(p.to_string());
@@ -143,6 +152,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s},
+                      {"ttl_s", o.ttl_s},
                       {"restart", to_string(o.restart)},
                       {"save_snapshot", o.save_snapshot},
                       {"snapshot_then_stop", o.snapshot_then_stop},
@@ -218,6 +228,7 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.save_snapshot = j.value("save_snapshot", "");
     o.snapshot_then_stop = j.value("snapshot_then_stop", false);
     o.stop_timeout_s = j.value("stop_timeout_s", 10);
+    o.ttl_s = j.value("ttl_s", int64_t{0});
     auto restart = parse_restart_policy(j.value("restart", "no"));
     if (!restart) return fail(ErrorCode::kInternal, restart.error().message());
     o.restart = *restart;

@@ -60,6 +60,7 @@ struct RunOptions {
   std::string jailer = "auto";
   NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
+  int64_t ttl_s = 0;  // --timeout: the VM is stopped this long after its creation (0: never)
   RestartPolicy restart{};   // --restart (run -d): what the monitor does when the VM ends
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
   bool keep_on_failure = false;  // keep the VM when its readiness gate fails
@@ -69,6 +70,9 @@ struct RunOptions {
   std::string save_snapshot{};
   bool snapshot_then_stop = false;
 };
+
+// A time-to-live in seconds: 0 (none) to 10 years. kInvalidInput names `what` and the text.
+Result<int64_t> parse_ttl_seconds(const std::string& text, const std::string& what);
 
 // Serialised into the VM's record so that `fcvm start` boots it again with the same options.
 std::string options_to_json(const RunOptions& options);

@@ -222,6 +222,7 @@ Result<RunOptions> clone_run_options(const state::SnapshotRecord& snap, const Cl
   o.wait_ready = c.wait_ready;
   o.keep_on_failure = c.keep_on_failure;
   o.timings_file = c.timings_file;
+  o.ttl_s = c.ttl_s;  // the clone's own, never the source's
   FCVM_TRY_ASSIGN(o.vmm, parse_vmm_choice(snap.backend, "snapshot " + snap.name + "'s backend"));
   o.save_snapshot.clear();  // the source's request, not the clone's
   o.snapshot_then_stop = false;

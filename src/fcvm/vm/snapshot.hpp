@@ -57,6 +57,7 @@ struct CloneOptions {
   std::string wait_ready{};
   bool keep_on_failure = false;
   std::string timings_file{};
+  int64_t ttl_s = 0;  // --timeout (0: none)
 };
 // The run options of a clone: the snapshot's, with the clone's own name, ports and gate.
 Result<RunOptions> clone_run_options(const state::SnapshotRecord& snap, const CloneOptions& c);

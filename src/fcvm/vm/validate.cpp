@@ -193,6 +193,9 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
       o.stop_timeout_s,
       bounded(stop, 0, 3600,
               fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", stop)));
+  if (!r.ttl.empty()) {
+    FCVM_TRY_ASSIGN(o.ttl_s, parse_ttl_seconds(r.ttl, "--timeout"));
+  }
   if (!r.restart.empty()) {
     FCVM_TRY_ASSIGN(o.restart, parse_restart_policy(r.restart));
     if (o.restart.kind != RestartPolicy::Kind::kNo && !r.detach) {
@@ -286,6 +289,9 @@ Result<CloneOptions> validate_clone(const CloneRequest& r) {
   c.wait_ready = r.wait_ready;
   c.keep_on_failure = r.keep_on_failure;
   c.timings_file = r.timings_file;
+  if (!r.ttl.empty()) {
+    FCVM_TRY_ASSIGN(c.ttl_s, parse_ttl_seconds(r.ttl, "--timeout"));
+  }
   // Last, because it touches the host.
   FCVM_TRY(check_ports_available(c.ports));
   return c;

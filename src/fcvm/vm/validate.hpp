@@ -61,6 +61,7 @@ struct RunRequest {
   std::string network{};
   std::string stop_timeout{};
   std::string restart{};  // --restart POLICY (with -d)
+  std::string ttl{};      // --timeout SECONDS: stopped that long after creation
   std::string timings_file{};
   std::string wait_ready{};
   std::string save_snapshot{};
@@ -88,6 +89,7 @@ struct CloneRequest {
   bool keep_on_failure = false;
   std::string timings_file{};
   std::vector<std::string> labels{};  // added to (or replacing) the snapshot's
+  std::string ttl{};                  // --timeout SECONDS
 };
 Result<CloneOptions> validate_clone(const CloneRequest& request);
 
