@@ -30,7 +30,8 @@ Result<json> parse_object(std::string_view body, bool empty_is_object) {
   if (j.is_discarded()) {
     return fail(ErrorCode::kInvalidInput, "the request body is not valid JSON");
   }
-  if (!j.is_object()) return fail(ErrorCode::kInvalidInput, "the request body must be a JSON object");
+  if (!j.is_object())
+    return fail(ErrorCode::kInvalidInput, "the request body must be a JSON object");
   return j;
 }
 
@@ -118,45 +119,46 @@ Result<CreateVm> parse_create_vm(std::string_view body) {
   std::vector<std::string> cmd;
   bool jailer = false, jailer_given = false;
   std::string ttl;
-  FCVM_TRY(apply(obj, {
-                          {"image", text("image", image)},
-                          {"cmd", strings("cmd", cmd)},
-                          {"name", text("name", r.name)},
-                          {"entrypoint", text("entrypoint", r.entrypoint)},
-                          {"workdir", text("workdir", r.workdir)},
-                          {"user", text("user", r.user)},
-                          {"hostname", text("hostname", r.hostname)},
-                          {"env", pairs("env", r.env)},
-                          {"env_files", strings("env_files", r.env_files)},
-                          {"labels", pairs("labels", r.labels)},
-                          {"publish", strings("publish", r.publish)},
-                          {"mem", number("mem", r.mem)},
-                          {"cpu", number("cpu", r.cpu)},
-                          {"vmm", text("vmm", r.vmm)},
-                          {"jailer",
-                           [&](const json& v) -> Result<> {
-                             jailer_given = true;
-                             return flag("jailer", jailer)(v);
-                           }},
-                          {"network", text("network", r.network)},
-                          {"restart", text("restart", r.restart)},
-                          {"stop_timeout", number("stop_timeout", r.stop_timeout)},
-                          {"wait_ready", text("wait_ready", r.wait_ready)},
-                          {"keep_on_failure", flag("keep_on_failure", r.keep_on_failure)},
-                          {"map", strings("map", r.maps)},
-                          {"map_size", text("map_size", r.map_size)},
-                          {"save_snapshot", text("save_snapshot", r.save_snapshot)},
-                          {"snapshot_then_stop", flag("snapshot_then_stop", r.snapshot_then_stop)},
-                          {"read_only", flag("read_only", r.read_only)},
-                          {"init", flag("init", r.init)},
-                          {"interactive", flag("interactive", r.interactive)},
-                          {"tty", flag("tty", r.tty)},
-                          {"insecure_registries", strings("insecure_registries", r.insecure_registries)},
-                          {"guest_pull", flag("guest_pull", r.guest_pull)},
-                          {"authfile", text("authfile", r.authfile)},
-                          {"ttl", number("ttl", r.ttl)},
-                          {"rm", flag("rm", c.rm)},
-                      }));
+  FCVM_TRY(
+      apply(obj, {
+                     {"image", text("image", image)},
+                     {"cmd", strings("cmd", cmd)},
+                     {"name", text("name", r.name)},
+                     {"entrypoint", text("entrypoint", r.entrypoint)},
+                     {"workdir", text("workdir", r.workdir)},
+                     {"user", text("user", r.user)},
+                     {"hostname", text("hostname", r.hostname)},
+                     {"env", pairs("env", r.env)},
+                     {"env_files", strings("env_files", r.env_files)},
+                     {"labels", pairs("labels", r.labels)},
+                     {"publish", strings("publish", r.publish)},
+                     {"mem", number("mem", r.mem)},
+                     {"cpu", number("cpu", r.cpu)},
+                     {"vmm", text("vmm", r.vmm)},
+                     {"jailer",
+                      [&](const json& v) -> Result<> {
+                        jailer_given = true;
+                        return flag("jailer", jailer)(v);
+                      }},
+                     {"network", text("network", r.network)},
+                     {"restart", text("restart", r.restart)},
+                     {"stop_timeout", number("stop_timeout", r.stop_timeout)},
+                     {"wait_ready", text("wait_ready", r.wait_ready)},
+                     {"keep_on_failure", flag("keep_on_failure", r.keep_on_failure)},
+                     {"map", strings("map", r.maps)},
+                     {"map_size", text("map_size", r.map_size)},
+                     {"save_snapshot", text("save_snapshot", r.save_snapshot)},
+                     {"snapshot_then_stop", flag("snapshot_then_stop", r.snapshot_then_stop)},
+                     {"read_only", flag("read_only", r.read_only)},
+                     {"init", flag("init", r.init)},
+                     {"interactive", flag("interactive", r.interactive)},
+                     {"tty", flag("tty", r.tty)},
+                     {"insecure_registries", strings("insecure_registries", r.insecure_registries)},
+                     {"guest_pull", flag("guest_pull", r.guest_pull)},
+                     {"authfile", text("authfile", r.authfile)},
+                     {"ttl", number("ttl", r.ttl)},
+                     {"rm", flag("rm", c.rm)},
+                 }));
   if (image.empty()) return fail(ErrorCode::kInvalidInput, "missing \"image\"");
   r.image_and_command.push_back(image);
   r.image_and_command.insert(r.image_and_command.end(), cmd.begin(), cmd.end());
@@ -247,9 +249,9 @@ Result<vm::WindowSize> parse_resize(std::string_view body) {
   auto R = parse_int(rows, 1, 65535);
   auto C = parse_int(cols, 1, 65535);
   if (!R || !C) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid \"rows\"/\"cols\" \"{}\"/\"{}\": expected 1..65535 each",
-                            rows, cols));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid \"rows\"/\"cols\" \"{}\"/\"{}\": expected 1..65535 each", rows, cols));
   }
   return vm::WindowSize{static_cast<uint16_t>(*R), static_cast<uint16_t>(*C)};
 }
@@ -283,9 +285,9 @@ Result<int64_t> query_int(const std::string& name, const std::string& value, int
                           int64_t max) {
   auto n = parse_int(value, min, max);
   if (!n) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid {}=\"{}\": expected an integer from {} to {}", name, value,
-                            min, max));
+    return fail(
+        ErrorCode::kInvalidInput,
+        fmt::format("invalid {}=\"{}\": expected an integer from {} to {}", name, value, min, max));
   }
   return *n;
 }

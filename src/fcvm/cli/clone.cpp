@@ -63,9 +63,14 @@ Command add_clone(CLI::App& app) {
         if (args->rm && args->keep) {
           return report_error(Error(ErrorCode::kInvalidInput, "clone: --rm and --keep conflict"));
         }
-        vm::CloneRequest request{args->name,       args->publish,         args->network,
-                                 args->wait_ready, args->keep_on_failure, args->timings_file,
-                                 args->labels,     args->ttl};
+        vm::CloneRequest request{args->name,
+                                 args->publish,
+                                 args->network,
+                                 args->wait_ready,
+                                 args->keep_on_failure,
+                                 args->timings_file,
+                                 args->labels,
+                                 args->ttl};
         auto c = vm::validate_clone(request);
         if (!c) return report_error(c.error().wrap("clone"));
         Session s;

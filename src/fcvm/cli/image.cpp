@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "fcvm/cli/common.hpp"
-#include "fcvm/vm/describe.hpp"
 #include "fcvm/cli/format.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/image/oci.hpp"
+#include "fcvm/vm/describe.hpp"
 #include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/images.hpp"
 
@@ -21,7 +21,6 @@ namespace {
 using nlohmann::json;
 
 std::string short_id(const std::string& id) { return image::digest_hex(id).substr(0, 12); }
-
 
 }  // namespace
 

@@ -4,13 +4,12 @@
 #include <memory>
 
 #include "fcvm/cli/common.hpp"
-#include "fcvm/vm/describe.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
 #include "fcvm/vm/context.hpp"
+#include "fcvm/vm/describe.hpp"
 
 namespace fcvm::cli {
-
 
 Command add_inspect(CLI::App& app) {
   auto refs = std::make_shared<std::vector<std::string>>();

@@ -1,4 +1,6 @@
 // fcvm logs [-f] [--tail N] [--timestamps] [--console] NAME
+#include "fcvm/vm/logs.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -13,7 +15,6 @@
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 #include "fcvm/vm/container_log.hpp"
-#include "fcvm/vm/logs.hpp"
 #include "fcvm/vm/lifecycle.hpp"
 
 namespace fcvm::cli {
@@ -61,20 +62,19 @@ Command add_logs(CLI::App& app) {
   cmd->add_option("--tail", args->tail, "Only the last N lines (default: all)");
   cmd->add_flag("-t,--timestamps", args->timestamps, "Prefix each line with its time (RFC 3339)");
   cmd->add_flag("--console", args->console, "Show the guest's serial console instead");
-  return {
-      cmd, [args]() -> int {
-        auto tail = vm::parse_tail(args->tail, "--tail");
-        if (!tail) return report_error(tail.error().wrap("logs"));
-        Session s;
-        if (auto r = open_session(s); !r) return report_error(r.error().wrap("logs"));
-        auto rec = resolve(s, args->ref);
-        if (!rec) return report_error(rec.error().wrap("logs"));
-        Printer printer(*args);
-        auto read = vm::read_logs(*s.store, *rec, {*tail, args->follow, args->console},
-                                  [&](const std::string& line) { return printer.print(line); });
-        if (!read) return report_error(read.error().wrap("logs"));
-        return k_exit_ok;
-      }};
+  return {cmd, [args]() -> int {
+            auto tail = vm::parse_tail(args->tail, "--tail");
+            if (!tail) return report_error(tail.error().wrap("logs"));
+            Session s;
+            if (auto r = open_session(s); !r) return report_error(r.error().wrap("logs"));
+            auto rec = resolve(s, args->ref);
+            if (!rec) return report_error(rec.error().wrap("logs"));
+            Printer printer(*args);
+            auto read = vm::read_logs(*s.store, *rec, {*tail, args->follow, args->console},
+                                      [&](const std::string& line) { return printer.print(line); });
+            if (!read) return report_error(read.error().wrap("logs"));
+            return k_exit_ok;
+          }};
 }
 
 }  // namespace fcvm::cli

@@ -6,9 +6,9 @@
 
 #include "fcvm/cli/common.hpp"
 #include "fcvm/cli/format.hpp"
-#include "fcvm/vm/describe.hpp"
 #include "fcvm/cli/main.hpp"
 #include "fcvm/cli/report.hpp"
+#include "fcvm/vm/describe.hpp"
 #include "fcvm/vm/filter.hpp"
 #include "fcvm/vm/images.hpp"
 #include "fcvm/vm/lifecycle.hpp"

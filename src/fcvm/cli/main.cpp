@@ -30,11 +30,11 @@ int main(int argc, char** argv) {
         return log::parse_level(v, l) ? std::string() : "expected trace|debug|info|warn|error|off";
       });
   std::vector<Command> commands;
-  for (auto add : {add_run,    add_ls,      add_inspect, add_logs,     add_exec,  add_stop,
-                   add_start,  add_restart, add_pause,   add_unpause,  add_kill,  add_wait,
-                   add_rm,     add_rename,  add_port,    add_snapshot, add_clone, add_volume,
-                   add_events, add_names,   add_pull,    add_images,   add_rmi,   add_image,
-                   add_system, add_stats,   add_top,     add_cp,       add_attach}) {
+  for (auto add : {add_run,    add_ls,      add_inspect, add_logs,     add_exec,   add_stop,
+                   add_start,  add_restart, add_pause,   add_unpause,  add_kill,   add_wait,
+                   add_rm,     add_rename,  add_port,    add_snapshot, add_clone,  add_volume,
+                   add_events, add_names,   add_pull,    add_images,   add_rmi,    add_image,
+                   add_system, add_stats,   add_top,     add_cp,       add_attach, add_serve}) {
     commands.push_back(add(app));
   }
   // The build writes the manual pages from these definitions: fcvm __man DIR.

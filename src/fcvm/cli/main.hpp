@@ -45,5 +45,6 @@ Command add_stats(CLI::App& app);
 Command add_top(CLI::App& app);
 Command add_cp(CLI::App& app);
 Command add_attach(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace fcvm::cli

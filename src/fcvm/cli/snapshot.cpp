@@ -20,7 +20,6 @@
 namespace fcvm::cli {
 namespace {
 
-
 // A missing snapshot named on the command line is bad input (exit 2).
 Error not_found_is_usage(Error e) {
   if (e.code() == ErrorCode::kNotFound) return Error(ErrorCode::kInvalidInput, e.message());

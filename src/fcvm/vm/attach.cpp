@@ -216,7 +216,8 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
   // This process's signals only when nobody else controls the exec (a server's threads must not
   // take the process's signals).
   std::optional<SignalFd> signals;
-  if (ctl == nullptr) signals.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+  if (ctl == nullptr)
+    signals.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   FCVM_TRY_ASSIGN(auto client, ControlClient::connect(rec));
   control::Exec exec;
   exec.argv = req.argv;

@@ -92,7 +92,7 @@ class ExecControl {
   // Readable while something is queued.
   int fd() const { return m_event.get(); }
   struct Command {
-    std::string signal{};                 // or
+    std::string signal{};  // or
     std::optional<WindowSize> size{};
   };
   std::vector<Command> take();
@@ -107,7 +107,7 @@ class ExecControl {
 // `fcvm exec`: runs a command through the VM's monitor and agent; returns its exit code.
 // Without `control`, SIGINT/SIGTERM/SIGHUP of this process are forwarded to the command while it
 // runs and SIGWINCH sends the size again; with it, what the control queues is sent instead.
-Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& request,
-                       const Stdio& io = {}, ExecControl* control = nullptr);
+Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& request, const Stdio& io = {},
+                       ExecControl* control = nullptr);
 
 }  // namespace fcvm::vm

@@ -92,14 +92,14 @@ nlohmann::json snapshot_json(state::VmStore& store, const state::SnapshotRecord&
 nlohmann::json image_json(const state::ImageRecord& r) {
   nlohmann::json config = nlohmann::json::parse(r.config_json, nullptr, false);
   nlohmann::json out = {{"id", r.id},
-              {"names", r.names},
-              {"disk", r.disk},
-              {"format", r.format},
-              {"disk_bytes", r.size_bytes},
-              {"content_bytes", r.content_bytes},
-              {"layers", r.layers},
-              {"manifest_digest", r.manifest_digest},
-              {"created_ms", r.created_ms}};
+                        {"names", r.names},
+                        {"disk", r.disk},
+                        {"format", r.format},
+                        {"disk_bytes", r.size_bytes},
+                        {"content_bytes", r.content_bytes},
+                        {"layers", r.layers},
+                        {"manifest_digest", r.manifest_digest},
+                        {"created_ms", r.created_ms}};
   if (auto c = image::parse_image_config(r.config_json)) {
     out["config"] = {{"entrypoint", c->entrypoint},
                      {"cmd", c->cmd},

@@ -297,7 +297,7 @@ Result<int64_t> parse_event_time(const std::string& flag, const std::string& tex
 }
 
 Result<EventFilter> parse_event_filters(const std::vector<std::string>& specs,
-                                          const std::string& what) {
+                                        const std::string& what) {
   EventFilter f;
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
@@ -333,6 +333,5 @@ std::string rfc3339(int64_t ns) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
   return fmt::format("{}.{:09d}Z", buf, ns % 1'000'000'000);
 }
-
 
 }  // namespace fcvm::vm

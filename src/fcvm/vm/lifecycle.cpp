@@ -330,7 +330,8 @@ Result<std::optional<int64_t>> wait_vm(state::VmStore& store, const state::VmRec
   }
 }
 
-Result<state::VmRecord> set_ttl(state::VmStore& store, const state::VmRecord& rec, int64_t seconds) {
+Result<state::VmRecord> set_ttl(state::VmStore& store, const state::VmRecord& rec,
+                                int64_t seconds) {
   int64_t at = seconds == 0 ? 0 : state::now_ms() + seconds * 1000;
   FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));
   if (!current) return fail(ErrorCode::kNotFound, fmt::format("VM {} is gone", rec.name));

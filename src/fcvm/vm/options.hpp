@@ -60,7 +60,7 @@ struct RunOptions {
   std::string jailer = "auto";
   NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
-  int64_t ttl_s = 0;  // --timeout: the VM is stopped this long after its creation (0: never)
+  int64_t ttl_s = 0;         // --timeout: the VM is stopped this long after its creation (0: never)
   RestartPolicy restart{};   // --restart (run -d): what the monitor does when the VM ends
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running
   bool keep_on_failure = false;  // keep the VM when its readiness gate fails
