@@ -16,7 +16,7 @@ run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-l
   bubblewrap openssh-sftp-server)
 guest_pkgs=(mmdebstrap e2fsprogs busybox-static cpio zstd xz-utils lz4 kmod file dpkg-dev)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-test_pkgs=(docker-registry skopeo podman xfsprogs python3 sqlite3 procps psmisc iperf3 jq erofs-utils
+test_pkgs=(docker-registry skopeo podman xfsprogs python3 python3-pip python3-setuptools python3-wheel sqlite3 procps psmisc iperf3 jq erofs-utils
   nfs-ganesha nfs-ganesha-vfs)
 
 what=${1:-all}
