@@ -61,6 +61,9 @@ TEST(ControlProto, RequestsRoundTrip) {
   EXPECT_EQ(round_trip_request<control::Rename>(control::Rename{"web2"}).name, "web2");
   round_trip_request<control::Pause>(control::Pause{});
   round_trip_request<control::Unpause>(control::Unpause{});
+  EXPECT_EQ(round_trip_request<control::SetExpiry>(control::SetExpiry{1796417294992}).expires_ms,
+            1796417294992);
+  EXPECT_EQ(round_trip_request<control::SetExpiry>(control::SetExpiry{0}).expires_ms, 0);
   EXPECT_EQ(control::encode(control::ContainerSignal{"HUP"}),
             R"({"signal":"HUP","type":"container_signal"})");
 }
@@ -105,7 +108,8 @@ TEST(ControlProto, MalformedInputIsAProtocolErrorNeverACrash) {
         "{\"type\":\"resize\",\"rows\":0,\"cols\":80}", "{\"type\":\"signal\",\"signal\":\"\"}",
         "{\"type\":\"container_signal\"}", "{\"type\":\"rename\",\"name\":\"\"}",
         "{\"type\":\"rename\",\"name\":7}", "{\"type\":\"snapshot\",\"name\":[]}",
-        "{\"type\":\"attach\""}) {
+        "{\"type\":\"set_expiry\"}", "{\"type\":\"set_expiry\",\"expires_ms\":-5}",
+        "{\"type\":\"set_expiry\",\"expires_ms\":\"later\"}", "{\"type\":\"attach\""}) {
     auto r = control::decode_request(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kProtocol) << bad;

@@ -54,11 +54,13 @@ TEST(VmStore, InsertFindUpdateRemove) {
   EXPECT_EQ(too_short.error().code(), ErrorCode::kNotFound);
   by_name->status = state::VmStatus::kRestarting;
   by_name->restart_count = 2;
+  by_name->expires_ms = 1796417294992;
   ASSERT_TRUE(store->update(*by_name));
   auto restarting = store->get("abcdef0123");
   ASSERT_TRUE(restarting && *restarting);
   EXPECT_EQ((*restarting)->status, state::VmStatus::kRestarting);
   EXPECT_EQ((*restarting)->restart_count, 2);
+  EXPECT_EQ((*restarting)->expires_ms, 1796417294992);
   by_name->status = state::VmStatus::kRunning;
   by_name->exit_code.reset();
   ASSERT_TRUE(store->update(*by_name));
@@ -101,7 +103,7 @@ TEST(VmStore, ReopenKeepsDataAndSchemaVersion) {
   EXPECT_TRUE(store->find("kept"));
   auto v = store->db().prepare("PRAGMA user_version");
   ASSERT_TRUE(v && *v->step());
-  EXPECT_EQ(v->column_int(0), 5);
+  EXPECT_EQ(v->column_int(0), 6);
   ASSERT_TRUE(store->db().exec("PRAGMA user_version = 99"));
   auto newer = state::VmStore::open(path);
   ASSERT_FALSE(newer);
@@ -135,9 +137,10 @@ TEST(VmStore, MigratesAVersionOneDatabase) {
   EXPECT_EQ(old->image_id, "");
   EXPECT_EQ(old->vmm_version, "");
   EXPECT_EQ(old->restart_count, 0);
+  EXPECT_FALSE(old->expires_ms);
   auto v = store->db().prepare("PRAGMA user_version");
   ASSERT_TRUE(v && v->step());
-  EXPECT_EQ(v->column_int(0), 5);
+  EXPECT_EQ(v->column_int(0), 6);
 }
 
 TEST(VmStore, ConcurrentWritersLoseNothing) {
