@@ -5,7 +5,7 @@ _fcvm() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
   }
-  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp attach"
+  local commands="run ls inspect logs exec stop start restart pause unpause kill wait rm rename port snapshot clone volume events pull images rmi image system stats top cp attach serve"
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
@@ -19,8 +19,8 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
-    clone) opts="--snapshot --name -l --label -p --publish --network --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
+    clone) opts="--snapshot --name -l --label -p --publish --network --timeout --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --filter --format --help" ;;
     volume) opts="sync --help" ;;
     system) opts="df prune --json -f --force --help" ;;
@@ -33,6 +33,7 @@ _fcvm() {
     inspect | wait | rename | port | pause | unpause) opts="--help" ;;
     start) opts="-a --attach -i --interactive --detach-keys --all -f --filter --help" ;;
     attach) opts="--no-stdin --detach-keys --help" ;;
+    serve) opts="--listen --allow-remote --token-file --rotate-token --help" ;;
     kill) opts="-s --signal --help" ;;
     stats) opts="--no-stream --json --help" ;;
     top | cp) opts="--help" ;;

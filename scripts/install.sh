@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs a built fcvm under PREFIX (make install): the binary, the guest agent and the scripts
-# fcvm-init needs, bash and zsh completions, the manual pages and fcvm-restart.service. DESTDIR is prepended to every
-# path, as packagers expect.
+# fcvm-init needs, bash and zsh completions, the manual pages, fcvm-restart.service and the API's
+# fcvm-api.socket and fcvm-api.service. DESTDIR is prepended to every path, as packagers expect.
 #   scripts/install.sh BUILD_DIR PREFIX
 set -euo pipefail
 build=${1:?usage: install.sh BUILD_DIR PREFIX}
@@ -16,10 +16,12 @@ install -D -m 0755 "$build/fc-agent" "$root/lib/fcvm/fc-agent"
 install -D -m 0644 "$src/completions/fcvm.bash" "$root/share/bash-completion/completions/fcvm"
 install -D -m 0644 "$src/completions/_fcvm" "$root/share/zsh/site-functions/_fcvm"
 install -d -m 0755 "$root/lib/systemd/system"
-sed "s|@BINDIR@|$prefix/bin|" "$src/systemd/fcvm-restart.service" >"$root/lib/systemd/system/fcvm-restart.service"
-chmod 0644 "$root/lib/systemd/system/fcvm-restart.service"
+for unit in fcvm-restart.service fcvm-api.service fcvm-api.socket; do
+  sed "s|@BINDIR@|$prefix/bin|" "$src/systemd/$unit" >"$root/lib/systemd/system/$unit"
+  chmod 0644 "$root/lib/systemd/system/$unit"
+done
 install -d -m 0755 "$root/share/man/man1"
 for page in "$build"/man/*.1; do
   install -m 0644 "$page" "$root/share/man/man1/"
 done
-echo "installed fcvm under $root (bin/fcvm, lib/fcvm/fc-agent, completions, lib/systemd/system/fcvm-restart.service, $(ls "$build"/man/*.1 | wc -l) manual pages)"
+echo "installed fcvm under $root (bin/fcvm, lib/fcvm/fc-agent, completions, lib/systemd/system/fcvm-{restart.service,api.socket,api.service}, $(ls "$build"/man/*.1 | wc -l) manual pages)"

@@ -32,9 +32,13 @@ done
 [ "$("$prefix/bin/fcvm" --version)" = "$("$FCVM_BIN" --version)" ] || fail "installed fcvm differs"
 grep -qx "ExecStart=$prefix/bin/fcvm start --all --filter restart-policy=always" \
   "$prefix/lib/systemd/system/fcvm-restart.service" || fail "fcvm-restart.service: $(cat "$prefix/lib/systemd/system/fcvm-restart.service")"
+grep -qx "ExecStart=$prefix/bin/fcvm serve" "$prefix/lib/systemd/system/fcvm-api.service" ||
+  fail "fcvm-api.service: $(cat "$prefix/lib/systemd/system/fcvm-api.service")"
 if command -v systemd-analyze >/dev/null; then
-  MANPATH=$prefix/share/man systemd-analyze verify "$prefix/lib/systemd/system/fcvm-restart.service" >"$TEST_TMP/verify" 2>&1 ||
-    fail "systemd-analyze verify: $(cat "$TEST_TMP/verify")"
+  for unit in fcvm-restart.service fcvm-api.socket fcvm-api.service; do
+    MANPATH=$prefix/share/man systemd-analyze verify "$prefix/lib/systemd/system/$unit" >"$TEST_TMP/verify" 2>&1 ||
+      fail "systemd-analyze verify $unit: $(cat "$TEST_TMP/verify")"
+  done
 fi
 if command -v man >/dev/null; then
   # (Into a file: `grep -q` would leave the pipe early, and man die of SIGPIPE.)
