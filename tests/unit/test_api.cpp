@@ -148,8 +148,8 @@ TEST(ApiRequests, ListenAddresses) {
     EXPECT_NE(r.error().message().find("--allow-remote"), std::string::npos);
     EXPECT_TRUE(api::parse_listen(remote, true)) << remote;
   }
-  for (const char* bad : {"", "unix:", "unix:rel", "host", "example.com:80", "127.0.0.1:70000",
-                          "127.0.0.1:x"}) {
+  for (const char* bad :
+       {"", "unix:", "unix:rel", "host", "example.com:80", "127.0.0.1:70000", "127.0.0.1:x"}) {
     EXPECT_FALSE(api::parse_listen(bad, true)) << bad;
   }
 }
@@ -161,7 +161,7 @@ TEST(ApiToken, MadeOnceWithMode0600AndComparedWhole) {
   auto t = api::ensure_token(path);
   ASSERT_TRUE(t) << t.error().message();
   EXPECT_EQ(t->size(), 64u);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(api::ensure_token(path).value(), *t);  // kept

@@ -99,17 +99,28 @@ TEST(ControlProto, MessagesRoundTrip) {
 }
 
 TEST(ControlProto, MalformedInputIsAProtocolErrorNeverACrash) {
-  for (const char* bad :
-       {"", "null", "[]", "{}", "{\"type\":1}", "{\"type\":\"launch\"}",
-        "{\"type\":\"stop\",\"timeout_s\":\"soon\"}", "{\"type\":\"stop\",\"timeout_s\":-1}",
-        "{\"type\":\"exec\"}", "{\"type\":\"exec\",\"argv\":[1]}",
-        "{\"type\":\"exec\",\"argv\":[\"a\"],\"tty\":\"yes\"}",
-        "{\"type\":\"exec\",\"argv\":[\"a\"],\"rows\":70000}",
-        "{\"type\":\"resize\",\"rows\":0,\"cols\":80}", "{\"type\":\"signal\",\"signal\":\"\"}",
-        "{\"type\":\"container_signal\"}", "{\"type\":\"rename\",\"name\":\"\"}",
-        "{\"type\":\"rename\",\"name\":7}", "{\"type\":\"snapshot\",\"name\":[]}",
-        "{\"type\":\"set_expiry\"}", "{\"type\":\"set_expiry\",\"expires_ms\":-5}",
-        "{\"type\":\"set_expiry\",\"expires_ms\":\"later\"}", "{\"type\":\"attach\""}) {
+  for (const char* bad : {"",
+                          "null",
+                          "[]",
+                          "{}",
+                          "{\"type\":1}",
+                          "{\"type\":\"launch\"}",
+                          "{\"type\":\"stop\",\"timeout_s\":\"soon\"}",
+                          "{\"type\":\"stop\",\"timeout_s\":-1}",
+                          "{\"type\":\"exec\"}",
+                          "{\"type\":\"exec\",\"argv\":[1]}",
+                          "{\"type\":\"exec\",\"argv\":[\"a\"],\"tty\":\"yes\"}",
+                          "{\"type\":\"exec\",\"argv\":[\"a\"],\"rows\":70000}",
+                          "{\"type\":\"resize\",\"rows\":0,\"cols\":80}",
+                          "{\"type\":\"signal\",\"signal\":\"\"}",
+                          "{\"type\":\"container_signal\"}",
+                          "{\"type\":\"rename\",\"name\":\"\"}",
+                          "{\"type\":\"rename\",\"name\":7}",
+                          "{\"type\":\"snapshot\",\"name\":[]}",
+                          "{\"type\":\"set_expiry\"}",
+                          "{\"type\":\"set_expiry\",\"expires_ms\":-5}",
+                          "{\"type\":\"set_expiry\",\"expires_ms\":\"later\"}",
+                          "{\"type\":\"attach\""}) {
     auto r = control::decode_request(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kProtocol) << bad;

@@ -278,10 +278,6 @@ Result<> restart_vm(Context& ctx, state::VmStore& store, const state::VmRecord& 
   return start_vm(ctx, store, *current);
 }
 
-bool is_signal_name(const std::string& name) {
-  return agent_proto::signal_number(name).has_value();
-}
-
 Result<> signal_container(state::VmStore& store, const state::VmRecord& rec,
                           const std::string& signal) {
   FCVM_TRY_ASSIGN(auto current, reconcile(store, rec));

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "fcvm/agent_proto/signals.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/strings.hpp"
 
@@ -236,6 +237,21 @@ Result<RunOptions> options_from_json(const std::string& text) {
   } catch (const nlohmann::json::exception& e) {
     return fail(ErrorCode::kInternal, fmt::format("the VM's stored options: {}", e.what()));
   }
+}
+
+// Declared in lifecycle.hpp and snapshot.hpp; here with the other value checks (the fuzzed ones).
+bool is_signal_name(const std::string& name) {
+  return agent_proto::signal_number(name).has_value();
+}
+
+Result<> validate_snapshot_name(const std::string& name) {
+  if (auto r = validate_name(name); !r) {
+    return fail(ErrorCode::kInvalidInput,
+                fmt::format("invalid snapshot name \"{}\": use 1-63 characters [a-zA-Z0-9_.-], "
+                            "starting with a letter or digit",
+                            name));
+  }
+  return {};
 }
 
 }  // namespace fcvm::vm

@@ -69,16 +69,6 @@ SnapshotFiles snapshot_files(const state::SnapshotRecord& snap) {
           d + "/vmlinuz",    d + "/initrd.img", d + "/image.tar"};
 }
 
-Result<> validate_snapshot_name(const std::string& name) {
-  if (auto r = validate_name(name); !r) {
-    return fail(ErrorCode::kInvalidInput,
-                fmt::format("invalid snapshot name \"{}\": use 1-63 characters [a-zA-Z0-9_.-], "
-                            "starting with a letter or digit",
-                            name));
-  }
-  return {};
-}
-
 Result<state::SnapshotRecord> take_snapshot(Context& ctx, state::VmStore& store,
                                             const state::VmRecord& rec, VmResources& vm,
                                             const std::string& name, bool resume_after) {
