@@ -165,7 +165,16 @@ jq -e '.state.expires_ms > 0' "$TEST_TMP/body" >/dev/null || fail "ttl not shown
 [ "$(fcvm inspect c1 | jq -r '.[0].state.status')" = exited ] || fail "c1 not stopped by its ttl"
 api "http://fcvm/v1/events?vm=c1&event=expired&since=10m&stream=0" | jq -e -s 'length == 1' >/dev/null ||
   fail "no expired event: $(api "http://fcvm/v1/events?vm=c1&since=10m&stream=0")"
-log "9. ttl stopped c1"
+# The CLI's --timeout is the same time-to-live.
+rc=0
+fcvm run -d --timeout soon "oci-archive:$busybox" true >/dev/null 2>"$TEST_TMP/ttl.err" || rc=$?
+[ $rc = 2 ] && grep -q 'invalid --timeout "soon"' "$TEST_TMP/ttl.err" || fail "bad --timeout: rc $rc $(cat "$TEST_TMP/ttl.err")"
+fcvm run -d --name t1 --timeout 2 --stop-timeout 1 "oci-archive:$busybox" sleep 600 >/dev/null
+[ "$(fcvm inspect t1 | jq '.[0].state.expires_ms - .[0].state.created_ms')" = 2000 ] || fail "run --timeout: $(fcvm inspect t1 | jq -c '.[0].state')"
+fcvm wait t1 >/dev/null
+[ "$(fcvm inspect t1 | jq -r '.[0].state.status')" = exited ] || fail "run --timeout did not stop t1"
+fcvm rm t1 >/dev/null
+log "9. ttl stopped c1; run --timeout stopped t1"
 
 # 10. Stop, delete -> 404; the follow stream ended with the VM.
 [ "$(code POST '/v1/vms/a1/stop?timeout=1' -d '')" = 200 ] || fail "stop: $(cat "$TEST_TMP/body")"
