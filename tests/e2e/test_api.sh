@@ -190,8 +190,10 @@ log "10. stop, delete, 404"
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 if "$py" -m pip --version >/dev/null 2>&1; then
+  # From a copy: a build writes build/ and *.egg-info beside the sources.
+  cp -r "$FCVM_SOURCE_DIR/clients/python" "$TEST_TMP/client-src"
   "$py" -m pip install -q --no-build-isolation --no-deps --target "$TEST_TMP/py" \
-    "$FCVM_SOURCE_DIR/clients/python" >"$TEST_TMP/pip.log" 2>&1 || fail "pip install: $(cat "$TEST_TMP/pip.log")"
+    "$TEST_TMP/client-src" >"$TEST_TMP/pip.log" 2>&1 || fail "pip install: $(cat "$TEST_TMP/pip.log")"
   export PYTHONPATH=$TEST_TMP/py
 else
   export PYTHONPATH=$FCVM_SOURCE_DIR/clients/python
