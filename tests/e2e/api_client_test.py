@@ -46,6 +46,21 @@ class ClientTest(unittest.TestCase):
         list(output)
         self.assertEqual(stream.exit_code, 137)
 
+        # A terminal: its size at the start, and a resize while it runs.
+        r = vm.exec(["stty", "size"], tty=True, rows=33, cols=111)
+        self.assertEqual(r.stdout.strip(), b"33 111")
+        stream = vm.exec_stream(["sh", "-c", "echo go; read line; stty size"], stdin=True, tty=True,
+                                rows=24, cols=80)
+        output = iter(stream)
+        seen = b""
+        while b"go" not in seen:
+            seen += next(output).data
+        stream.resize(40, 120)
+        stream.write_stdin(b"\n")
+        rest = b"".join(o.data for o in output)
+        self.assertIn(b"40 120", rest)
+        self.assertEqual(stream.exit_code, 0)
+
         # logs: follow ends when the VM ends (stopped from another thread).
         first = next(vm.logs(tail=100))
         self.assertEqual((first.stream, first.text), ("stdout", "ready"))

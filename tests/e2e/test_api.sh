@@ -169,12 +169,20 @@ api "http://fcvm/v1/events?vm=c1&event=expired&since=10m&stream=0" | jq -e -s 'l
 rc=0
 fcvm run -d --timeout soon "oci-archive:$busybox" true >/dev/null 2>"$TEST_TMP/ttl.err" || rc=$?
 [ $rc = 2 ] && grep -q 'invalid --timeout "soon"' "$TEST_TMP/ttl.err" || fail "bad --timeout: rc $rc $(cat "$TEST_TMP/ttl.err")"
-fcvm run -d --name t1 --timeout 2 --stop-timeout 1 "oci-archive:$busybox" sleep 600 >/dev/null
-[ "$(fcvm inspect t1 | jq '.[0].state.expires_ms - .[0].state.created_ms')" = 2000 ] || fail "run --timeout: $(fcvm inspect t1 | jq -c '.[0].state')"
-fcvm wait t1 >/dev/null
-[ "$(fcvm inspect t1 | jq -r '.[0].state.status')" = exited ] || fail "run --timeout did not stop t1"
-fcvm rm t1 >/dev/null
-log "9. ttl stopped c1; run --timeout stopped t1"
+fcvm run -d --name t1 --timeout 600 "oci-archive:$busybox" sleep 600 >/dev/null
+[ "$(fcvm inspect t1 | jq '.[0].state.expires_ms - .[0].state.created_ms')" = 600000 ] || fail "run --timeout: $(fcvm inspect t1 | jq -c '.[0].state')"
+fcvm rm -f t1 >/dev/null
+# A time-to-live that ends before the VM is ready fails its start, saying so; nothing is left.
+rc=0
+fcvm run -d --name t1 --timeout 0 "oci-archive:$busybox" true >/dev/null 2>&1 || rc=$?
+[ $rc = 0 ] || fail "run --timeout 0 (none) failed"
+fcvm rm -f t1 >/dev/null
+rc=0
+fcvm run -d --name t1 --timeout 1 --wait-ready mode=log,pattern=never "oci-archive:$busybox" sleep 600 >/dev/null 2>"$TEST_TMP/ttl.err" || rc=$?
+[ $rc = 1 ] && grep -q 'time-to-live (--timeout) ended before it was ready' "$TEST_TMP/ttl.err" ||
+  fail "a ttl during start-up: rc $rc $(cat "$TEST_TMP/ttl.err")"
+! fcvm inspect t1 >/dev/null 2>&1 || fail "t1 left after a ttl during start-up: $(fcvm ls -a)"
+log "9. ttl stopped c1; run --timeout"
 
 # 10. Stop, delete -> 404; the follow stream ended with the VM.
 [ "$(code POST '/v1/vms/a1/stop?timeout=1' -d '')" = 200 ] || fail "stop: $(cat "$TEST_TMP/body")"

@@ -194,6 +194,13 @@ void Monitor::check_deadlines() {
     m_rec.expires_ms.reset();
     m_stop_requested = true;
     publish(EventType::kExpired);
+    if (!m_ready) {
+      // Not ready yet: the start fails with the reason, as a boot that runs out of time does.
+      record_error(Error(ErrorCode::kTimeout,
+                         "its time-to-live (--timeout) ended before it was ready"));
+      m_vm->backend->kill();
+      return;
+    }
     begin_stop(m_vm->options.stop_timeout_s);
     return;
   }
