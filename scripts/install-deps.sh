@@ -8,7 +8,7 @@
 set -euo pipefail
 
 build_pkgs=(g++ cmake ninja-build make pkg-config libcli11-dev nlohmann-json3-dev libfmt-dev
-  libcpp-httplib-dev libssl-dev
+  libcpp-httplib-dev libssl-dev libprotobuf-dev protobuf-compiler
   libexpected-dev libsqlite3-dev libgtest-dev libgmock-dev libyaml-cpp-dev
   clang-format)
 run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-linux curl e2fsprogs

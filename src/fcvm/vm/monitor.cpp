@@ -196,8 +196,8 @@ void Monitor::check_deadlines() {
     publish(EventType::kExpired);
     if (!m_ready) {
       // Not ready yet: the start fails with the reason, as a boot that runs out of time does.
-      record_error(Error(ErrorCode::kTimeout,
-                         "its time-to-live (--timeout) ended before it was ready"));
+      record_error(
+          Error(ErrorCode::kTimeout, "its time-to-live (--timeout) ended before it was ready"));
       m_vm->backend->kill();
       return;
     }
