@@ -187,6 +187,12 @@ log "9. ttl stopped c1; run --timeout"
 # 10. Stop, delete -> 404; the follow stream ended with the VM.
 [ "$(code POST '/v1/vms/a1/stop?timeout=1' -d '')" = 200 ] || fail "stop: $(cat "$TEST_TMP/body")"
 wait $follow_pid || fail "logs follow did not end cleanly"
+[ "$(code POST /v1/vms/a1/start -d '')" = 200 ] && [ "$(jq -r .state.status "$TEST_TMP/body")" = running ] ||
+  fail "start: $(cat "$TEST_TMP/body")"
+[ "$(code POST '/v1/vms/a1/stop?timeout=1' -d '')" = 200 ] || fail "stop again: $(cat "$TEST_TMP/body")"
+# The server reaps the monitors it started: no zombie children.
+no_zombies() { ! ps -o stat= --ppid "${servers[0]}" | grep -q Z; }
+wait_until 20 no_zombies || fail "zombie children of the server: $(ps -o pid,stat,args --ppid "${servers[0]}")"
 [ "$(code DELETE '/v1/vms/a1?force=1')" = 204 ] || fail "delete: $(cat "$TEST_TMP/body")"
 [ "$(code GET /v1/vms/a1)" = 404 ] || fail "deleted VM still there"
 [ "$(code DELETE '/v1/snapshots/s1?force=1')" = 204 ] || fail "delete snapshot: $(cat "$TEST_TMP/body")"

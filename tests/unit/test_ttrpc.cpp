@@ -132,21 +132,19 @@ TEST(TtrpcDispatch, StatusCodesForEveryKindOfBadRequest) {
 }
 
 TEST(TtrpcServer, ABlockedCallDoesNotHoldUpAnotherOnTheSameConnection) {
+  // Wait blocks until this test has read State's answer: only a server that serves State while
+  // Wait is in progress gets there.
   std::mutex m;
   std::condition_variable cv;
-  bool state_answered = false;
+  bool release = false;
   ttrpc::Registry registry;
   registry.add("containerd.task.v2.Task", "Wait", [&](const ttrpc::Call&) -> Result<std::string> {
     std::unique_lock lock(m);
-    cv.wait(lock, [&] { return state_answered; });  // until State was answered
+    cv.wait(lock, [&] { return release; });
     return std::string("exited");
   });
-  registry.add("containerd.task.v2.Task", "State", [&](const ttrpc::Call&) -> Result<std::string> {
-    std::lock_guard lock(m);
-    state_answered = true;
-    cv.notify_all();
-    return std::string("running");
-  });
+  registry.add("containerd.task.v2.Task", "State",
+               [&](const ttrpc::Call&) -> Result<std::string> { return std::string("running"); });
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   std::thread server([&] { EXPECT_TRUE(ttrpc::serve_connection(sv[1], registry)); });
@@ -156,21 +154,29 @@ TEST(TtrpcServer, ABlockedCallDoesNotHoldUpAnotherOnTheSameConnection) {
         *ttrpc::encode_frame({sid, MessageType::kRequest, 0,
                               request_bytes("containerd.task.v2.Task", method, ""), false})));
   };
+  ttrpc::FrameReader reader;
+  auto read_one = [&]() -> Frame {
+    char buf[4096];
+    for (;;) {
+      if (auto f = reader.next()) return *f;
+      ssize_t n = ::read(sv[0], buf, sizeof buf);
+      if (n <= 0) return {};
+      reader.feed(std::string_view(buf, static_cast<size_t>(n)));
+    }
+  };
   send(9, "Wait");
   send(11, "State");
-  ttrpc::FrameReader reader;
-  std::vector<Frame> answers;
-  char buf[4096];
-  while (answers.size() < 2) {
-    ssize_t n = ::read(sv[0], buf, sizeof buf);
-    ASSERT_GT(n, 0);
-    reader.feed(std::string_view(buf, static_cast<size_t>(n)));
-    while (auto f = reader.next()) answers.push_back(*f);
+  auto first = read_one();
+  EXPECT_EQ(first.stream_id, 11u);
+  EXPECT_EQ(response_of(first).payload(), "running");
+  {
+    std::lock_guard lock(m);
+    release = true;
   }
-  EXPECT_EQ(answers[0].stream_id, 11u);
-  EXPECT_EQ(response_of(answers[0]).payload(), "running");
-  EXPECT_EQ(answers[1].stream_id, 9u);
-  EXPECT_EQ(response_of(answers[1]).payload(), "exited");
+  cv.notify_all();
+  auto second = read_one();
+  EXPECT_EQ(second.stream_id, 9u);
+  EXPECT_EQ(response_of(second).payload(), "exited");
   ::close(sv[0]);
   server.join();
   ::close(sv[1]);

@@ -331,7 +331,9 @@ class Api {
 
   void start_vm(const Request& req, Response& res) {
     on_vm(req, res, [&](state::VmStore& store, const state::VmRecord& rec) -> Result<> {
-      FCVM_TRY(vm::start_vm(m_ctx, store, rec));
+      // start_vm's steps, with the monitor reaped by this server when it ends.
+      FCVM_TRY_ASSIGN(auto monitor, vm::begin_start(m_ctx, store, rec, false));
+      FCVM_TRY(follow_monitor(monitor, rec));
       return reply_current(store, rec, res);
     });
   }
@@ -676,6 +678,17 @@ class Api {
     m_execs.erase(id);
   }
 
+  // A monitor this server started outlives the request: a thread of its own reaps it when it
+  // ends (the server is its parent; only that pid is waited for). Then its ready line.
+  Result<> follow_monitor(vm::MonitorProcess& monitor, const state::VmRecord& rec) {
+    pid_t pid = monitor.process.detach();
+    std::thread([pid] {
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }).detach();
+    return vm::wait_ready(monitor.ready.get(), rec);
+  }
+
   // The monitor of a new VM, in the background; returns the record once it is ready (or the
   // error that ended its start, which removed it).
   Result<state::VmRecord> launch(state::VmStore& store, const state::VmRecord& rec) {
@@ -684,13 +697,7 @@ class Api {
       (void)vm::remove_vm(store, rec, true);
       return tl::unexpected<Error>(monitor.error());
     }
-    // The monitor outlives the request; a thread of its own reaps it when it ends.
-    pid_t pid = monitor->process.detach();
-    std::thread([pid] {
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }).detach();
-    FCVM_TRY(vm::wait_ready(monitor->ready.get(), rec));
+    FCVM_TRY(follow_monitor(*monitor, rec));
     FCVM_TRY_ASSIGN(auto now, store.get(rec.id));
     if (!now)
       return fail(ErrorCode::kNotFound, fmt::format("VM {} ended and was removed", rec.name));
