@@ -211,6 +211,15 @@ TEST(AgentMessages, PlanErrors) {
            R"({"version":"1","vm_id":"x","image":{"ref":"a"}})",  // version not a number
            R"({"version":1,"vm_id":"x","image":{"ref":"a"},"env":"A=1"})",
            R"({"version":1,"vm_id":"x","image":{"ref":"a","archive":{}}})",
+           // Numbers json would convert with undefined behaviour or wrap (found by
+           // fuzz_mmds_response: a time of 1.7e21 ns): refused, never converted.
+           R"({"version":1,"vm_id":"x","image":{"ref":"a"},"time_unix_ns":1700000000000000000000})",
+           R"({"version":1,"vm_id":"x","image":{"ref":"a"},"stop_timeout_s":1e300})",
+           R"({"version":1,"vm_id":"x","image":{"ref":"a"},"stop_timeout_s":2.5})",
+           R"({"version":1,"vm_id":"x","image":{"ref":"a"},"network":{"mtu":4294967296}})",
+           R"({"version":1,"vm_id":"x","image":{"ref":"a"},"rows":70000})",
+           R"({"version":-1,"vm_id":"x","image":{"ref":"a"}})",
+           R"({"version":1,"vm_id":"x","image":{"ref":"a","archive":{"serial":"s","size":1e20}}})",
        }) {
     auto p = plan_from_json(nlohmann::json::parse(text));
     ASSERT_FALSE(p) << text;

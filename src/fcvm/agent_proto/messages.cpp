@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "fcvm/util/strings.hpp"
 
 namespace fcvm::agent_proto {
@@ -25,6 +27,41 @@ Result<uint16_t> dimension(const json& j, const char* key, std::optional<uint16_
     return fail(ErrorCode::kProtocol, fmt::format("'{}' must be an integer in 0..65535", key));
   }
   return static_cast<uint16_t>(it->get<int64_t>());
+}
+
+// An integer of type T: a json type_error (as get<> throws for a string) when the value is not
+// an integer or lies outside T's range. json's own get<T>/value() would convert a float with
+// undefined behaviour past T's range (1e21 as int64_t) and wrap a too-large integer.
+template <class T>
+T integer(const json& v, const char* key) {
+  constexpr auto lo = std::numeric_limits<T>::min();
+  constexpr auto hi = std::numeric_limits<T>::max();
+  bool ok = false;
+  T out{};
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    ok = u <= static_cast<uint64_t>(hi);
+    out = static_cast<T>(u);
+  } else if (v.is_number_integer()) {
+    auto i = v.get<int64_t>();
+    ok = i >= static_cast<int64_t>(lo) &&
+         (i < 0 || static_cast<uint64_t>(i) <= static_cast<uint64_t>(hi));
+    out = static_cast<T>(i);
+  }
+  if (!ok) {
+    throw json::type_error::create(
+        302, fmt::format("'{}' must be an integer in {}..{}", key, lo, hi), nullptr);
+  }
+  return out;
+}
+template <class T>
+T integer_at(const json& j, const char* key) {
+  return integer<T>(j.at(key), key);
+}
+template <class T>
+T integer_or(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  return it == j.end() ? fallback : integer<T>(*it, key);
 }
 }  // namespace
 
@@ -97,7 +134,7 @@ nlohmann::json to_json(const Plan& p) {
 Result<Plan> plan_from_json(const json& j) {
   try {
     Plan p;
-    p.version = j.at("version").get<uint32_t>();
+    p.version = integer_at<uint32_t>(j, "version");
     p.vm_id = j.at("vm_id").get<std::string>();
     p.name = j.value("name", "");
     p.hostname = j.value("hostname", "");
@@ -114,7 +151,7 @@ Result<Plan> plan_from_json(const json& j) {
     if (image.contains("archive")) {
       p.image.archive_serial = image.at("archive").at("serial").get<std::string>();
       p.image.archive_format = image.at("archive").value("format", "oci-archive");
-      p.image.archive_size = image.at("archive").value("size", int64_t{0});
+      p.image.archive_size = integer_or<int64_t>(image.at("archive"), "size", 0);
     }
     if (image.contains("rootfs")) {
       const auto& r = image.at("rootfs");
@@ -138,18 +175,18 @@ Result<Plan> plan_from_json(const json& j) {
       p.network.address = n.value("address", "");
       p.network.gateway = n.value("gateway", "");
       p.network.dns = n.value("dns", std::vector<std::string>{});
-      p.network.mtu = n.value("mtu", 1500);
+      p.network.mtu = integer_or<int>(n, "mtu", 1500);
     }
-    p.time_unix_ns = j.value("time_unix_ns", int64_t{0});
-    p.stop_timeout_s = j.value("stop_timeout_s", 10);
+    p.time_unix_ns = integer_or<int64_t>(j, "time_unix_ns", 0);
+    p.stop_timeout_s = integer_or<int>(j, "stop_timeout_s", 10);
     p.rng_seed_hex = j.value("rng_seed", "");
     p.user = j.value("user", "");
     p.read_only = j.value("read_only", false);
     p.init = j.value("init", false);
     p.stdin_open = j.value("stdin", false);
     p.tty = j.value("tty", false);
-    p.rows = j.value("rows", uint16_t{0});
-    p.cols = j.value("cols", uint16_t{0});
+    p.rows = integer_or<uint16_t>(j, "rows", 0);
+    p.cols = integer_or<uint16_t>(j, "cols", 0);
     if (j.contains("volumes")) {
       for (const auto& v : j.at("volumes")) {
         VolumeSpec vol;
@@ -182,9 +219,9 @@ std::string encode_hello(const Hello& h) {
 Result<Hello> hello_from_json(const json& j) {
   try {
     Hello h;
-    h.version = j.at("version").get<uint32_t>();
+    h.version = integer_at<uint32_t>(j, "version");
     h.agent = j.value("agent", "");
-    h.uptime_ms = j.value("uptime_ms", int64_t{0});
+    h.uptime_ms = integer_or<int64_t>(j, "uptime_ms", 0);
     h.state = j.value("state", "");
     return h;
   } catch (const json::exception& e) {
@@ -223,7 +260,7 @@ std::string encode_exec(const Exec& e) {
 Result<Exec> exec_from_json(const json& j) {
   try {
     Exec e;
-    e.stream = j.at("stream").get<uint32_t>();
+    e.stream = integer_at<uint32_t>(j, "stream");
     e.argv = j.at("argv").get<std::vector<std::string>>();
     e.env = j.value("env", std::vector<std::string>{});
     e.workdir = j.value("workdir", "");
@@ -253,7 +290,7 @@ std::string encode_exec_error(const ExecError& e) {
 
 Result<ExecError> exec_error_from_json(const json& j) {
   try {
-    return ExecError{j.at("stream").get<uint32_t>(), j.value("message", "")};
+    return ExecError{integer_at<uint32_t>(j, "stream"), j.value("message", "")};
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad exec_error: {}", e.what()));
   }
@@ -266,7 +303,7 @@ std::string encode_resize(const Resize& r) {
 Result<Resize> resize_from_json(const json& j) {
   try {
     Resize r;
-    r.stream = j.at("stream").get<uint32_t>();
+    r.stream = integer_at<uint32_t>(j, "stream");
     auto rows = dimension(j, "rows", std::nullopt);
     auto cols = dimension(j, "cols", std::nullopt);
     if (!rows || !cols) {
@@ -289,10 +326,10 @@ std::string encode_signal(const Signal& s) {
 Result<Signal> signal_from_json(const json& j) {
   try {
     Signal s;
-    s.stream = j.at("stream").get<uint32_t>();
+    s.stream = integer_at<uint32_t>(j, "stream");
     const auto& sig = j.at("signal");
     if (sig.is_number_unsigned()) {
-      s.signal = std::to_string(sig.get<uint32_t>());
+      s.signal = std::to_string(integer<uint32_t>(sig, "signal"));
     } else {
       s.signal = sig.get<std::string>();
     }
@@ -306,8 +343,8 @@ Result<Signal> signal_from_json(const json& j) {
 Result<Exit> exit_from_json(const json& j) {
   try {
     Exit e;
-    e.stream = j.at("stream").get<uint32_t>();
-    e.code = j.at("code").get<int>();
+    e.stream = integer_at<uint32_t>(j, "stream");
+    e.code = integer_at<int>(j, "code");
     return e;
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad exit: {}", e.what()));
@@ -316,7 +353,8 @@ Result<Exit> exit_from_json(const json& j) {
 
 Result<Event> event_from_json(const json& j) {
   try {
-    return Event{j.value("name", "event"), j.value("uptime_ms", int64_t{0}), j.value("detail", "")};
+    return Event{j.value("name", "event"), integer_or<int64_t>(j, "uptime_ms", 0),
+                 j.value("detail", "")};
   } catch (const json::exception& e) {
     return fail(ErrorCode::kProtocol, fmt::format("bad event: {}", e.what()));
   }
