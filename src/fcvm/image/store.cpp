@@ -179,6 +179,9 @@ int64_t file_blocks_bytes(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_blocks) * 512 : 0;
 }
 
+Result<storage::TreeSize> make_disk(const Unprivileged& u, const std::vector<std::string>& trees,
+                                    const std::string& disk, const Progress& progress);
+
 // Builds the disk of the image in `layout_dir` (an OCI layout) into `disk`.
 Result<storage::TreeSize> build_disk(const std::string& work, const std::string& layout_dir,
                                      const std::string& disk, const Progress& progress) {
@@ -193,36 +196,76 @@ Result<storage::TreeSize> build_disk(const std::string& work, const std::string&
   if (!ok(*out)) {
     return fail(ErrorCode::kSystem, fmt::format("umoci unpack failed: {}", last_lines(out->err)));
   }
-  auto size = storage::tree_size(bundle + "/rootfs");
-  if (!size) return tl::unexpected<Error>(size.error());
+  return make_disk(u, {bundle + "/rootfs"}, disk, progress);
+}
+
+// mke2fs -d of a tree into `disk`: sparse, without a journal (it is never written), sized for
+// what the tree holds. Several trees are stacked (top first) by an overlay mount in a mount
+// namespace of mke2fs's own.
+Result<storage::TreeSize> make_disk(const Unprivileged& u, const std::vector<std::string>& trees,
+                                    const std::string& disk, const Progress& progress) {
+  storage::TreeSize size{};
+  for (const auto& tree : trees) {
+    auto one = storage::tree_size(tree);
+    if (!one) return tl::unexpected<Error>(one.error());
+    size.bytes += one->bytes;
+    size.inodes += one->inodes;
+  }
   // The disk is sparse and never written: room costs nothing on the host.
-  uint64_t bytes = size->bytes + size->bytes / 4 + size->inodes * 512 + 64 * k_mib;
+  uint64_t bytes = size.bytes + size.bytes / 4 + size.inodes * 512 + 64 * k_mib;
   bytes = (bytes + k_mib - 1) / k_mib * k_mib;
-  uint64_t inodes = size->inodes + size->inodes / 4 + 1024;
+  uint64_t inodes = size.inodes + size.inodes / 4 + 1024;
   progress("building the disk");
-  std::vector<std::string> mkfs = {"mke2fs",
-                                   "-q",
-                                   "-F",
-                                   "-t",
-                                   "ext4",
-                                   "-O",
-                                   "^has_journal,^resize_inode",
-                                   "-m",
-                                   "0",
-                                   "-N",
-                                   std::to_string(inodes),
-                                   "-L",
-                                   "fcvm-image",
-                                   "-d",
-                                   bundle + "/rootfs",
-                                   disk,
-                                   fmt::format("{}k", bytes / 1024)};
-  out = run_tool(with(u, mkfs), k_build_timeout);
+  auto mkfs = [&](const std::string& tree) -> std::vector<std::string> {
+    return {"mke2fs",
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-O",
+            "^has_journal,^resize_inode",
+            "-m",
+            "0",
+            "-N",
+            std::to_string(inodes),
+            "-L",
+            "fcvm-image",
+            "-d",
+            tree,
+            disk,
+            fmt::format("{}k", bytes / 1024)};
+  };
+  std::vector<std::string> argv;
+  if (trees.size() == 1) {
+    argv = with(u, mkfs(trees[0]));
+  } else {
+    if (!u.prefix.empty()) {
+      return fail(ErrorCode::kUnavailable, "merging image layers needs root (an overlay mount)");
+    }
+    auto merged = disk + ".merged";
+    FCVM_TRY(make_dirs(merged, 0700));
+    // The shell gets the values as arguments, never as code.
+    argv = {"unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-ec",
+            "lower=$1; dir=$2; shift 2; mount -t overlay -o ro,lowerdir=\"$lower\" overlay "
+            "\"$dir\"; exec \"$@\"",
+            "sh",
+            join(trees, ":"),
+            merged};
+    for (auto& a : mkfs(merged)) argv.push_back(std::move(a));
+  }
+  auto out = run_tool(argv, k_build_timeout);
+  if (trees.size() > 1) ::rmdir((disk + ".merged").c_str());
   if (!out) return tl::unexpected<Error>(out.error().wrap("mke2fs"));
   if (!ok(*out)) {
     return fail(ErrorCode::kSystem, fmt::format("mke2fs failed: {}", last_lines(out->err)));
   }
-  return *size;
+  return size;
 }
 
 // Removes a work directory; files the user namespace created may need it to be removed.
@@ -231,6 +274,43 @@ void remove_work(const std::string& work) {
   auto u = unprivileged();
   if (!u.prefix.empty()) (void)run_capture(with(u, {"rm", "-rf", "--", work}), 5min);
   (void)remove_all(work);
+}
+
+// One build per image: under its lock, a disk already there is complete (it was renamed into
+// place whole). `build` writes the disk into the file it is given (in the work directory).
+Result<state::ImageRecord> store_image(
+    const StoreLayout& layout, state::ImageStore& rows, state::ImageRecord rec,
+    const std::string& name, const std::string& stamp, const std::string& work,
+    const std::function<Result<storage::TreeSize>(const std::string&)>& build) {
+  auto lock = lock_image(layout, digest_hex(rec.id), /*wait=*/true);
+  if (!lock) return tl::unexpected<Error>(lock.error());
+  auto existing = rows.get(rec.id);
+  if (!existing) return tl::unexpected<Error>(existing.error());
+  if (*existing && path_exists((*existing)->disk)) {
+    FCVM_TRY(rows.add(**existing, name, stamp));
+    auto named = rows.get(rec.id);
+    if (!named) return tl::unexpected<Error>(named.error());
+    return std::move(**named);
+  }
+  if (!path_exists(rec.disk)) {
+    auto tmp_disk = work + "/disk.ext4";
+    auto size = build(tmp_disk);
+    if (!size) return tl::unexpected<Error>(size.error());
+    rec.content_bytes = static_cast<int64_t>(size->bytes);
+    if (::chmod(tmp_disk.c_str(), 0444) != 0) return fail_errno("chmod " + tmp_disk);
+    if (::rename(tmp_disk.c_str(), rec.disk.c_str()) != 0) {
+      return fail_errno(fmt::format("move the disk to {}", rec.disk));
+    }
+  }
+  rec.size_bytes = file_blocks_bytes(rec.disk);
+  if (auto r = rows.add(rec, name, stamp); !r) {
+    ::unlink(rec.disk.c_str());
+    return tl::unexpected<Error>(r.error());
+  }
+  auto stored = rows.get(rec.id);
+  if (!stored) return tl::unexpected<Error>(stored.error());
+  if (!*stored) return fail(ErrorCode::kInternal, "the image row vanished");
+  return std::move(**stored);
 }
 
 }  // namespace
@@ -314,37 +394,37 @@ Result<state::ImageRecord> pull(const StoreLayout& layout, state::ImageStore& ro
                    ? std::string()
                    : archive_stamp(request.ref.archive_path);
 
-  // 2. One build per image: under its lock, a disk already there is complete (it was renamed
-  //    into place whole).
-  auto lock = lock_image(layout, digest_hex(rec.id), /*wait=*/true);
-  if (!lock) return tl::unexpected<Error>(lock.error());
-  auto existing = rows.get(rec.id);
-  if (!existing) return tl::unexpected<Error>(existing.error());
-  if (*existing && path_exists((*existing)->disk)) {
-    FCVM_TRY(rows.add(**existing, name, stamp));
-    auto named = rows.get(rec.id);
-    if (!named) return tl::unexpected<Error>(named.error());
-    return std::move(**named);
-  }
-  if (!path_exists(rec.disk)) {
-    auto tmp_disk = work + "/disk.ext4";
-    auto size = build_disk(work, layout_dir, tmp_disk, progress);
-    if (!size) return tl::unexpected<Error>(size.error());
-    rec.content_bytes = static_cast<int64_t>(size->bytes);
-    if (::chmod(tmp_disk.c_str(), 0444) != 0) return fail_errno("chmod " + tmp_disk);
-    if (::rename(tmp_disk.c_str(), rec.disk.c_str()) != 0) {
-      return fail_errno(fmt::format("move the disk to {}", rec.disk));
+  // 2. One build per image.
+  return store_image(layout, rows, rec, name, stamp, work, [&](const std::string& disk) {
+    return build_disk(work, layout_dir, disk, progress);
+  });
+}
+
+Result<state::ImageRecord> import_layers(const StoreLayout& layout, state::ImageStore& rows,
+                                         const LayersImport& request, const Progress& progress) {
+  if (request.layers.empty()) return fail(ErrorCode::kInvalidInput, "an image needs a layer");
+  for (const auto& l : request.layers) {
+    std::error_code ec;
+    if (!fs::is_directory(l, ec)) {
+      return fail(ErrorCode::kInvalidInput, fmt::format("image layer {} is not a directory", l));
     }
   }
-  rec.size_bytes = file_blocks_bytes(rec.disk);
-  if (auto r = rows.add(rec, name, stamp); !r) {
-    ::unlink(rec.disk.c_str());
-    return tl::unexpected<Error>(r.error());
-  }
-  auto stored = rows.get(rec.id);
-  if (!stored) return tl::unexpected<Error>(stored.error());
-  if (!*stored) return fail(ErrorCode::kInternal, "the image row vanished");
-  return std::move(**stored);
+  FCVM_TRY(make_store_dirs(layout));
+  state::ImageRecord rec;
+  rec.id = request.id;
+  rec.disk = layout.disk_for(rec.id);
+  rec.format = "ext4";
+  rec.layers = static_cast<int64_t>(request.layers.size());
+  rec.config_json = request.config_json;
+  rec.created_ms = state::now_ms();
+  auto me = sys::ProcessIdentity::of(::getpid());
+  auto work = fmt::format("{}/{}-{}-{}", layout.tmp(), me.pid, me.start_time, sys::random_hex(4));
+  FCVM_TRY(make_dirs(work, 0700));
+  Rollback cleanup;
+  cleanup.add("work directory", [work] { remove_work(work); });
+  return store_image(layout, rows, rec, request.name, {}, work, [&](const std::string& disk) {
+    return make_disk(unprivileged(), request.layers, disk, progress);
+  });
 }
 
 Result<state::ImageRecord> ensure(const StoreLayout& layout, state::ImageStore& rows,

@@ -51,6 +51,20 @@ Result<state::ImageRecord> pull(const StoreLayout& layout, state::ImageStore& ro
 Result<state::ImageRecord> ensure(const StoreLayout& layout, state::ImageStore& rows,
                                   const PullRequest& request, const Progress& progress);
 
+// A root filesystem given as directories (containerd's snapshot layers, top first as overlayfs
+// stacks them) stored as an image under `id` and `name`: built once, like a pull, and reused by
+// every later import of the same id (the caller derives it from the layers, which never change).
+// Several layers are merged by a read-only overlay mount in a mount namespace of its own (root
+// only), so a killed import leaves no mount behind.
+struct LayersImport {
+  std::string id;    // sha256:HEX
+  std::string name;  // the name it is stored under
+  std::vector<std::string> layers;
+  std::string config_json;  // the OCI image config recorded with it
+};
+Result<state::ImageRecord> import_layers(const StoreLayout& layout, state::ImageStore& rows,
+                                         const LayersImport& request, const Progress& progress);
+
 // Removes an image's row and then its disk. kConflict while a VM or snapshot uses it.
 Result<> remove(const StoreLayout& layout, state::ImageStore& rows,
                 const state::ImageRecord& image);

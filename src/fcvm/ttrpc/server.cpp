@@ -37,10 +37,36 @@ void Registry::add(const std::string& service, const std::string& method, Handle
   m_handlers[service + "/" + method] = std::move(handler);
 }
 
+std::string valid_utf8(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
+    bool ok = len > 0 && i + len <= text.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (ok) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
 Frame error_response(uint32_t stream_id, Code code, const std::string& message) {
   ::ttrpc::Response response;
   response.mutable_status()->set_code(static_cast<int32_t>(code));
-  response.mutable_status()->set_message(message);
+  // proto3 strings must be UTF-8: containerd refuses the whole response otherwise.
+  response.mutable_status()->set_message(valid_utf8(message));
   return {stream_id, MessageType::kResponse, 0, response.SerializeAsString(), false};
 }
 

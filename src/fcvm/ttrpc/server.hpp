@@ -53,7 +53,10 @@ class Registry {
   std::map<std::string, Handler> m_handlers;  // "service/method"
 };
 
-// A ttrpc.Response frame with an error status.
+// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD.
+std::string valid_utf8(std::string_view text);
+
+// A ttrpc.Response frame with an error status (its message made valid UTF-8).
 Frame error_response(uint32_t stream_id, Code code, const std::string& message);
 
 // Serves one connection until its peer closes it: every request runs on a thread of its own (a

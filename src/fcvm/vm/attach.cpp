@@ -107,8 +107,10 @@ std::string DetachKeys::feed(std::string_view input, bool& detached) {
 }
 
 Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io,
-                                    const AttachOptions& options) {
-  SignalFd signals({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
+                                    const AttachOptions& options, ExecControl* ctl) {
+  std::optional<SignalFd> signals;
+  if (ctl == nullptr)
+    signals.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   auto size = [&]() -> std::optional<WindowSize> {
     return options.tty && options.window_size ? options.window_size() : std::nullopt;
   };
@@ -138,12 +140,24 @@ Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, co
   bool stdin_open = options.interactive;
   DetachKeys detach(options.detach_keys);
   for (;;) {
+    int events_fd = ctl != nullptr ? ctl->fd() : signals->fd();
     pollfd fds[3] = {
-        {client->fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
+        {client->fd(), POLLIN, 0}, {events_fd, POLLIN, 0}, {stdin_open ? io.in : -1, POLLIN, 0}};
     int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
-    if (fds[1].revents & POLLIN) {
-      if (auto signo = signals.take(); signo && *signo == SIGWINCH) {
+    if ((fds[1].revents & POLLIN) && ctl != nullptr) {
+      for (const auto& c : ctl->take()) {
+        if (c.size) {
+          (void)client->send(control::Resize{c.size->rows, c.size->cols});
+        } else if (c.close_stdin) {
+          if (stdin_open) (void)client->send_input(proto::Kind::kStdinEof, {});
+          stdin_open = false;
+        } else {
+          (void)client->send(control::ContainerSignal{c.signal});
+        }
+      }
+    } else if (fds[1].revents & POLLIN) {
+      if (auto signo = signals->take(); signo && *signo == SIGWINCH) {
         if (auto ws = size()) (void)client->send(control::Resize{ws->rows, ws->cols});
       } else if (signo) {
         if (++stops == 1) {
@@ -204,6 +218,8 @@ void ExecControl::signal(const std::string& name) { post({name, std::nullopt}); 
 
 void ExecControl::resize(WindowSize size) { post({{}, size}); }
 
+void ExecControl::close_stdin() { post({{}, std::nullopt, true}); }
+
 std::vector<ExecControl::Command> ExecControl::take() {
   uint64_t count = 0;
   (void)!::read(m_event.get(), &count, sizeof count);
@@ -245,6 +261,9 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
       for (const auto& c : ctl->take()) {
         if (c.size) {
           if (req.tty) (void)client.send(control::Resize{c.size->rows, c.size->cols});
+        } else if (c.close_stdin) {
+          if (stdin_open) (void)client.send_input(proto::Kind::kStdinEof, {});
+          stdin_open = false;
         } else {
           (void)client.send(control::Signal{c.signal});
         }

@@ -60,13 +60,18 @@ struct AttachEnd {
   bool detached = false;
 };
 
+class ExecControl;
+
 // Foreground `run`, `start -a`, `attach`: attaches to the VM's monitor, copies the container's
 // stdout/stderr to io.out/io.err, turns SIGINT/SIGTERM/SIGHUP into a stop (a second one kills the
 // VM) and returns the container's exit code. ready_fd (-1: none) carries the monitor's start-up
 // failure, if any. (With a terminal in raw mode, ^C reaches the container as a byte, not as
-// SIGINT here.)
+// SIGINT here.) With `control` (a server's thread, e.g. the containerd shim) this process's
+// signals are left alone: what the control queues is sent instead (a signal goes to the
+// container, a size to its terminal, close_stdin ends its input).
 Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, const Stdio& io = {},
-                                    const AttachOptions& options = {});
+                                    const AttachOptions& options = {},
+                                    ExecControl* control = nullptr);
 
 struct ExecRequest {
   std::vector<std::string> argv;
@@ -89,11 +94,13 @@ class ExecControl {
   ExecControl& operator=(const ExecControl&) = delete;
   void signal(const std::string& name);  // a name is_signal_name accepts
   void resize(WindowSize size);
+  void close_stdin();
   // Readable while something is queued.
   int fd() const { return m_event.get(); }
   struct Command {
     std::string signal{};  // or
     std::optional<WindowSize> size{};
+    bool close_stdin = false;
   };
   std::vector<Command> take();
 

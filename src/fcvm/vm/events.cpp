@@ -20,7 +20,7 @@
 namespace fcvm::vm {
 namespace {
 
-constexpr std::array<std::pair<EventType, std::string_view>, 17> k_names = {{
+constexpr std::array<std::pair<EventType, std::string_view>, 18> k_names = {{
     {EventType::kCreated, "created"},
     {EventType::kStarting, "starting"},
     {EventType::kRunning, "running"},
@@ -38,6 +38,7 @@ constexpr std::array<std::pair<EventType, std::string_view>, 17> k_names = {{
     {EventType::kUnpaused, "unpaused"},
     {EventType::kRestarting, "restarting"},
     {EventType::kExpired, "expired"},
+    {EventType::kBooted, "booted"},
 }};
 
 int64_t wall_ns() {

@@ -38,6 +38,7 @@ enum class EventType {
   kUnpaused,         // fcvm unpause
   kRestarting,       // its restart policy starts it again; detail: the policy and the delay
   kExpired,          // its time-to-live ended: it is stopped
+  kBooted,           // held for its client (containerd's Create): the guest is up, no container
 };
 
 std::string_view event_type_name(EventType type);

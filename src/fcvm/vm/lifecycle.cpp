@@ -91,6 +91,7 @@ Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
   launch.id = rec.id;
   launch.fresh = options.fresh;
   launch.wait_attach = options.wait_attach;
+  launch.hold = options.hold;
   launch.timings_file = options.timings_file;
   // The monitor logs at least at info into monitor.log; a more verbose caller's level carries.
   launch.log_level = log::level() < log::Level::kInfo ? std::string(log::level_name(log::level()))

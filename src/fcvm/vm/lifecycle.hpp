@@ -33,6 +33,7 @@ struct SpawnMonitorOptions {
   bool fresh = false;        // the VM's first start (a failure then removes it entirely)
   bool wait_attach = false;  // a foreground client will attach: the container waits for it
   std::string timings_file{};
+  bool hold = false;  // with wait_attach: the wait has no time limit (MonitorLaunch::hold)
 };
 Result<MonitorProcess> spawn_monitor(Context& ctx, const state::VmRecord& rec,
                                      const SpawnMonitorOptions& options);

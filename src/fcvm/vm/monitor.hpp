@@ -32,6 +32,9 @@ struct MonitorLaunch {
   // A foreground run attaches to see all output: the container starts once it has (or after
   // k_attach_timeout).
   bool wait_attach = false;
+  // With wait_attach: no time limit; the booted VM waits for its client as long as it takes
+  // (containerd's Create boots, its Start attaches). Event `booted` marks the wait.
+  bool hold = false;
   std::string timings_file{};  // start-up milestones as JSON lines (benchmarks); empty: none
   std::string log_level{};     // the monitor's debug log level (into DIR/monitor.log)
   std::string data_dir{};

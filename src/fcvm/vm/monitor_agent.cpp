@@ -26,7 +26,14 @@ void Monitor::send_agent_frame(proto::Kind kind, uint32_t stream, std::string_vi
 
 void Monitor::maybe_send_plan() {
   if (!m_plan_pending) return;
-  if (m_launch.wait_attach && !attached_client() && Clock::now() < m_attach_deadline) return;
+  if (m_launch.wait_attach && !attached_client() &&
+      (m_launch.hold || Clock::now() < m_attach_deadline)) {
+    if (m_launch.hold && m_hello && !m_booted_published) {
+      m_booted_published = true;
+      publish(EventType::kBooted);
+    }
+    return;
+  }
   m_plan_pending = false;
   send_agent(proto::encode_plan(m_vm->plan));
   // run -i: input typed while the VM booted (the agent keeps it for the container).

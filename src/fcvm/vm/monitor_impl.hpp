@@ -131,8 +131,9 @@ class Monitor {
   bool m_channel_open = false;
   bool m_reconnect = false;  // the channel closed under a live guest: connect again
   Clock::time_point m_reconnect_deadline;
-  bool m_hello = false;         // the agent answered (a stop goes through it from then on)
-  bool m_plan_pending = false;  // hello received; the plan waits for a foreground client
+  bool m_hello = false;             // the agent answered (a stop goes through it from then on)
+  bool m_plan_pending = false;      // hello received; the plan waits for a foreground client
+  bool m_booted_published = false;  // hold: event `booted` went out
   // run -i: what the attached client typed before the plan went out (sent right after it).
   std::string m_early_stdin;
   bool m_early_stdin_eof = false;

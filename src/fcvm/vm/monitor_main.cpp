@@ -23,6 +23,7 @@ std::vector<std::string> monitor_args(const MonitorLaunch& l, int ready_fd) {
   if (!l.cache_dir.empty()) args.insert(args.end(), {"--cache-dir", l.cache_dir});
   if (l.fresh) args.push_back("--fresh");
   if (l.wait_attach) args.push_back("--wait-attach");
+  if (l.hold) args.push_back("--hold");
   if (!l.accel.empty()) args.insert(args.end(), {"--accel", l.accel});
   if (!l.firecracker_bin.empty()) args.insert(args.end(), {"--firecracker-bin", l.firecracker_bin});
   if (!l.jailer_bin.empty()) args.insert(args.end(), {"--jailer-bin", l.jailer_bin});
@@ -52,6 +53,8 @@ Result<std::pair<MonitorLaunch, int>> parse_monitor_args(int argc, char** argv) 
       l.fresh = true;
     } else if (a == "--wait-attach") {
       l.wait_attach = true;
+    } else if (a == "--hold") {
+      l.hold = true;
     } else if (a == "--ready-fd") {
       FCVM_TRY_ASSIGN(auto v, value());
       auto fd = parse_int(v, 0, 1 << 20);
@@ -194,6 +197,7 @@ int monitor_main(int argc, char** argv) {
     rec = std::move(current);
     launch.fresh = false;
     launch.wait_attach = false;
+    launch.hold = false;
   }
 }
 
