@@ -186,6 +186,14 @@ int start(const Args& a) {
 }
 
 int remove(const Args& a) {
+  // The shim's socket, when its server is gone (first: a dead shim's VM may take a while).
+  std::string bundle = a.flag("bundle").empty() ? std::string(".") : a.flag("bundle");
+  if (auto text = read_file(bundle + "/address")) {
+    auto addr = std::string(trim(*text));
+    if (addr.rfind("unix://", 0) == 0 && !unix_connect(addr.substr(7), 200ms)) {
+      ::unlink(addr.substr(7).c_str());
+    }
+  }
   ::containerd::task::v2::DeleteResponse out;
   auto s = setup();
   int status = 137;
@@ -199,14 +207,6 @@ int remove(const Args& a) {
       return 1;
     }
     if (*removed) status = **removed;
-  }
-  // The shim's socket, when its server is gone.
-  std::string bundle = a.flag("bundle").empty() ? std::string(".") : a.flag("bundle");
-  if (auto text = read_file(bundle + "/address")) {
-    auto addr = std::string(trim(*text));
-    if (addr.rfind("unix://", 0) == 0 && !unix_connect(addr.substr(7), 200ms)) {
-      ::unlink(addr.substr(7).c_str());
-    }
   }
   out.set_exit_status(static_cast<uint32_t>(status));
   auto now = vm::now_ns();

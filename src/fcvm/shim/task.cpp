@@ -394,6 +394,7 @@ Result<std::string> TaskService::close_io(const std::string& payload) {
 
 Result<std::string> TaskService::resize_pty(const std::string& payload) {
   FCVM_TRY_ASSIGN(auto req, decode<task::ResizePtyRequest>(payload, "ResizePtyRequest"));
+  if (req.width() == 0 && req.height() == 0) return std::string();  // a console without a size
   if (req.width() == 0 || req.height() == 0 || req.width() > 65535 || req.height() > 65535) {
     return fail(ErrorCode::kInvalidInput,
                 fmt::format("terminal size {}x{} is out of range", req.width(), req.height()));

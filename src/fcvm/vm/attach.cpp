@@ -19,6 +19,18 @@ namespace proto = agent_proto;
 
 namespace {
 
+// What can be read from `fd` now, without waiting (input queued before its end was asked for).
+void drain_input(int fd, const std::function<void(std::string_view)>& send) {
+  char buf[32768];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return;
+    send(std::string_view(buf, static_cast<size_t>(n)));
+  }
+}
+
 // The start-up error the monitor wrote, if it has written one (non-blocking).
 std::optional<Error> ready_error(int ready_fd, const state::VmRecord& rec) {
   auto readable = wait_readable(ready_fd, 0ms);
@@ -150,7 +162,14 @@ Result<AttachEnd> attach_foreground(const state::VmRecord& rec, int ready_fd, co
         if (c.size) {
           (void)client->send(control::Resize{c.size->rows, c.size->cols});
         } else if (c.close_stdin) {
-          if (stdin_open) (void)client->send_input(proto::Kind::kStdinEof, {});
+          // What the writer put in before it asked for the close goes first (containerd's
+          // CloseIO can overtake the input it follows).
+          if (stdin_open) {
+            drain_input(io.in, [&](std::string_view data) {
+              (void)client->send_input(proto::Kind::kStdin, data);
+            });
+            (void)client->send_input(proto::Kind::kStdinEof, {});
+          }
           stdin_open = false;
         } else {
           (void)client->send(control::ContainerSignal{c.signal});
@@ -262,7 +281,12 @@ Result<int> exec_in_vm(const state::VmRecord& rec, const ExecRequest& req, const
         if (c.size) {
           if (req.tty) (void)client.send(control::Resize{c.size->rows, c.size->cols});
         } else if (c.close_stdin) {
-          if (stdin_open) (void)client.send_input(proto::Kind::kStdinEof, {});
+          if (stdin_open) {
+            drain_input(io.in, [&](std::string_view data) {
+              (void)client.send_input(proto::Kind::kStdin, data);
+            });
+            (void)client.send_input(proto::Kind::kStdinEof, {});
+          }
           stdin_open = false;
         } else {
           (void)client.send(control::Signal{c.signal});
