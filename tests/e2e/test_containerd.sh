@@ -17,6 +17,7 @@ need_cmd script
 : "${FCVM_SHIM_BIN:?FCVM_SHIM_BIN must point at containerd-shim-fcvm-v2}"
 
 root=$TEST_TMP/ctrd
+sockets_before=$(ls /run/fcvm/s 2>/dev/null || true)
 mkdir -p "$root/bin" "$root/fifo"
 ln -s "$FCVM_SHIM_BIN" "$root/bin/containerd-shim-fcvm-v2"
 cat >"$root/config.toml" <<TOML
@@ -37,6 +38,8 @@ TOML
 PATH="$root/bin:$PATH" containerd --config "$root/config.toml" >"$root/containerd.log" 2>&1 &
 ctrd_pid=$!
 on_exit "kill $ctrd_pid 2>/dev/null; wait $ctrd_pid 2>/dev/null"
+# Shims outlive containerd (a restarted one reconnects): ours go with the test.
+on_exit "pkill -TERM -f -- '-address $root/containerd.sock' || true"
 on_exit "'$FCVM_BIN' ls -a -q 2>/dev/null | xargs -r '$FCVM_BIN' rm -f >/dev/null 2>&1"
 wait_until 30 test -S "$root/containerd.sock" || fail "containerd did not start: $(tail -5 "$root/containerd.log")"
 c() { timeout 180 ctr -a "$root/containerd.sock" "$@"; }
@@ -181,5 +184,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 2 ] && grep -q '"frob"' "$TEST_TMP/bad.err" || fail "a bad action: exit $rc, $(cat "$TEST_TMP/bad.err")"
-[ -z "$(ls /run/fcvm/s 2>/dev/null)" ] || fail "shim sockets left: $(ls /run/fcvm/s)"
+[ "$(ls /run/fcvm/s 2>/dev/null)" = "$sockets_before" ] ||
+  fail "shim sockets left: $(ls /run/fcvm/s)"
+pgrep -f -- "-address $root/containerd.sock" >/dev/null && fail "shims left: $(pgrep -af -- "-address $root")"
 log "ok"

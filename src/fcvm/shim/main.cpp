@@ -28,6 +28,7 @@
 #include "fcvm/util/child_process.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/util/log.hpp"
+#include "fcvm/util/signal_fd.hpp"
 #include "fcvm/util/strings.hpp"
 #include "fcvm/util/unix_socket.hpp"
 #include "fcvm/vm/events.hpp"
@@ -241,6 +242,8 @@ int serve(const Args& a) {
                            s->config.network,
                            s->config.insecure_registries};
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+  // SIGTERM and SIGINT end the server as Shutdown does (its VM stays for containerd's delete).
+  SignalFd signals({SIGTERM, SIGINT});
   const char* events_address = std::getenv("TTRPC_ADDRESS");
   Publisher publisher(events_address != nullptr ? events_address : "", a.flag("namespace"));
   TaskService tasks(
@@ -254,12 +257,12 @@ int serve(const Args& a) {
   tasks.register_handlers(registry);
   FCVM_LOG(kInfo, "shim", "serving task {} of namespace {}", a.flag("id"), a.flag("namespace"));
   for (;;) {
-    pollfd fds[2] = {{3, POLLIN, 0}, {stop.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    pollfd fds[3] = {{3, POLLIN, 0}, {stop.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (fds[1].revents & POLLIN) break;
+    if ((fds[1].revents | fds[2].revents) & POLLIN) break;
     if (fds[0].revents & POLLIN) {
       int fd = ::accept4(3, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
