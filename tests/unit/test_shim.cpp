@@ -18,6 +18,7 @@
 #include "containerd/events.pb.h"
 #include "containerd/shim.pb.h"
 #include "fcvm/shim/bundle.hpp"
+#include "fcvm/shim/sandbox.hpp"
 #include "fcvm/shim/task.hpp"
 #include "fcvm/shim/vm_engine.hpp"
 #include "fcvm/ttrpc/client.hpp"
@@ -238,7 +239,7 @@ class ShimTask : public ::testing::Test {
     std::ofstream(bundle / "config.json") << k_ctr_spec;
     state = std::make_shared<FakeEngine::State>();
     service = std::make_unique<TaskService>(
-        "default", std::make_unique<FakeEngine>(state),
+        "default", [this](const ContainerSpec&) { return std::make_unique<FakeEngine>(state); },
         [this](TaskEvent e) {
           std::lock_guard lock(events_mutex);
           events.push_back(e);
@@ -529,6 +530,32 @@ TEST_F(ShimTask, BadCreatesLeaveTheShimUsable) {
   ::ttrpc::Response resp;
   ASSERT_TRUE(resp.ParseFromString(answer->payload));
   EXPECT_EQ(resp.status().code(), static_cast<int32_t>(ttrpc::Code::kUnimplemented));
+}
+
+TEST(ShimSandbox, APodSandboxIsAPlaceholderThatEndsLikePause) {
+  ContainerSpec spec;
+  EXPECT_FALSE(is_pod_sandbox(spec));
+  spec.annotations[k_annotation_container_type] = "container";
+  EXPECT_FALSE(is_pod_sandbox(spec));
+  spec.annotations[k_annotation_container_type] = "sandbox";
+  EXPECT_TRUE(is_pod_sandbox(spec));
+  auto engine = make_sandbox_engine();
+  auto pid = engine->create({});
+  ASSERT_TRUE(pid);
+  EXPECT_EQ(*pid, static_cast<uint32_t>(::getpid()));
+  vm::ExecControl control;
+  bool started = false;
+  auto ran = std::async(std::launch::async, [&] {
+    return engine->run({}, control, [&](Result<> r) { started = static_cast<bool>(r); });
+  });
+  ASSERT_TRUE(engine->signal(SIGHUP));  // ignored, as pause does
+  EXPECT_EQ(ran.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  ASSERT_TRUE(engine->signal(SIGTERM));
+  auto code = ran.get();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 128 + SIGTERM);
+  EXPECT_TRUE(started);
+  EXPECT_FALSE(engine->exec({}, {}, control));
 }
 
 TEST(TtrpcClient, CallsAServerAndMapsItsErrors) {

@@ -21,6 +21,7 @@
 #include "containerd/shim.pb.h"
 #include "fcvm/config/config.hpp"
 #include "fcvm/shim/publisher.hpp"
+#include "fcvm/shim/sandbox.hpp"
 #include "fcvm/shim/task.hpp"
 #include "fcvm/shim/vm_engine.hpp"
 #include "fcvm/sys/command_runner.hpp"
@@ -246,8 +247,12 @@ int serve(const Args& a) {
   SignalFd signals({SIGTERM, SIGINT});
   const char* events_address = std::getenv("TTRPC_ADDRESS");
   Publisher publisher(events_address != nullptr ? events_address : "", a.flag("namespace"));
+  auto ctx = context(*s);
   TaskService tasks(
-      a.flag("namespace"), make_vm_engine(context(*s), defaults),
+      a.flag("namespace"),
+      [&ctx, &defaults](const ContainerSpec& spec) {
+        return is_pod_sandbox(spec) ? make_sandbox_engine() : make_vm_engine(ctx, defaults);
+      },
       [&publisher](TaskEvent e) { publisher.publish(std::move(e)); },
       [&stop] {
         uint64_t one = 1;

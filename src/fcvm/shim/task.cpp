@@ -50,10 +50,10 @@ Result<std::string> read_config(const std::string& bundle) {
 
 }  // namespace
 
-TaskService::TaskService(std::string ns, std::unique_ptr<Engine> engine, Publish publish,
+TaskService::TaskService(std::string ns, EngineFactory engines, Publish publish,
                          std::function<void()> shutdown)
     : m_ns(std::move(ns)),
-      m_engine(std::move(engine)),
+      m_engines(std::move(engines)),
       m_publish(std::move(publish)),
       m_shutdown(std::move(shutdown)) {}
 
@@ -65,7 +65,7 @@ TaskService::~TaskService() {
     std::lock_guard lock(m_mutex);
     running = m_main && m_main->worker.joinable() && m_main->status != Status::kStopped;
   }
-  if (running) (void)m_engine->kill_vm();
+  if (running && m_engine) (void)m_engine->kill_vm();
   if (m_main && m_main->worker.joinable()) m_main->worker.join();
   for (auto& [id, p] : m_execs) {
     if (p->worker.joinable()) {
@@ -163,6 +163,7 @@ Result<std::string> TaskService::create(const std::string& payload) {
   params.upper = std::move(layers->upper);
   params.io = {req.stdin(), req.stdout(), req.stderr(), req.terminal()};
   params.spec.process.terminal = req.terminal();
+  m_engine = m_engines(params.spec);
   auto pid = m_engine->create(params);
   if (!pid) return fail_create(pid.error());
 

@@ -38,9 +38,11 @@ using Publish = std::function<void(TaskEvent)>;
 
 class TaskService {
  public:
-  // `ns`: containerd's namespace (-namespace); `shutdown` is called when containerd asks the shim
-  // to go and no task is left.
-  TaskService(std::string ns, std::unique_ptr<Engine> engine, Publish publish,
+  // `ns`: containerd's namespace (-namespace); `engines` makes the engine of the task Create
+  // asks for (a VM, or a pod sandbox's placeholder); `shutdown` is called when containerd asks
+  // the shim to go and no task is left.
+  using EngineFactory = std::function<std::unique_ptr<Engine>(const ContainerSpec&)>;
+  TaskService(std::string ns, EngineFactory engines, Publish publish,
               std::function<void()> shutdown);
   ~TaskService();
   TaskService(const TaskService&) = delete;
@@ -86,7 +88,8 @@ class TaskService {
   void publish(const std::string& topic, const std::string& type, const std::string& bytes);
 
   std::string m_ns;
-  std::unique_ptr<Engine> m_engine;
+  EngineFactory m_engines;
+  std::unique_ptr<Engine> m_engine;  // set by Create, before the task exists
   Publish m_publish;
   std::function<void()> m_shutdown;
   std::mutex m_mutex;
