@@ -8,7 +8,8 @@
 #   FIFO; a terminal (size and exit code); kill -9 of the shim leaves no VM (containerd's
 #   `delete` cleans up); the shim answers garbage, an unknown method and an oversized frame with
 #   errors and serves on; a bundle asking for a host bind mount is refused at create, leaving
-#   nothing.
+#   nothing; Kubernetes' CRI (tests/e2e/cri/cri_flow.py) runs a pod whose container gets a VM
+#   sized by the pod's annotations.
 source "$(dirname "$0")/../lib/common.sh"
 e2e_setup
 need_cmd containerd
@@ -18,7 +19,7 @@ need_cmd script
 
 root=$TEST_TMP/ctrd
 sockets_before=$(ls /run/fcvm/s 2>/dev/null || true)
-mkdir -p "$root/bin" "$root/fifo"
+mkdir -p "$root/bin" "$root/fifo" "$root/cni/bin" "$root/cni/net.d"
 ln -s "$FCVM_SHIM_BIN" "$root/bin/containerd-shim-fcvm-v2"
 cat >"$root/config.toml" <<TOML
 version = 2
@@ -32,6 +33,17 @@ state = "$root/state"
   level = "debug"
 [plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  sandbox_image = "localhost/fcvm-test/busybox:latest"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$root/cni/bin"
+    conf_dir = "$root/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "fcvm"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.fcvm]
+      runtime_type = "io.containerd.fcvm.v2"
+      pod_annotations = ["fcvm.io/*"]
 TOML
 # Directories containerd hard-codes outside its own: removed afterwards unless they were there.
 [ -d /run/containerd ] || on_exit "rm -rf /run/containerd"
@@ -45,6 +57,7 @@ wait_until 30 test -S "$root/containerd.sock" || fail "containerd did not start:
 c() { timeout 180 ctr -a "$root/containerd.sock" "$@"; }
 run() { c run --fifo-dir "$root/fifo" --runtime io.containerd.fcvm.v2 "$@"; }
 c images import "$busybox" >/dev/null || fail "ctr images import"
+c -n k8s.io images import "$busybox" >/dev/null || fail "ctr images import (k8s.io)"
 img=localhost/fcvm-test/busybox:latest
 vms() { "$FCVM_BIN" ls -a -q; }
 task_status() { c task ls | awk -v t="$1" '$1 == t {print $3}'; }
@@ -174,6 +187,14 @@ set -e
 grep -q 'mount /tmp on /host' <<<"$msg" || fail "the error does not name the mount: $msg"
 [ -z "$(vms)" ] || fail "a refused create left VMs: $(vms)"
 c containers rm b1 >/dev/null 2>&1 || true
+
+# 8. Kubernetes' CRI (containerd's CRI plugin, runtime handler fcvm), driven as kubelet would.
+/usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null || fail "python3-grpcio and python3-grpc-tools are missing (scripts/install-deps.sh)"
+mkdir -p "$TEST_TMP/pod-logs"
+/usr/bin/python3 "$FCVM_SOURCE_DIR/tests/e2e/cri/cri_flow.py" "$root/containerd.sock" "$img" \
+  "$TEST_TMP/pod-logs" "$FCVM_BIN" >&2 ||
+  fail "the CRI flow: $(shim_log; grep -a 'level=error\|level=warn' "$root/containerd.log" | tail -5)"
+log "CRI: pod, container in a 512 MiB VM, ExecSync, stop, removal"
 
 # The shim's own subcommands: delete is idempotent; bad arguments exit 2.
 (cd "$TEST_TMP" && "$FCVM_SHIM_BIN" -namespace default -id nothing -address x delete >"$TEST_TMP/del.out") ||
