@@ -17,7 +17,7 @@ run_pkgs=(qemu-system-x86 qemu-utils slirp4netns iproute2 nftables uidmap util-l
 guest_pkgs=(mmdebstrap e2fsprogs busybox-static cpio zstd xz-utils lz4 kmod file dpkg-dev)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 test_pkgs=(docker-registry skopeo podman xfsprogs python3 python3-pip python3-setuptools python3-wheel sqlite3 procps psmisc iperf3 jq erofs-utils
-  nfs-ganesha nfs-ganesha-vfs)
+  nfs-ganesha nfs-ganesha-vfs containerd python3-grpcio python3-grpc-tools)
 
 what=${1:-all}
 case "$what" in

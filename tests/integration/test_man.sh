@@ -25,7 +25,7 @@ grep -q '^\.SH COMMANDS' "$man_dir/fcvm-snapshot.1" && grep -q 'fcvm snapshot cr
 
 prefix=$TEST_TMP/prefix
 "$FCVM_SOURCE_DIR/scripts/install.sh" "$FCVM_BUILD_DIR" "$prefix" >/dev/null || fail "install.sh"
-for f in bin/fcvm lib/fcvm/fc-agent share/bash-completion/completions/fcvm \
+for f in bin/fcvm bin/containerd-shim-fcvm-v2 lib/fcvm/fc-agent share/bash-completion/completions/fcvm \
   share/zsh/site-functions/_fcvm share/man/man1/fcvm.1 share/man/man1/fcvm-run.1; do
   [ -e "$prefix/$f" ] || fail "install.sh did not install $f"
 done
