@@ -532,6 +532,139 @@ TEST_F(ShimTask, BadCreatesLeaveTheShimUsable) {
   EXPECT_EQ(resp.status().code(), static_cast<int32_t>(ttrpc::Code::kUnimplemented));
 }
 
+// Frames containerd 1.6.20 sent a shim for `ctr run --rm IMAGE cap1 sh -c 'echo hi; exit 3'`
+// (recorded with strace on the shim's connection): read with our codec, then replayed against
+// the Task service one request at a time as containerd sent them, with Wait blocked while a State
+// is answered on the same connection.
+std::vector<ttrpc::Frame> captured_frames() {
+  std::ifstream in(FCVM_SOURCE_DIR "/tests/unit/data/containerd-1.6.20-ctr-run.ttrpc",
+                   std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ttrpc::FrameReader reader;
+  reader.feed(bytes);
+  std::vector<ttrpc::Frame> out;
+  while (auto f = reader.next()) out.push_back(std::move(*f));
+  EXPECT_EQ(reader.buffered(), 0u);
+  return out;
+}
+
+::ttrpc::Request request_of(const ttrpc::Frame& f) {
+  ::ttrpc::Request r;
+  EXPECT_TRUE(r.ParseFromString(f.payload));
+  return r;
+}
+
+TEST(ShimCapture, FramesFromContainerd) {
+  auto frames = captured_frames();
+  std::vector<std::string> methods;
+  uint32_t last = UINT32_MAX;  // the first is 1
+  for (const auto& f : frames) {
+    EXPECT_EQ(f.type, ttrpc::MessageType::kRequest);
+    EXPECT_EQ(f.flags, 0);
+    EXPECT_EQ(f.stream_id % 2, 1u) << "client stream ids are odd";
+    EXPECT_EQ(f.stream_id, last + 2) << "and go up by two";
+    last = f.stream_id;
+    auto r = request_of(f);
+    EXPECT_EQ(r.service(), k_task_service);
+    methods.push_back(r.method());
+  }
+  EXPECT_EQ(methods, (std::vector<std::string>{"Create", "Connect", "Start", "Connect", "Wait",
+                                               "State", "State", "Delete", "Shutdown"}));
+  task::CreateTaskRequest create;
+  ASSERT_TRUE(create.ParseFromString(request_of(frames[0]).payload()));
+  EXPECT_EQ(create.id(), "cap1");
+  std::string tail = "/state/io.containerd.runtime.v2.task/default/cap1";
+  EXPECT_EQ(create.bundle().substr(create.bundle().size() - tail.size()), tail);
+  ASSERT_EQ(create.rootfs_size(), 1);
+  std::vector<MountSpec> mounts{
+      {create.rootfs(0).type(),
+       create.rootfs(0).source(),
+       {create.rootfs(0).options().begin(), create.rootfs(0).options().end()}}};
+  auto layers = rootfs_layers(mounts);
+  ASSERT_TRUE(layers) << layers.error().to_string();
+  ASSERT_EQ(layers->lower.size(), 1u);
+  EXPECT_NE(layers->lower[0].find("snapshots/1/fs"), std::string::npos);
+  EXPECT_NE(layers->upper.find("snapshots/2/fs"), std::string::npos);
+  EXPECT_NE(create.stdout().find("cap1-stdout"), std::string::npos);
+  EXPECT_NE(create.stdin().find("cap1-stdin"), std::string::npos);
+  EXPECT_FALSE(create.terminal());
+  EXPECT_FALSE(create.has_options());
+}
+
+TEST_F(ShimTask, ReplaysContainerdsCtrRun) {
+  auto frames = captured_frames();
+  ASSERT_EQ(frames.size(), 9u);
+  // The bundle containerd named is not here: Create points at this test's (the only change).
+  {
+    auto r = request_of(frames[0]);
+    task::CreateTaskRequest create;
+    ASSERT_TRUE(create.ParseFromString(r.payload()));
+    create.set_bundle(bundle.string());
+    r.set_payload(create.SerializeAsString());
+    frames[0].payload = r.SerializeAsString();
+  }
+  ttrpc::Registry registry;
+  service->register_handlers(registry);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::thread server([&] { (void)ttrpc::serve_connection(sv[1], registry); });
+  ttrpc::FrameReader answers;
+  auto send = [&](const ttrpc::Frame& f) {
+    auto bytes = ttrpc::encode_frame(f);
+    ASSERT_TRUE(bytes);
+    ASSERT_TRUE(write_all(sv[0], *bytes));
+  };
+  auto answer = [&]() -> ::ttrpc::Response {
+    for (;;) {
+      if (auto f = answers.next()) {
+        ::ttrpc::Response r;
+        EXPECT_TRUE(r.ParseFromString(f->payload));
+        r.mutable_status()->set_message(r.status().message() + " #" + std::to_string(f->stream_id));
+        return r;
+      }
+      char buf[4096];
+      ssize_t n = ::read(sv[0], buf, sizeof buf);
+      if (n <= 0) return {};
+      answers.feed(std::string_view(buf, static_cast<size_t>(n)));
+    }
+  };
+  // Create, Connect, Start, Connect: each answered OK.
+  for (size_t i = 0; i < 4; ++i) {
+    send(frames[i]);
+    auto r = answer();
+    EXPECT_EQ(r.status().code(), 0) << request_of(frames[i]).method() << r.status().message();
+  }
+  send(frames[4]);  // Wait: blocks
+  send(frames[5]);  // State: answered while Wait waits
+  auto state_answer = answer();
+  EXPECT_EQ(state_answer.status().message(), " #11");
+  task::StateResponse st;
+  ASSERT_TRUE(st.ParseFromString(state_answer.payload()));
+  EXPECT_EQ(st.status(), ::containerd::v1::types::RUNNING);
+  {
+    std::lock_guard lock(state->m);
+    state->main_exit = 3;
+    state->cv.notify_all();
+  }
+  auto waited = answer();
+  EXPECT_EQ(waited.status().message(), " #9");
+  task::WaitResponse wr;
+  ASSERT_TRUE(wr.ParseFromString(waited.payload()));
+  EXPECT_EQ(wr.exit_status(), 3u);
+  for (size_t i = 6; i < 9; ++i) {
+    send(frames[i]);
+    auto r = answer();
+    EXPECT_EQ(r.status().code(), 0) << request_of(frames[i]).method() << r.status().message();
+  }
+  EXPECT_TRUE(shutdown_called);
+  EXPECT_EQ(topics(), (std::vector<std::string>{"/tasks/create", "/tasks/start", "/tasks/exit",
+                                                "/tasks/delete"}));
+  ::shutdown(sv[0], SHUT_RDWR);
+  server.join();
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
 TEST(ShimSandbox, APodSandboxIsAPlaceholderThatEndsLikePause) {
   ContainerSpec spec;
   EXPECT_FALSE(is_pod_sandbox(spec));
