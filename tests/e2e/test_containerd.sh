@@ -90,6 +90,14 @@ grep '/tasks/exit.*"container_id":"r1"' "$TEST_TMP/events" | grep -q '"exit_stat
   fail "the exit event of r1 lacks exit_status 3"
 log "run --rm: 'hi', exit 3, events $order"
 
+# The spec's rlimits reach the container (ctr's default spec: RLIMIT_NOFILE 1024), as fcvm run
+# --ulimit's do.
+out=$(run --rm "$img" u1 sh -c 'ulimit -n; ulimit -Hn' | tr '\n' ' ')
+[ "$out" = "1024 1024 " ] || fail "the spec's RLIMIT_NOFILE 1024 did not reach the container: $out"
+out=$("$FCVM_BIN" run --ulimit nofile=4096:8192 "oci-archive:$busybox" sh -c 'ulimit -n; ulimit -Hn' | tr '\n' ' ')
+[ "$out" = "4096 8192 " ] || fail "fcvm run --ulimit nofile=4096:8192: $out"
+log "rlimits: the spec's 1024, --ulimit's 4096:8192"
+
 # 2. Detached: the VM is an fcvm VM with containerd's labels; exec; pause/resume; signals.
 run -d "$img" d1 sh -c 'trap "exit 143" TERM; echo up; while :; do sleep 1; done' >/dev/null
 [ "$(task_status d1)" = RUNNING ] || fail "d1 is not RUNNING: $(c task ls)"

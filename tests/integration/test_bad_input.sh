@@ -48,6 +48,8 @@ if [ "$(id -u)" -ne 0 ]; then
   expect_usage_error 'needs root' run --network privileged busybox
 fi
 expect_usage_error '"rel/dir"' run --workdir rel/dir busybox
+expect_usage_error '"nofile=20:10"' run --ulimit nofile=20:10 busybox
+expect_usage_error '"files=1"' run --ulimit files=1 busybox
 expect_usage_error 'missing IMAGE' run
 expect_usage_error 'frobnicate' frobnicate
 

@@ -157,6 +157,24 @@ TEST(AgentPodman, RunOptions) {
                   "--init", "app"}));
 }
 
+TEST(AgentPodman, RunUlimits) {
+  agent_proto::Plan plan;
+  plan.ulimits = {{"nofile", 1024, 4096}, {"core", -1, -1}};
+  EXPECT_EQ(podman_run_argv(plan, "app"),
+            (Argv{"podman", "run", "--name", "fcvm-main", "--replace", "--network", "host",
+                  "--sdnotify=conmon", "--pull=never", "--ulimit", "nofile=1024:4096", "--ulimit",
+                  "core=-1:-1", "app"}));
+}
+
+TEST(AgentOci, RlimitsReplacePodmansDefaults) {
+  EXPECT_EQ(rlimits({}).dump(), R"([{"hard":1048576,"soft":1048576,"type":"RLIMIT_NOFILE"},)"
+                                R"({"hard":32768,"soft":32768,"type":"RLIMIT_NPROC"}])");
+  EXPECT_EQ(rlimits({{"nofile", 1024, 4096}, {"core", -1, -1}}).dump(),
+            R"([{"hard":32768,"soft":32768,"type":"RLIMIT_NPROC"},)"
+            R"({"hard":4096,"soft":1024,"type":"RLIMIT_NOFILE"},)"
+            R"({"hard":18446744073709551615,"soft":18446744073709551615,"type":"RLIMIT_CORE"}])");
+}
+
 // A stored image: the container runs from the overlay over its disk with the image's config
 // applied as podman applies it to a stored image.
 agent_proto::Plan stored_image_plan() {

@@ -188,6 +188,29 @@ TEST(AgentMessages, PlanRoundTripAllFields) {
   EXPECT_EQ(back->rng_seed_hex, "00ff10ab");
 }
 
+TEST(AgentMessages, PlanUlimits) {
+  Plan p;
+  p.vm_id = "x";
+  p.image.ref = "busybox";
+  p.ulimits = {{"nofile", 1024, 4096}, {"core", -1, -1}};
+  auto msg = parse_control(encode_plan(p));
+  ASSERT_TRUE(msg);
+  auto back = plan_from_json((*msg)["plan"]);
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->ulimits.size(), 2u);
+  EXPECT_EQ(back->ulimits[0].name, "nofile");
+  EXPECT_EQ(back->ulimits[0].soft, 1024);
+  EXPECT_EQ(back->ulimits[0].hard, 4096);
+  EXPECT_EQ(back->ulimits[1].soft, -1);
+  for (const char* bad :
+       {R"([{"name":"files","soft":1,"hard":1}])", R"([{"name":"nofile","soft":-5,"hard":1}])",
+        R"([{"name":"nofile","soft":1e30,"hard":1}])", R"([{"name":"nofile","soft":1}])"}) {
+    auto j = (*msg)["plan"];
+    j["ulimits"] = nlohmann::json::parse(bad);
+    EXPECT_FALSE(plan_from_json(j)) << bad;
+  }
+}
+
 TEST(AgentMessages, PlanMinimalUsesDefaults) {
   auto j = nlohmann::json::parse(R"({"version":1,"vm_id":"x","image":{"ref":"busybox"}})");
   auto p = plan_from_json(j);

@@ -10,6 +10,30 @@
 
 using namespace fcvm;
 
+TEST(Options, Ulimits) {
+  auto both = vm::parse_ulimit("nofile=1024:4096");
+  ASSERT_TRUE(both) << both.error().to_string();
+  EXPECT_EQ(both->name, "nofile");
+  EXPECT_EQ(both->soft, 1024);
+  EXPECT_EQ(both->hard, 4096);
+  auto one = vm::parse_ulimit("nproc=100");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->hard, 100);
+  auto unlimited = vm::parse_ulimit("core=-1");
+  ASSERT_TRUE(unlimited);
+  EXPECT_EQ(unlimited->soft, -1);
+  EXPECT_TRUE(vm::parse_ulimit("memlock=1024:-1"));
+  EXPECT_EQ(vm::ulimit_text(*both), "nofile=1024:4096");
+  for (const char* bad : {"nofile", "files=10", "nofile=abc", "nofile=10:x", "nofile=20:10",
+                          "nofile=-1:10", "nofile=-2", "=10", "nofile=1:2:3"}) {
+    auto r = vm::parse_ulimit(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+    EXPECT_NE(r.error().message().find(std::string("\"") + bad + "\""), std::string::npos)
+        << r.error().message();
+  }
+}
+
 TEST(Options, Names) {
   EXPECT_TRUE(vm::validate_name("web1"));
   EXPECT_TRUE(vm::validate_name("a.b_c-d"));

@@ -61,6 +61,14 @@ TEST(ShimBundle, ReadsWhatCtrWrites) {
   EXPECT_EQ(spec->hostname, "web");
   EXPECT_EQ(spec->mem_mib, 512);
   EXPECT_EQ(spec->vcpus, 1);
+  ASSERT_EQ(spec->rlimits.size(), 1u);
+  EXPECT_EQ(spec->rlimits[0].name, "nofile");
+  EXPECT_EQ(spec->rlimits[0].soft, 1024);
+  auto unlimited = parse_container_spec(
+      R"({"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_CORE",
+          "hard": 18446744073709551615, "soft": 18446744073709551615}]}})");
+  ASSERT_TRUE(unlimited) << unlimited.error().to_string();
+  EXPECT_EQ(unlimited->rlimits[0].soft, -1);
 }
 
 TEST(ShimBundle, RefusesWhatAVmCannotHonourNamingIt) {
@@ -81,6 +89,10 @@ TEST(ShimBundle, RefusesWhatAVmCannotHonourNamingIt) {
       {R"({"process": {"args": ["sh"]}, "annotations": {"fcvm.io/cpu": "0"}})", "fcvm.io/cpu"},
       {R"({"process": {"args": ["sh"]}, "annotations": {"x": 1}})", "annotations.x"},
       {R"({"process": {"args": ["sh"]}, "hostname": 7})", "spec.hostname"},
+      {R"({"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_FROB", "hard": 1}]}})",
+       "RLIMIT_FROB"},
+      {R"({"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_CORE", "hard": -1}]}})",
+       "process.rlimits[].hard"},
       {R"([])", "not a JSON object"},
       {R"({)", "not a JSON object"},
       {R"({"root": {}})", "no process"},

@@ -214,7 +214,7 @@ class Client:
         """Starts a VM running `image` (as `fcvm run -d`) and returns it once it is ready.
 
         Other keyword options are the API's create fields (docs/api.yaml): network, vmm,
-        workdir, user, entrypoint, map, restart, stop_timeout, read_only, init, ...
+        workdir, user, entrypoint, map, restart, stop_timeout, read_only, init, ulimits, ...
         """
         body: Json = {"image": image}
         for key, value in (("cmd", list(cmd) if cmd is not None else None), ("name", name),

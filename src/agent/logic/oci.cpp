@@ -169,6 +169,25 @@ std::vector<std::string> container_env(const agent_proto::Plan& plan, const Cont
   return merge_env(std::move(env), plan.env);
 }
 
+nlohmann::json rlimits(const std::vector<agent_proto::Ulimit>& ulimits) {
+  // podman's defaults, replaced by the plan's limits of the same resource.
+  std::vector<agent_proto::Ulimit> all = {{"nofile", 1048576, 1048576}, {"nproc", 32768, 32768}};
+  for (const auto& u : ulimits) {
+    std::erase_if(all, [&](const agent_proto::Ulimit& e) { return e.name == u.name; });
+    all.push_back(u);
+  }
+  auto value = [](int64_t v) -> uint64_t {
+    return v < 0 ? UINT64_MAX : static_cast<uint64_t>(v);  // -1: RLIM_INFINITY
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& u : all) {
+    std::string type = "RLIMIT_";
+    for (char c : u.name) type += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out.push_back({{"type", type}, {"hard", value(u.hard)}, {"soft", value(u.soft)}});
+  }
+  return out;
+}
+
 nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& rootfs,
                               const ContainerUser& user, const std::vector<std::string>& env,
                               const SpecFiles& files) {
@@ -180,8 +199,7 @@ nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& 
       {"env", env},
       {"cwd", container_cwd(plan)},
       {"capabilities", capabilities()},
-      {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1048576}, {"soft", 1048576}},
-                               {{"type", "RLIMIT_NPROC"}, {"hard", 32768}, {"soft", 32768}}})},
+      {"rlimits", rlimits(plan.ulimits)},
   };
   auto mount = [](const char* dest, const char* type, const char* source,
                   std::vector<std::string> options) {

@@ -68,6 +68,9 @@ struct SpecFiles {
 // rlimits, masked and read-only paths; /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys and
 // /sys/fs/cgroup), the guest's name files and each volume bind-mounted from its guest directory.
 // No seccomp filter: the VM is the isolation boundary (DESIGN.md).
+// The container process's rlimits (OCI): podman's defaults (nofile and nproc), each replaced by a
+// plan's limit of the same resource; -1 is RLIM_INFINITY.
+nlohmann::json rlimits(const std::vector<agent_proto::Ulimit>& ulimits);
 nlohmann::json container_spec(const agent_proto::Plan& plan, const std::string& rootfs,
                               const ContainerUser& user, const std::vector<std::string>& env,
                               const SpecFiles& files);

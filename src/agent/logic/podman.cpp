@@ -30,6 +30,10 @@ std::vector<std::string> podman_run_argv(const agent_proto::Plan& plan, const st
   if (plan.stdin_open) argv.emplace_back("-i");
   if (plan.tty) argv.emplace_back("-t");
   if (plan.init) argv.emplace_back("--init");
+  for (const auto& u : plan.ulimits) {
+    argv.push_back("--ulimit");
+    argv.push_back(fmt::format("{}={}:{}", u.name, u.soft, u.hard));
+  }
   if (!plan.workdir.empty()) {
     argv.push_back("-w");
     argv.push_back(plan.workdir);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "fcvm/util/strings.hpp"
@@ -65,6 +66,13 @@ T integer_or(const json& j, const char* key, T fallback) {
 }
 }  // namespace
 
+bool is_ulimit_name(std::string_view name) {
+  static constexpr std::string_view names[] = {
+      "as",   "core",   "cpu",   "data", "fsize",  "locks",  "memlock",    "msgqueue",
+      "nice", "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack"};
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
 nlohmann::json to_json(const Plan& p) {
   json mirrors = json::array();
   for (const auto& m : p.image.mirrors) {
@@ -114,6 +122,13 @@ nlohmann::json to_json(const Plan& p) {
     out["tty"] = true;
     out["rows"] = p.rows;
     out["cols"] = p.cols;
+  }
+  if (!p.ulimits.empty()) {
+    json ulimits = json::array();
+    for (const auto& u : p.ulimits) {
+      ulimits.push_back({{"name", u.name}, {"soft", u.soft}, {"hard", u.hard}});
+    }
+    out["ulimits"] = ulimits;
   }
   if (!p.volumes.empty()) {
     json volumes = json::array();
@@ -187,6 +202,17 @@ Result<Plan> plan_from_json(const json& j) {
     p.tty = j.value("tty", false);
     p.rows = integer_or<uint16_t>(j, "rows", 0);
     p.cols = integer_or<uint16_t>(j, "cols", 0);
+    if (j.contains("ulimits")) {
+      for (const auto& u : j.at("ulimits")) {
+        Ulimit limit{u.at("name").get<std::string>(), integer_at<int64_t>(u, "soft"),
+                     integer_at<int64_t>(u, "hard")};
+        if (!is_ulimit_name(limit.name) || limit.soft < -1 || limit.hard < -1) {
+          return fail(ErrorCode::kProtocol,
+                      fmt::format("bad plan: ulimit {} {}:{}", limit.name, limit.soft, limit.hard));
+        }
+        p.ulimits.push_back(std::move(limit));
+      }
+    }
     if (j.contains("volumes")) {
       for (const auto& v : j.at("volumes")) {
         VolumeSpec vol;

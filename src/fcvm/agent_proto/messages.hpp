@@ -68,6 +68,16 @@ struct VolumeSpec {
   std::string options{};  // nfs: the kernel's mount options (addr=, port=, vers=, ...)
 };
 
+// A resource limit of the container's process (podman's --ulimit, an OCI spec's rlimits): `name`
+// is the resource without "RLIMIT_", lower case ("nofile"); -1 is unlimited.
+struct Ulimit {
+  std::string name;
+  int64_t soft = 0;
+  int64_t hard = 0;
+};
+// "nofile", "nproc", ...: the resources a ulimit may name (RLIMIT_<NAME upper-cased>).
+bool is_ulimit_name(std::string_view name);
+
 struct Plan {
   uint32_t version = k_protocol_version;  // the host's protocol version (major)
   std::string vm_id;
@@ -89,7 +99,8 @@ struct Plan {
   uint16_t cols = 0;
   NetworkSpec network;
   std::vector<VolumeSpec> volumes{};
-  int64_t time_unix_ns = 0;  // host clock when the plan was sent; the guest sets its clock
+  std::vector<Ulimit> ulimits{};  // replace the container's default limits of the same name
+  int64_t time_unix_ns = 0;       // host clock when the plan was sent; the guest sets its clock
   int stop_timeout_s = 10;
   // Hex-encoded random bytes the agent mixes into the guest's entropy pool, so that clones of one
   // snapshot stop sharing RNG state (sent again on every re-handshake). Empty: none.

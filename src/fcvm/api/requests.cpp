@@ -151,6 +151,7 @@ Result<CreateVm> parse_create_vm(std::string_view body) {
                      {"snapshot_then_stop", flag("snapshot_then_stop", r.snapshot_then_stop)},
                      {"read_only", flag("read_only", r.read_only)},
                      {"init", flag("init", r.init)},
+                     {"ulimits", strings("ulimits", r.ulimits)},
                      {"interactive", flag("interactive", r.interactive)},
                      {"tty", flag("tty", r.tty)},
                      {"insecure_registries", strings("insecure_registries", r.insecure_registries)},

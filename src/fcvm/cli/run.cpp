@@ -126,6 +126,10 @@ Command add_run(CLI::App& app) {
   cmd->add_flag("--init", args->request.init,
                 "Run an init (catatonit) as the container's PID 1: it reaps zombies and forwards "
                 "signals, for images whose command does not");
+  cmd->add_option("--ulimit", args->request.ulimits,
+                  "Set a resource limit of the container's process, NAME=SOFT[:HARD] (nofile, "
+                  "nproc, core, memlock, stack, ...; -1: unlimited; repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("-l,--label", args->request.labels, "Set a label K=V (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--mem", args->request.mem, "Guest memory in MiB (default 1024)");

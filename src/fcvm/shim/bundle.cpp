@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/util/strings.hpp"
 
 namespace fcvm::shim {
@@ -111,6 +112,30 @@ Result<ContainerSpec> parse_container_spec(const std::string& config_json) {
   FCVM_TRY_ASSIGN(auto* process, member(j, "process", json::value_t::object, "spec"));
   if (process == nullptr) return tl::unexpected(bad("config.json: no process"));
   FCVM_TRY_ASSIGN(out.process, process_from(*process, "process"));
+  FCVM_TRY_ASSIGN(auto* rlimits, member(*process, "rlimits", json::value_t::array, "process"));
+  if (rlimits != nullptr) {
+    for (const auto& r : *rlimits) {
+      if (!r.is_object()) return tl::unexpected(bad("process.rlimits: expected objects"));
+      FCVM_TRY_ASSIGN(auto* type, member(r, "type", json::value_t::string, "process.rlimits[]"));
+      std::string t = type != nullptr ? type->get<std::string>() : std::string();
+      Rlimit limit;
+      if (t.rfind("RLIMIT_", 0) == 0) {
+        for (char c : t.substr(7)) {
+          limit.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+      }
+      if (!agent_proto::is_ulimit_name(limit.name)) {
+        return tl::unexpected(bad(fmt::format("process.rlimits: unknown type \"{}\"", t)));
+      }
+      for (auto [key, field] : {std::pair{"soft", &limit.soft}, std::pair{"hard", &limit.hard}}) {
+        FCVM_TRY_ASSIGN(auto* v,
+                        member(r, key, json::value_t::number_unsigned, "process.rlimits[]"));
+        uint64_t n = v != nullptr ? v->get<uint64_t>() : 0;
+        *field = n > static_cast<uint64_t>(INT64_MAX) ? -1 : static_cast<int64_t>(n);
+      }
+      out.rlimits.push_back(std::move(limit));
+    }
+  }
   FCVM_TRY_ASSIGN(auto* hostname, member(j, "hostname", json::value_t::string, "spec"));
   if (hostname != nullptr) out.hostname = hostname->get<std::string>();
   FCVM_TRY_ASSIGN(auto* root, member(j, "root", json::value_t::object, "spec"));

@@ -21,8 +21,16 @@ struct ProcessSpec {
   bool terminal = false;
 };
 
+// process.rlimits: RLIMIT_NOFILE -> "nofile"; RLIM_INFINITY (or anything above INT64_MAX) -> -1.
+struct Rlimit {
+  std::string name;
+  int64_t soft = 0;
+  int64_t hard = 0;
+};
+
 struct ContainerSpec {
   ProcessSpec process;
+  std::vector<Rlimit> rlimits{};
   std::string hostname{};
   bool readonly_root = false;
   std::map<std::string, std::string> annotations{};

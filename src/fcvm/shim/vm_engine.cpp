@@ -116,6 +116,9 @@ class VmEngine final : public Engine {
     req.interactive = !params.io.in.empty();
     req.detach = true;
     req.read_only = params.spec.readonly_root;
+    for (const auto& r : params.spec.rlimits) {
+      req.ulimits.push_back(fmt::format("{}={}:{}", r.name, r.soft, r.hard));
+    }
     if (!params.spec.hostname.empty()) req.hostname = params.spec.hostname;
     req.labels = {fmt::format("{}={}", k_label_namespace, params.ns),
                   fmt::format("{}={}", k_label_id, params.id)};

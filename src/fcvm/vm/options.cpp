@@ -114,6 +114,39 @@ Result<VmmChoice> parse_vmm_choice(std::string_view text, std::string_view what)
               fmt::format("invalid {} \"{}\": expected one of {}", what, text, known));
 }
 
+Result<agent_proto::Ulimit> parse_ulimit(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return fail(ErrorCode::kInvalidInput, fmt::format("invalid --ulimit \"{}\": {}", text, why));
+  };
+  auto eq = text.find('=');
+  if (eq == std::string::npos) return bad("use NAME=SOFT[:HARD], e.g. nofile=1024:4096");
+  agent_proto::Ulimit u;
+  u.name = text.substr(0, eq);
+  if (!agent_proto::is_ulimit_name(u.name)) {
+    return bad("unknown resource (nofile, nproc, core, memlock, stack, cpu, fsize, ...)");
+  }
+  std::string values = text.substr(eq + 1);
+  auto colon = values.find(':');
+  auto number = [](std::string_view v) -> std::optional<int64_t> {
+    auto n = parse_int(v, -1, INT64_MAX);
+    if (!n) return std::nullopt;
+    return *n;
+  };
+  auto soft = number(std::string_view(values).substr(0, colon));
+  auto hard =
+      colon == std::string::npos ? soft : number(std::string_view(values).substr(colon + 1));
+  if (!soft || !hard) return bad("limits are numbers (-1: unlimited)");
+  u.soft = *soft;
+  u.hard = *hard;
+  auto rank = [](int64_t v) { return v < 0 ? INT64_MAX : v; };
+  if (rank(u.soft) > rank(u.hard)) return bad("the soft limit is above the hard one");
+  return u;
+}
+
+std::string ulimit_text(const agent_proto::Ulimit& u) {
+  return fmt::format("{}={}:{}", u.name, u.soft, u.hard);
+}
+
 Result<int64_t> parse_ttl_seconds(const std::string& text, const std::string& what) {
   auto n = parse_int(text, 0, 10LL * 366 * 86400);
   if (!n) {
@@ -128,6 +161,8 @@ std::string options_to_json(const RunOptions& o) {
   for (const auto& p : o.ports) ports.push_back(p.to_string());
   std::vector<std::string> maps;
   for (const auto& m : o.volumes) maps.push_back(m.to_string());
+  std::vector<std::string> ulimits;
+  for (const auto& u : o.ulimits) ulimits.push_back(ulimit_text(u));
   nlohmann::json j = {{"name", o.name},
                       {"maps", maps},
                       {"map_size_mib", o.map_size_mib},
@@ -140,6 +175,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"hostname", o.hostname},
                       {"read_only", o.read_only},
                       {"init", o.init},
+                      {"ulimits", ulimits},
                       {"interactive", o.interactive},
                       {"tty", o.tty},
                       {"labels", o.labels},
@@ -200,6 +236,10 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.hostname = j.value("hostname", "");
     o.read_only = j.value("read_only", false);
     o.init = j.value("init", false);
+    for (const auto& spelled : j.value("ulimits", std::vector<std::string>{})) {
+      FCVM_TRY_ASSIGN(auto u, parse_ulimit(spelled));
+      o.ulimits.push_back(std::move(u));
+    }
     o.interactive = j.value("interactive", false);
     o.tty = j.value("tty", false);
     o.labels = j.value("labels", std::map<std::string, std::string>{});

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fcvm/agent_proto/messages.hpp"
 #include "fcvm/net/publish.hpp"
 #include "fcvm/storage/image_ref.hpp"
 #include "fcvm/storage/volume.hpp"
@@ -38,8 +39,9 @@ struct RunOptions {
   bool read_only =
       false;          // --read-only: the container's root is read-only (tmpfs on /tmp, /run, ...)
   bool init = false;  // --init: catatonit as PID 1 reaps zombies and forwards signals
-  bool interactive = false;  // -i: the attached client's stdin is the container's
-  bool tty = false;          // -t: the container runs on a terminal
+  std::vector<agent_proto::Ulimit> ulimits{};  // --ulimit: the container's resource limits
+  bool interactive = false;                    // -i: the attached client's stdin is the container's
+  bool tty = false;                            // -t: the container runs on a terminal
   std::map<std::string, std::string> labels{};  // --label K=V
   std::vector<net::PortMapping> ports{};
   std::vector<storage::VolumeMap> volumes{};  // --map
@@ -70,6 +72,11 @@ struct RunOptions {
   std::string save_snapshot{};
   bool snapshot_then_stop = false;
 };
+
+// --ulimit NAME=SOFT[:HARD] (podman's syntax; -1 is unlimited; HARD defaults to SOFT, and may
+// not be below it); kInvalidInput names the text. ulimit_text is its canonical spelling.
+Result<agent_proto::Ulimit> parse_ulimit(const std::string& text);
+std::string ulimit_text(const agent_proto::Ulimit& u);
 
 // A time-to-live in seconds: 0 (none) to 10 years. kInvalidInput names `what` and the text.
 Result<int64_t> parse_ttl_seconds(const std::string& text, const std::string& what);

@@ -70,6 +70,7 @@ agent_proto::Plan make_plan(const RunOptions& options, const std::string& id,
   plan.user = options.user;
   plan.read_only = options.read_only;
   plan.init = options.init;
+  plan.ulimits = options.ulimits;
   plan.stdin_open = options.interactive;
   plan.tty = options.tty;
   plan.network.address = guest.address;

@@ -156,6 +156,12 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
   o.hostname = r.hostname;
   o.read_only = r.read_only;
   o.init = r.init;
+  for (const auto& text : r.ulimits) {
+    FCVM_TRY_ASSIGN(auto u, parse_ulimit(text));
+    // A later one for the same resource wins, as podman's.
+    std::erase_if(o.ulimits, [&](const agent_proto::Ulimit& e) { return e.name == u.name; });
+    o.ulimits.push_back(std::move(u));
+  }
   o.interactive = r.interactive;
   o.tty = r.tty;
   for (const auto& text : r.labels) {

@@ -50,6 +50,7 @@ struct RunRequest {
   std::string hostname{};
   bool read_only = false;
   bool init = false;
+  std::vector<std::string> ulimits{};  // --ulimit NAME=SOFT[:HARD]
   bool interactive = false;
   bool tty = false;
   bool detach = false;                // -d (with -i/-t: for fcvm attach)
