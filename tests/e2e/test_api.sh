@@ -226,7 +226,10 @@ token_file=$FCVM_DATA_DIR/api-token
 t=$(cat "$token_file")
 st() { curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(st "http://$tcp/v1/vms")" = 401 ] || fail "no token: not 401"
-[ "$(st -H "Authorization: Bearer ${t%?}0" "http://$tcp/v1/vms")" = 401 ] || fail "wrong token: not 401"
+# The token with its last character changed (a token ending in 0 stays wrong: it gets a 1).
+wrong=${t%?}$([ "${t: -1}" = 0 ] && echo 1 || echo 0)
+[ "$wrong" != "$t" ] || fail "the wrong token equals the token"
+[ "$(st -H "Authorization: Bearer $wrong" "http://$tcp/v1/vms")" = 401 ] || fail "wrong token: not 401"
 [ "$(st -H "Authorization: Bearer $t" "http://$tcp/v1/vms")" = 200 ] || fail "right token: not 200"
 curl -sS -D - -o /dev/null "http://$tcp/v1/vms" | grep -qi '^WWW-Authenticate: Bearer' || fail "no WWW-Authenticate"
 fcvm serve --rotate-token >/dev/null
