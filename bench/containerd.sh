@@ -12,21 +12,9 @@ tmp=$(mktemp -d /tmp/fcvm-bench-containerd.XXXXXX)
 export FCVM_DATA_DIR=$tmp/data
 export FCVM_GUEST_DIR=${FCVM_GUEST_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/fcvm}
 root=$tmp/ctrd
-mkdir -p "$root/bin"
-ln -s "$build/containerd-shim-fcvm-v2" "$root/bin/"
-cat >"$root/config.toml" <<TOML
-version = 2
-root = "$root/root"
-state = "$root/state"
-[grpc]
-  address = "$root/containerd.sock"
-[ttrpc]
-  address = "$root/containerd.sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-TOML
-PATH="$root/bin:$PATH" containerd --config "$root/config.toml" >"$root/log" 2>&1 &
-ctrd=$!
+source "$here/tests/lib/containerd.sh"
+start_private_containerd "$root" "$build/containerd-shim-fcvm-v2"
+ctrd=$CTRD_PID
 cleanup() {
   kill "$ctrd" 2>/dev/null || true
   wait "$ctrd" 2>/dev/null || true

@@ -11,6 +11,7 @@
 #   nothing; Kubernetes' CRI (tests/e2e/cri/cri_flow.py) runs a pod whose container gets a VM
 #   sized by the pod's annotations.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/containerd.sh"
 e2e_setup
 need_cmd containerd
 need_cmd ctr
@@ -19,37 +20,10 @@ need_cmd script
 
 root=$TEST_TMP/ctrd
 sockets_before=$(ls /run/fcvm/s 2>/dev/null || true)
-mkdir -p "$root/bin" "$root/fifo" "$root/cni/bin" "$root/cni/net.d"
-ln -s "$FCVM_SHIM_BIN" "$root/bin/containerd-shim-fcvm-v2"
-cat >"$root/config.toml" <<TOML
-version = 2
-root = "$root/root"
-state = "$root/state"
-[grpc]
-  address = "$root/containerd.sock"
-[ttrpc]
-  address = "$root/containerd.sock.ttrpc"
-[debug]
-  level = "debug"
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  sandbox_image = "localhost/fcvm-test/busybox:latest"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$root/cni/bin"
-    conf_dir = "$root/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "fcvm"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.fcvm]
-      runtime_type = "io.containerd.fcvm.v2"
-      pod_annotations = ["fcvm.io/*"]
-TOML
 # Directories containerd hard-codes outside its own: removed afterwards unless they were there.
 [ -d /run/containerd ] || on_exit "rm -rf /run/containerd"
-PATH="$root/bin:$PATH" containerd --config "$root/config.toml" >"$root/containerd.log" 2>&1 &
-ctrd_pid=$!
-on_exit "kill $ctrd_pid 2>/dev/null; wait $ctrd_pid 2>/dev/null"
+start_private_containerd "$root" "$FCVM_SHIM_BIN"
+on_exit "kill $CTRD_PID 2>/dev/null; wait $CTRD_PID 2>/dev/null"
 # Shims outlive containerd (a restarted one reconnects): ours go with the test.
 on_exit "pkill -TERM -f -- '-address $root/containerd.sock' || true"
 on_exit "'$FCVM_BIN' ls -a -q 2>/dev/null | xargs -r '$FCVM_BIN' rm -f >/dev/null 2>&1"
