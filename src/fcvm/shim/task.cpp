@@ -103,7 +103,7 @@ Result<std::string> TaskService::dispatch(const std::string& method, const std::
   if (method == "Exec") return exec(payload);
   if (method == "Pause") return pause(payload, true);
   if (method == "Resume") return pause(payload, false);
-  return fail(ErrorCode::kUnavailable, fmt::format("method {} is not implemented", method));
+  return fail(ErrorCode::kUnavailable, fmt::format("the Task service has no method {}", method));
 }
 
 void TaskService::publish(const std::string& topic, const std::string& type,
