@@ -60,6 +60,13 @@ expect_rc 7 fcvm exec life -- sh -c 'exit 7'
 [ "$(fcvm exec -e FOO=bar life -- sh -c 'echo $FOO')" = bar ] || fail "exec -e"
 [ "$(fcvm exec -w /tmp life -- pwd)" = /tmp ] || fail "exec -w"
 [ "$(fcvm exec --vm life -- cat /proc/sys/kernel/hostname)" = life ] || fail "exec --vm: $(fcvm exec --vm life -- cat /proc/sys/kernel/hostname 2>&1)"
+# podman's form: everything after the VM is the command, options included.
+[ "$(fcvm exec life sh -c 'echo "$1 $2"' x -e --vm)" = "-e --vm" ] || fail "exec VM CMD ARGS: $(fcvm exec life sh -c 'echo "$1 $2"' x -e --vm 2>&1)"
+# Under TCG the guest keeps the TSC as its clocksource (tsc=reliable), not refined-jiffies.
+if pgrep -f -- "-name fcvm-life,.* -accel tcg" >/dev/null; then
+  cs=$(fcvm exec --vm life cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
+  [ "$cs" = tsc ] || fail "TCG guest clocksource: $cs, want tsc"
+fi
 # A terminal: the command sees a pty with our window size.
 tty_out=$(python3 "$FCVM_SOURCE_DIR/tests/lib/pty_drive.py" rows=33 cols=111 -- "$FCVM_BIN" exec -it life -- sh -c 'tty; stty size')
 grep -q '/dev/pts/' <<<"$tty_out" || fail "exec -t: no terminal: $tty_out"

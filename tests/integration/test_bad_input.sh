@@ -20,6 +20,10 @@ on_exit "kill $holder"
 wait_until 30 port_listening "$taken" || fail "the helper never bound port $taken"
 
 expect_usage_error '"8080"' run --publish 8080 busybox
+expect_usage_error 'no command given' exec somevm
+expect_usage_error 'no command given' exec somevm --
+expect_usage_error 'no VM given' exec -i
+expect_usage_error '"--bogus"' exec --bogus somevm ls
 expect_usage_error '"x:80"' run --publish x:80 busybox
 expect_usage_error '"70000"' run --publish 70000:80 busybox
 expect_usage_error '"1.2.3.4.5"' run --publish 1.2.3.4.5:80:80 busybox

@@ -9,18 +9,13 @@
 #include "fcvm/state/snapshot_store.hpp"
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/util/fs.hpp"
+#include "scratch.hpp"
 
 using namespace fcvm;
 
 namespace {
 
-std::string temp_path(const std::string& what) {
-  static int n = 0;
-  auto path = testing::TempDir() + "/fcvm-images-" + std::to_string(::getpid()) + "-" +
-              std::to_string(n++) + "-" + what;
-  (void)remove_all(path);
-  return path;
-}
+std::string temp_path(const std::string& what) { return test::scratch_path("images-" + what); }
 
 const std::string k_hex_a(64, 'a');
 const std::string k_hex_b = std::string(63, 'a') + "b";

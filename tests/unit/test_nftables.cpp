@@ -13,6 +13,7 @@
 #include "fcvm/net/privileged.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/fs.hpp"
+#include "scratch.hpp"
 
 using namespace fcvm;
 using namespace fcvm::net;
@@ -120,13 +121,7 @@ const char* k_namespace = R"(table inet fcvm_vm {
 }
 )";
 
-std::string temp_dir() {
-  static int n = 0;
-  auto dir =
-      testing::TempDir() + "/fcvm-leases-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-  (void)remove_all(dir);
-  return dir;
-}
+std::string temp_dir() { return test::scratch_path("leases"); }
 
 Lease lease(const std::string& address, const std::string& vm,
             std::vector<PortMapping> ports = {}) {

@@ -7,6 +7,7 @@
 #include "fcvm/vm/options.hpp"
 #include "fcvm/vm/plan.hpp"
 #include "fcvm/vm/validate.hpp"
+#include "scratch.hpp"
 
 using namespace fcvm;
 
@@ -62,7 +63,7 @@ TEST(Options, Env) {
 }
 
 TEST(Options, EnvFile) {
-  std::string path = testing::TempDir() + "/env";
+  std::string path = test::scratch_path("env");
   std::ofstream(path) << "# comment\n\nA=1\n  B=two words  \n";
   auto env = vm::read_env_file(path, vm::process_env());
   ASSERT_TRUE(env);

@@ -44,7 +44,7 @@ TEST(QemuCommandLine, MicrovmUnderTcgHasTscHint) {
   EXPECT_EQ(after(argv, "-m"), "768M");
   EXPECT_EQ(after(argv, "-append"),
             "console=ttyS0 reboot=t panic=-1 quiet loglevel=3 fcvm.agent=serial:fcvm.agent "
-            "tsc_early_khz=2600000 fcvm.root=fcvm-root");
+            "tsc=reliable tsc_early_khz=2600000 fcvm.root=fcvm-root");
   EXPECT_EQ(after(argv, "-drive", 0),
             "file=/run/vm/root.qcow2,if=none,id=disk0,format=qcow2,discard=unmap");
   EXPECT_EQ(after(argv, "-drive", 1), "file=/img/app.tar,if=none,id=disk1,format=raw,readonly=on");
@@ -73,4 +73,6 @@ TEST(QemuCommandLine, KvmUsesHostCpuAndNoTscHint) {
   EXPECT_EQ(after(argv, "-accel"), "kvm");
   EXPECT_EQ(after(argv, "-cpu"), "host");
   EXPECT_EQ(after(argv, "-append").find("tsc_early_khz"), std::string::npos);
+  // KVM guests have kvm-clock.
+  EXPECT_EQ(after(argv, "-append").find("tsc=reliable"), std::string::npos);
 }

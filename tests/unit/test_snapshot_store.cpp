@@ -8,15 +8,13 @@
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/util/fs.hpp"
 #include "fcvm/vm/snapshot.hpp"
+#include "scratch.hpp"
 
 using namespace fcvm;
 
 namespace {
 std::string temp_dir() {
-  static int n = 0;
-  auto path = testing::TempDir() + "/fcvm-snapstore-" + std::to_string(::getpid()) + "-" +
-              std::to_string(n++);
-  (void)remove_all(path);
+  auto path = test::scratch_path("snapstore");
   EXPECT_TRUE(make_dirs(path));
   return path;
 }

@@ -7,17 +7,12 @@
 #include "fcvm/state/vm_store.hpp"
 #include "fcvm/sys/process_identity.hpp"
 #include "fcvm/vm/container_log.hpp"
+#include "scratch.hpp"
 
 using namespace fcvm;
 
 namespace {
-std::string temp_db() {
-  static int n = 0;
-  auto path = testing::TempDir() + "/fcvm-store-" + std::to_string(::getpid()) + "-" +
-              std::to_string(n++) + ".db";
-  ::unlink(path.c_str());
-  return path;
-}
+std::string temp_db() { return test::scratch_path("store") + ".db"; }
 state::VmRecord record(const std::string& id, const std::string& name) {
   state::VmRecord r;
   r.id = id;
@@ -185,7 +180,7 @@ TEST(ProcessIdentity, DetectsDeadAndRecycledProcesses) {
 }
 
 TEST(ContainerLog, WritesCriRecordsAndParsesThemBack) {
-  auto path = testing::TempDir() + "/fcvm-log-" + std::to_string(::getpid());
+  auto path = test::scratch_path("log");
   FILE* f = std::fopen(path.c_str(), "w+");
   ASSERT_NE(f, nullptr);
   {

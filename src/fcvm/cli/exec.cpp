@@ -1,4 +1,4 @@
-// fcvm exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--vm] NAME -- CMD...
+// fcvm exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--vm] NAME [--] CMD [ARG...]
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -27,7 +27,12 @@ Command add_exec(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "exec", "Run a command in a VM's container: fcvm exec [OPTIONS] VM -- CMD...");
+      "exec", "Run a command in a VM's container: fcvm exec [OPTIONS] VM COMMAND [ARG...]");
+  cmd->footer(
+      "Options go before VM; everything after VM is the command and its arguments, as with "
+      "podman exec (a `--` after VM is also accepted).");
+  // Everything after VM belongs to the command, not to fcvm.
+  cmd->prefix_command();
   cmd->add_flag("-i,--interactive", args->interactive, "Forward stdin");
   cmd->add_flag("-t,--tty", args->tty, "Allocate a terminal (window size follows yours)");
   cmd->add_option("-e,--env", args->env, "Set an environment variable K=V")
@@ -35,10 +40,25 @@ Command add_exec(CLI::App& app) {
   cmd->add_option("-w,--workdir", args->workdir, "Working directory");
   cmd->add_option("-u,--user", args->user, "User (name or UID[:GID]; numeric only with --vm)");
   cmd->add_flag("--vm", args->in_vm, "Run in the guest OS instead of the container");
-  cmd->add_option("vm", args->ref, "VM name or id")->required();
-  cmd->add_option("command", args->argv, "Command and arguments")->required();
   return {
-      cmd, [args]() -> int {
+      cmd, [args, cmd]() -> int {
+        // VM is the first word fcvm does not know; the rest is the command.
+        auto words = cmd->remaining();
+        if (words.empty()) {
+          return report_error(
+              Error(ErrorCode::kInvalidInput, "exec: no VM given (fcvm exec VM COMMAND...)"));
+        }
+        if (words.front().size() > 1 && words.front()[0] == '-') {
+          return report_error(Error(ErrorCode::kInvalidInput,
+                                    fmt::format("exec: unknown option \"{}\"", words.front())));
+        }
+        args->ref = words.front();
+        args->argv.assign(words.begin() + 1, words.end());
+        if (!args->argv.empty() && args->argv.front() == "--") args->argv.erase(args->argv.begin());
+        if (args->argv.empty()) {
+          return report_error(
+              Error(ErrorCode::kInvalidInput, "exec: no command given (fcvm exec VM COMMAND...)"));
+        }
         for (const auto& e : args->env) {
           if (e.find('=') == std::string::npos || e[0] == '=') {
             return report_error(Error(ErrorCode::kInvalidInput,

@@ -55,6 +55,13 @@ std::string upper(std::string s) {
 
 // "[OPTIONS] vm... name" from an app's positionals.
 std::string synopsis(const CLI::App& app) {
+  // A command that stops parsing at its first word (run, exec) spells its synopsis in its
+  // description: "...: fcvm NAME SYNOPSIS".
+  if (app.get_prefix_command()) {
+    const auto& d = app.get_description();
+    auto at = d.find(": fcvm " + app.get_name() + " ");
+    if (at != std::string::npos) return d.substr(at + 8 + app.get_name().size());
+  }
   std::string out = "[OPTIONS]";
   for (const auto* opt :
        app.get_options([](const CLI::Option* o) { return o->get_positional(); })) {

@@ -2,7 +2,8 @@
 // Builds the QEMU command line for a VmSpec. Pure: unit-tested for exact argv.
 //
 // Machine: `microvm` (virtio-mmio devices, like Firecracker) with the PIT and ACPI on. Under TCG
-// the kernel needs tsc_early_khz= or it may hang calibrating the TSC against the PIT.
+// the kernel needs tsc_early_khz= or it may hang calibrating the TSC against the PIT, and
+// tsc=reliable to keep the TSC as its clocksource (see DESIGN.md "Acceleration").
 // Devices: serial console to a file, the agent's virtio-serial port ("fcvm.agent") on a Unix
 // socket, virtio-blk disks found by serial, virtio-net on the tap inside the VM's namespace,
 // QMP on a Unix socket. -no-reboot: a guest reboot (reboot=t) ends QEMU, which is how the agent
