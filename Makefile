@@ -83,6 +83,7 @@ bench: build guest images
 	@bench/clone.sh $(FCVM) $(IMAGES) $(BUILD)
 	@bench/volumes.sh $(FCVM) $(IMAGES)
 	@bench/firecracker.sh $(FCVM) $(IMAGES)
+	@bench/tcg_clocksource.sh $(FCVM) $(IMAGES)
 
 format:
 	@find src tests bench fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
