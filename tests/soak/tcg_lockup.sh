@@ -9,13 +9,16 @@
 # `podman run` of the busybox image, a 64 MiB fsync'd write on the volume, a fork-heavy shell
 # loop. Every round has a deadline; a round that misses it, with "soft lockup" on the guest's
 # console, is a lockup (the VM is removed and a new one started). The summary line reads:
-#   variant=V minutes=M rounds=R lockups=L vm_boots=B
+#   variant=V fresh=F minutes=M rounds=R lockups=L vm_boots=B
 # VARIANT changes how QEMU runs the guest, through a wrapper first in PATH:
 #   default      fcvm's own command line
 #   mttcg        -accel tcg,thread=multi (multi-threaded TCG: one host thread per vCPU)
 #   single       -accel tcg,thread=single (one host thread runs every vCPU in turn)
 #   nox2apic     -cpu max,-x2apic
 #   onecpu       -smp 1
+#   jiffies      without tsc=reliable (the guest falls back to the refined-jiffies clocksource)
+# FRESH=1 boots a new VM for every round (boot, one round, remove): the sightings came early in a
+# guest's life.
 # Kernel messages go to the console at loglevel 7 in every variant, so a lockup's backtrace is
 # kept in the console log (copied to $OUT, default /tmp/fcvm-lockup).
 set -euo pipefail
@@ -48,7 +51,10 @@ cat >"$work/bin/qemu-system-x86_64" <<EOF
 args=()
 while [ \$# -gt 0 ]; do
   case "\$1" in
-    -append) args+=("\$1" "\${2/loglevel=3/loglevel=7}"); shift 2; continue ;;
+    -append)
+      a="\${2/loglevel=3/loglevel=7}"
+      [ "$variant" = jiffies ] && a="\${a/ tsc=reliable/}"
+      args+=("\$1" "\$a"); shift 2; continue ;;
     -accel)
       case "$variant" in
         mttcg) [ "\$2" = tcg ] && { args+=(-accel tcg,thread=multi); shift 2; continue; } ;;
@@ -108,6 +114,7 @@ worker() { # INDEX END_EPOCH
         echo "round failed without a lockup: worker $i VM $name" >&2
         break
       fi
+      [ "${FRESH:-0}" = 1 ] && break
     done
     "$fcvm" rm -f "$name" >/dev/null 2>&1 || true
     rm -rf "$vol"
@@ -123,4 +130,4 @@ for ((i = 1; i <= vms; i++)); do
   read -r r l b <"$work/result-$i"
   rounds=$((rounds + r)) lockups=$((lockups + l)) boots=$((boots + b))
 done
-echo "variant=$variant minutes=$minutes rounds=$rounds lockups=$lockups vm_boots=$boots"
+echo "variant=$variant fresh=${FRESH:-0} minutes=$minutes rounds=$rounds lockups=$lockups vm_boots=$boots"
