@@ -19,7 +19,7 @@ _fcvm() {
   fi
   local opts
   case $cmd in
-    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init --ulimit -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
+    run) opts="--name -p --publish -e --env --env-file --entrypoint -w --workdir -u --user --hostname --read-only --init --ulimit -l --label -i --interactive -t --tty --mem --cpu --vmm --jailer --no-jailer --network --insecure-registry --authfile --guest-pull --stop-timeout --boot-timeout --timeout --wait-ready --keep-on-failure --map --map-size --save-snapshot --snapshot-then-stop -d --detach --detach-keys --restart --rm --keep --help" ;;
     clone) opts="--snapshot --name -l --label -p --publish --network --timeout --wait-ready --keep-on-failure -d --detach --rm --keep --help" ;;
     snapshot) opts="create ls inspect rm --json -q --quiet -f --force --filter --format --help" ;;
     volume) opts="sync --help" ;;

@@ -37,6 +37,8 @@ expect_usage_error '"lots"' run --mem lots busybox
 expect_usage_error '"64"' run --mem 64 busybox
 expect_usage_error '"0"' run --cpu 0 busybox
 expect_usage_error '"two"' run --cpu two busybox
+expect_usage_error '"5"' run --boot-timeout 5 busybox
+expect_usage_error '"soon"' run --boot-timeout soon busybox
 expect_usage_error '"-bad"' run --name -bad busybox
 expect_usage_error '"a/b"' run --name a/b busybox
 expect_usage_error '"Upper/Case"' run Upper/Case

@@ -27,6 +27,12 @@ zsh_file=$FCVM_SOURCE_DIR/completions/_fcvm
 for c in $("$FCVM_BIN" --help | sed -n '/^Subcommands:/,$p' | awk 'NR > 1 && /^  [a-z]/ {sub(",", "", $1); print $1}'); do
   [[ " $(complete_line fcvm '') " == *" $c "* ]] || fail "bash completion lacks the command $c"
   grep -q "^    '$c:" "$zsh_file" || fail "zsh completion lacks the command $c"
+  # ... and every long option of its --help.
+  offered=" $(complete_line fcvm "$c" --) "
+  for o in $("$FCVM_BIN" "$c" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z][a-z0-9-]*' | grep -oE -- '--[a-z0-9-]+'); do
+    [[ "$offered" == *" $o "* ]] || fail "bash completion of $c lacks $o"
+    grep -qF -- "'$o[" "$zsh_file" || grep -qF -- "$o[" "$zsh_file" || fail "zsh completion lacks $o ($c)"
+  done
 done
 [[ " $(complete_line fcvm kill -s '') " == *" TERM "* ]] || fail "kill -s values"
 # VM names come from the store.

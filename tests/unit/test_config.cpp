@@ -43,6 +43,7 @@ TEST(Config, EmptyDocumentIsTheDefaults) {
     EXPECT_EQ(c->defaults.mem_mib, 1024);
     EXPECT_EQ(c->defaults.vcpus, 2);
     EXPECT_EQ(c->defaults.stop_timeout_s, 10);
+    EXPECT_EQ(c->defaults.boot_timeout_s, 180);
     EXPECT_TRUE(c->insecure_registries.empty());
     EXPECT_EQ(c->data_dir, "");
     EXPECT_EQ(c->source, "x.yml");
@@ -57,6 +58,7 @@ TEST(Config, EveryKey) {
       "  mem_mib: 512\n"
       "  vcpus: 4\n"
       "  stop_timeout_s: 0\n"
+      "  boot_timeout_s: 600\n"
       "insecure_registries: [127.0.0.1:5000, registry.local]\n"
       "data_dir: /var/lib/fcvm\n"
       "guest_dir: /opt/fcvm/guest\n",
@@ -67,6 +69,7 @@ TEST(Config, EveryKey) {
   EXPECT_EQ(c->defaults.mem_mib, 512);
   EXPECT_EQ(c->defaults.vcpus, 4);
   EXPECT_EQ(c->defaults.stop_timeout_s, 0);
+  EXPECT_EQ(c->defaults.boot_timeout_s, 600);
   EXPECT_EQ(c->insecure_registries, (std::vector<std::string>{"127.0.0.1:5000", "registry.local"}));
   EXPECT_EQ(c->data_dir, "/var/lib/fcvm");
   EXPECT_EQ(c->guest_dir, "/opt/fcvm/guest");
@@ -106,6 +109,8 @@ TEST(Config, BadValuesNameFileLineKeyAndValue) {
       {"defaults:\n  vcpus: 65\n", "defaults.vcpus", "\"65\""},
       {"defaults:\n  stop_timeout_s: -1\n", "defaults.stop_timeout_s", "\"-1\""},
       {"defaults:\n  stop_timeout_s: 1.5\n", "defaults.stop_timeout_s", "\"1.5\""},
+      {"defaults:\n  boot_timeout_s: 5\n", "defaults.boot_timeout_s", "\"5\""},
+      {"defaults:\n  boot_timeout_s: 3601\n", "defaults.boot_timeout_s", "\"3601\""},
       {"defaults: 3\n", "defaults", "\"3\""},
       {"insecure_registries: 127.0.0.1:5000\n", "insecure_registries", "\"127.0.0.1:5000\""},
       {"insecure_registries: [http://x]\n", "insecure_registries", "\"http://x\""},
@@ -151,6 +156,7 @@ TEST(Config, ExampleFileIsTheDefaults) {
   EXPECT_EQ(c->defaults.mem_mib, defaults.defaults.mem_mib);
   EXPECT_EQ(c->defaults.vcpus, defaults.defaults.vcpus);
   EXPECT_EQ(c->defaults.stop_timeout_s, defaults.defaults.stop_timeout_s);
+  EXPECT_EQ(c->defaults.boot_timeout_s, defaults.defaults.boot_timeout_s);
   EXPECT_TRUE(c->insecure_registries.empty());
   EXPECT_EQ(c->data_dir, "");
   EXPECT_EQ(c->guest_dir, "");

@@ -26,6 +26,22 @@ TEST(ConsoleWatch, RecognisesAHungGuestKernel) {
   EXPECT_FALSE(ConsoleWatch::scan("[ 1.0] watchdog: BUG: soft lockup - CPU#0")) << "no newline yet";
 }
 
+TEST(ConsoleWatch, NotesTheGuestsUserspace) {
+  bool userspace = false;
+  EXPECT_FALSE(ConsoleWatch::scan("[ 1.0] Linux version 6.1.0\n[ 2.0] Run /init\n", &userspace));
+  EXPECT_FALSE(userspace) << "the kernel's own lines are not userspace";
+  EXPECT_FALSE(ConsoleWatch::scan("fc-init: starting fc-agent (uptime 4.64 s)", &userspace));
+  EXPECT_FALSE(userspace) << "no newline yet";
+  EXPECT_FALSE(ConsoleWatch::scan("fc-init: starting fc-agent (uptime 4.64 s)\r\n", &userspace));
+  EXPECT_TRUE(userspace);
+  userspace = false;
+  EXPECT_FALSE(ConsoleWatch::scan("fc-agent: [ 4.737] fc-agent 0.1.0 starting\n", &userspace));
+  EXPECT_TRUE(userspace);
+  userspace = false;
+  EXPECT_FALSE(ConsoleWatch::scan("[ 3.0] echo fc-init: x\n", &userspace));
+  EXPECT_FALSE(userspace) << "only at the start of a line";
+}
+
 TEST(ConsoleWatch, FollowsTheFileAndReportsOnce) {
   char tmpl[] = "/tmp/fcvm-console.XXXXXX";
   int fd = ::mkstemp(tmpl);
@@ -33,6 +49,7 @@ TEST(ConsoleWatch, FollowsTheFileAndReportsOnce) {
   ::close(fd);
   ConsoleWatch watch(tmpl);
   EXPECT_FALSE(watch.poll());
+  EXPECT_FALSE(watch.reached_userspace());
   std::ofstream(tmpl, std::ios::app) << "[ 1.0] booting\n[ 2.0] watchdog: BUG: soft lo";
   EXPECT_FALSE(watch.poll()) << "half a line is not a verdict";
   std::ofstream(tmpl, std::ios::app) << "ckup - CPU#0 stuck for 23s! [x]\n";
@@ -41,9 +58,14 @@ TEST(ConsoleWatch, FollowsTheFileAndReportsOnce) {
   EXPECT_NE(hit->find("soft lockup"), std::string::npos);
   std::ofstream(tmpl, std::ios::app) << "[ 3.0] watchdog: BUG: soft lockup - CPU#1 stuck\n";
   EXPECT_FALSE(watch.poll()) << "reported once";
+  EXPECT_FALSE(watch.reached_userspace());
   // A new boot rewrites the console file.
-  std::ofstream(tmpl, std::ios::trunc) << "[ 1.0] Kernel panic - not syncing: x\n";
+  std::ofstream(tmpl, std::ios::trunc)
+      << "fc-init: starting\n[ 1.0] Kernel panic - not syncing: x\n";
   watch.restart();
   EXPECT_TRUE(watch.poll());
+  EXPECT_TRUE(watch.reached_userspace());
+  watch.restart();
+  EXPECT_FALSE(watch.reached_userspace()) << "a new boot starts over";
   ::unlink(tmpl);
 }

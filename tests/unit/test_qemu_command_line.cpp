@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fcvm/vmm/qemu/backend.hpp"
 #include "fcvm/vmm/qemu/command_line.hpp"
 
 using namespace fcvm;
@@ -75,4 +76,20 @@ TEST(QemuCommandLine, KvmUsesHostCpuAndNoTscHint) {
   EXPECT_EQ(after(argv, "-append").find("tsc_early_khz"), std::string::npos);
   // KVM guests have kvm-clock.
   EXPECT_EQ(after(argv, "-append").find("tsc=reliable"), std::string::npos);
+}
+
+TEST(QemuRegisters, OneLinePerVcpu) {
+  // As QEMU 7.2's "info registers -a" prints it (abridged: the other registers of each vCPU).
+  const char* dump =
+      "\r\nCPU#0\r\n"
+      "RAX=00000001d14c1bb6 RBX=00000000000005dc RCX=0000000000000000 RDX=000000000025c306\r\n"
+      "RIP=ffffffffb49c3643 RFL=00000283 [--S---C] CPL=0 II=0 A20=1 SMM=0 HLT=0\r\n"
+      "CR0=80050033 CR2=ff33635247400000 CR3=0000000006610000 CR4=00751eb0\r\n"
+      "\r\nCPU#1\r\n"
+      "RAX=ffffffffb406ab00 RBX=0000000000000001 RCX=00000000c0000080 RDX=0000000000000000\r\n"
+      "RIP=00007f2a9c1e5d10 RFL=00000246 [---Z-P-] CPL=3 II=0 A20=1 SMM=0 HLT=1\r\n";
+  EXPECT_EQ(fcvm::vmm::qemu::summarise_registers(dump),
+            (std::vector<std::string>{"vCPU 0: RIP=ffffffffb49c3643 CPL=0 HLT=0",
+                                      "vCPU 1: RIP=00007f2a9c1e5d10 CPL=3 HLT=1"}));
+  EXPECT_TRUE(fcvm::vmm::qemu::summarise_registers("").empty());
 }

@@ -143,6 +143,7 @@ Result<CreateVm> parse_create_vm(std::string_view body) {
                      {"network", text("network", r.network)},
                      {"restart", text("restart", r.restart)},
                      {"stop_timeout", number("stop_timeout", r.stop_timeout)},
+                     {"boot_timeout", number("boot_timeout", r.boot_timeout)},
                      {"wait_ready", text("wait_ready", r.wait_ready)},
                      {"keep_on_failure", flag("keep_on_failure", r.keep_on_failure)},
                      {"map", strings("map", r.maps)},

@@ -74,9 +74,14 @@ std::string human_size(int64_t bytes) {
 }
 
 vm::RunDefaults run_defaults(const config::Config& config) {
-  return {
-      config.defaults.mem_mib, config.defaults.vcpus, config.defaults.stop_timeout_s, config.vmm,
-      config.jailer,           config.network,        config.insecure_registries};
+  return {config.defaults.mem_mib,
+          config.defaults.vcpus,
+          config.defaults.stop_timeout_s,
+          config.defaults.boot_timeout_s,
+          config.vmm,
+          config.jailer,
+          config.network,
+          config.insecure_registries};
 }
 
 }  // namespace fcvm::cli

@@ -165,6 +165,10 @@ Command add_run(CLI::App& app) {
       ->option_text("SECONDS");
   cmd->add_option("--stop-timeout", args->request.stop_timeout,
                   "Seconds between SIGTERM and SIGKILL when stopping (default 10)");
+  cmd->add_option("--boot-timeout", args->request.boot_timeout,
+                  "Seconds the guest may take to boot until its agent answers (default 180); "
+                  "a first boot whose kernel never reached the guest's init is tried once more")
+      ->option_text("SECONDS");
   cmd->add_option("--timings", args->request.timings_file,
                   "Append start-up milestones as JSON lines")
       ->group("");

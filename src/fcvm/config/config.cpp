@@ -135,12 +135,15 @@ Result<Config> read_document(const Reader& r, const YAML::Node& root) {
   if (!root.IsMap()) return r.bad(root, "(top level)", "a mapping of keys (key: value)");
   auto defaults = [&r, &c](const YAML::Node& v, const std::string& key) -> Result<> {
     if (v.IsNull()) return {};
-    if (!v.IsMap()) return r.bad(v, key, "a mapping with mem_mib, vcpus, stop_timeout_s");
+    if (!v.IsMap())
+      return r.bad(v, key, "a mapping with mem_mib, vcpus, stop_timeout_s, boot_timeout_s");
     return walk(r, v, key + ".",
                 {{"mem_mib", integer(r, c.defaults.mem_mib, k_min_mem_mib, k_max_mem_mib, "MiB")},
                  {"vcpus", integer(r, c.defaults.vcpus, 1, k_max_vcpus, "vCPUs")},
                  {"stop_timeout_s",
-                  integer(r, c.defaults.stop_timeout_s, 0, k_max_stop_timeout_s, "seconds")}});
+                  integer(r, c.defaults.stop_timeout_s, 0, k_max_stop_timeout_s, "seconds")},
+                 {"boot_timeout_s", integer(r, c.defaults.boot_timeout_s, k_min_boot_timeout_s,
+                                            k_max_boot_timeout_s, "seconds")}});
   };
   FCVM_TRY(walk(r, root, "",
                 {{"vmm", one_of(r, c.vmm, {"auto", "qemu", "firecracker"})},

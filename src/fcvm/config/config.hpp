@@ -24,11 +24,14 @@ inline constexpr int k_min_mem_mib = 128;
 inline constexpr int k_max_mem_mib = 1 << 20;
 inline constexpr int k_max_vcpus = 64;
 inline constexpr int k_max_stop_timeout_s = 3600;
+inline constexpr int k_min_boot_timeout_s = 10;
+inline constexpr int k_max_boot_timeout_s = 3600;
 
 struct RunDefaults {
   int mem_mib = 1024;
   int vcpus = 2;
   int stop_timeout_s = 10;
+  int boot_timeout_s = 180;
 };
 
 struct Config {

@@ -235,13 +235,9 @@ int serve(const Args& a) {
     return 1;
   }
   const auto& d = s->config.defaults;
-  vm::RunDefaults defaults{d.mem_mib,
-                           d.vcpus,
-                           d.stop_timeout_s,
-                           s->config.vmm,
-                           s->config.jailer,
-                           s->config.network,
-                           s->config.insecure_registries};
+  vm::RunDefaults defaults{
+      d.mem_mib,     d.vcpus,          d.stop_timeout_s,  d.boot_timeout_s,
+      s->config.vmm, s->config.jailer, s->config.network, s->config.insecure_registries};
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
   // SIGTERM and SIGINT end the server as Shutdown does (its VM stays for containerd's delete).
   SignalFd signals({SIGTERM, SIGINT});

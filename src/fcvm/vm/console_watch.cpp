@@ -20,15 +20,22 @@ constexpr std::array<std::string_view, 6> k_hang_markers = {
     "rcu: INFO: rcu_preempt self-detected stall",
     "Kernel panic - not syncing",
 };
+// The first words of every line the guest's init (scripts/guest/fc-init) and agent print.
+constexpr std::array<std::string_view, 2> k_userspace_markers = {"fc-init: ", "fc-agent: "};
 }  // namespace
 
-std::optional<std::string> ConsoleWatch::scan(std::string_view text) {
+std::optional<std::string> ConsoleWatch::scan(std::string_view text, bool* userspace) {
   size_t start = 0;
   for (;;) {
     auto nl = text.find('\n', start);
     if (nl == std::string_view::npos) return std::nullopt;
     auto line = trim(text.substr(start, nl - start));
     start = nl + 1;
+    if (userspace != nullptr && !*userspace) {
+      for (auto marker : k_userspace_markers) {
+        if (line.rfind(marker, 0) == 0) *userspace = true;
+      }
+    }
     // Only the kernel's own lines, "[  SECONDS.MICROS] message": programs in the guest that
     // print to the console (the agent logs the commands it runs) cannot trigger it.
     if (line.empty() || line.front() != '[') continue;
@@ -51,7 +58,7 @@ std::optional<std::string> ConsoleWatch::poll() {
     if (n <= 0) break;
     m_offset += n;
     m_partial.append(buf, static_cast<size_t>(n));
-    auto hit = scan(m_partial);
+    auto hit = scan(m_partial, &m_userspace);
     auto last_nl = m_partial.rfind('\n');
     m_partial.erase(0, last_nl == std::string::npos ? 0 : last_nl + 1);
     if (m_partial.size() > 4096) m_partial.erase(0, m_partial.size() - 4096);
@@ -66,7 +73,7 @@ std::optional<std::string> ConsoleWatch::poll() {
 void ConsoleWatch::restart() {
   m_offset = 0;
   m_partial.clear();
-  m_reported = false;
+  m_reported = m_userspace = false;
 }
 
 }  // namespace fcvm::vm

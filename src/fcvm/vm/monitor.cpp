@@ -181,9 +181,23 @@ void Monitor::watch_console() {
 void Monitor::check_deadlines() {
   auto now = Clock::now();
   if (m_phase == Phase::kBooting && now > m_boot_deadline) {
-    record_error(
-        Error(ErrorCode::kTimeout, fmt::format("the guest agent did not answer within {} s{}",
-                                               k_boot_timeout.count(), console_tail())));
+    // A guest that never left its kernel (nothing of its init on the console): a hung boot,
+    // booted once more when it was the first (retry_after_hang). Where its vCPUs were goes to
+    // the log.
+    std::string silent;
+    if (!m_vm->restored && !m_console.reached_userspace()) {
+      silent = " (its kernel never started the guest's init: nothing from it on the console)";
+      for (const auto& line : m_vm->backend->vcpu_report()) {
+        FCVM_LOG(kWarn, "monitor", "hung boot: {}", line);
+      }
+      if (!m_hang) {
+        m_hang =
+            fmt::format("no init after {} s, the console silent", m_vm->options.boot_timeout_s);
+      }
+    }
+    record_error(Error(ErrorCode::kTimeout,
+                       fmt::format("the guest agent did not answer within {} s{}{}",
+                                   m_vm->options.boot_timeout_s, silent, console_tail())));
     m_vm->backend->kill();
     return;
   }
@@ -216,7 +230,7 @@ void Monitor::check_deadlines() {
 }
 
 void Monitor::loop() {
-  m_boot_deadline = Clock::now() + k_boot_timeout;
+  m_boot_deadline = Clock::now() + std::chrono::seconds(m_vm->options.boot_timeout_s);
   advance(Phase::kBooting);
   for (;;) {
     // Clients that went away: an exec loses its process, an attached foreground run its VM.

@@ -46,8 +46,8 @@ std::string_view phase_name(Phase p);
 class Monitor {
  public:
   using Clock = std::chrono::steady_clock;
-  // How long the guest may take to answer at all, and to power off once its container ended.
-  static constexpr std::chrono::seconds k_boot_timeout{180};
+  // How long the guest may take to power off once its container ended. (How long it may take to
+  // answer at all is the VM's --boot-timeout.)
   // One attempt of connect_channel (a vsock handshake under nesting takes ~100 ms).
   static constexpr std::chrono::milliseconds k_agent_connect_slice{500};
   // A channel that closed under a running guest is connected again within this time. A failed

@@ -70,16 +70,20 @@ void Monitor::connect_channel() {
 
 // A guest whose kernel hung before its container was ready, on the VM's first boot, boots once
 // more from a fresh disk: under emulation (TCG) a guest kernel rarely locks up for good early in
-// its life, and a second boot is cheaper than a failed `run`. Not retried: restored clones (their
-// memory is the snapshot's), VMs with live volumes (the container may have written through them
-// already), a stop that was asked for, a second hang.
+// its life, and a second boot is cheaper than a failed `run`. The hang is a kernel's report on
+// the console, or a boot that ran out of time without its init ever writing to the console.
+// Not retried: restored clones (their memory is the snapshot's), VMs with live volumes whose
+// guest got to userspace (the container may have written through them already), a stop that was
+// asked for, a second hang. The first boot's console stays beside the VM as console.1.log.
 bool Monitor::retry_after_hang() {
   if (!m_hang || !m_error || m_ready || !m_launch.fresh || m_restore_from || m_boot_attempts > 1 ||
       m_stop_deadline || !m_vm) {
     return false;
   }
-  for (const auto& v : m_vm->options.volumes) {
-    if (v.mode != storage::VolumeMode::kBlock) return false;
+  if (m_console.reached_userspace()) {
+    for (const auto& v : m_vm->options.volumes) {
+      if (v.mode != storage::VolumeMode::kBlock) return false;
+    }
   }
   ++m_boot_attempts;
   auto why = *m_hang;
@@ -89,6 +93,7 @@ bool Monitor::retry_after_hang() {
   auto root_disk = vmm::backend_traits(m_vm->backend->name());
   m_vm.reset();  // the VMM, the network and the helpers go
   if (root_disk) ::unlink((m_rec.dir + "/" + (*root_disk)->root_disk_file).c_str());
+  (void)::rename((m_rec.dir + "/console.log").c_str(), (m_rec.dir + "/console.1.log").c_str());
   if (m_control) {
     for (auto& c : m_control->clients()) {
       if (c.guest_stream == 0) continue;

@@ -189,6 +189,7 @@ std::string options_to_json(const RunOptions& o) {
                       {"wait_ready", o.wait_ready},
                       {"keep_on_failure", o.keep_on_failure},
                       {"stop_timeout_s", o.stop_timeout_s},
+                      {"boot_timeout_s", o.boot_timeout_s},
                       {"ttl_s", o.ttl_s},
                       {"restart", to_string(o.restart)},
                       {"save_snapshot", o.save_snapshot},
@@ -269,6 +270,7 @@ Result<RunOptions> options_from_json(const std::string& text) {
     o.save_snapshot = j.value("save_snapshot", "");
     o.snapshot_then_stop = j.value("snapshot_then_stop", false);
     o.stop_timeout_s = j.value("stop_timeout_s", 10);
+    o.boot_timeout_s = j.value("boot_timeout_s", 180);
     o.ttl_s = j.value("ttl_s", int64_t{0});
     auto restart = parse_restart_policy(j.value("restart", "no"));
     if (!restart) return fail(ErrorCode::kInternal, restart.error().message());

@@ -62,6 +62,8 @@ struct RunOptions {
   std::string jailer = "auto";
   NetworkMode network = NetworkMode::kRootless;
   int stop_timeout_s = 10;
+  // How long a boot may take until the guest's agent answers (--boot-timeout).
+  int boot_timeout_s = 180;
   int64_t ttl_s = 0;         // --timeout: the VM is stopped this long after its creation (0: never)
   RestartPolicy restart{};   // --restart (run -d): what the monitor does when the VM ends
   std::string wait_ready{};  // a readiness gate spec (readiness/gate.hpp); empty: container running

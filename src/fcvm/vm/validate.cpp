@@ -199,6 +199,11 @@ Result<RunOptions> validate_run(const RunRequest& r, const RunDefaults& defaults
       o.stop_timeout_s,
       bounded(stop, 0, 3600,
               fmt::format("invalid --stop-timeout \"{}\": expected seconds 0-3600", stop)));
+  auto boot = r.boot_timeout.empty() ? std::to_string(defaults.boot_timeout_s) : r.boot_timeout;
+  FCVM_TRY_ASSIGN(
+      o.boot_timeout_s,
+      bounded(boot, 10, 3600,
+              fmt::format("invalid --boot-timeout \"{}\": expected seconds 10-3600", boot)));
   if (!r.ttl.empty()) {
     FCVM_TRY_ASSIGN(o.ttl_s, parse_ttl_seconds(r.ttl, "--timeout"));
   }

@@ -28,6 +28,7 @@ struct RunDefaults {
   int mem_mib = 1024;
   int vcpus = 2;
   int stop_timeout_s = 10;
+  int boot_timeout_s = 180;
   std::string vmm = "auto";
   std::string jailer = "auto";
   std::string network = "rootless";
@@ -61,6 +62,7 @@ struct RunRequest {
   std::string jailer{};  // --jailer: "on", --no-jailer: "off"
   std::string network{};
   std::string stop_timeout{};
+  std::string boot_timeout{};
   std::string restart{};  // --restart POLICY (with -d)
   std::string ttl{};      // --timeout SECONDS: stopped that long after creation
   std::string timings_file{};

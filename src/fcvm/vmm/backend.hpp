@@ -105,6 +105,9 @@ class Backend {
   virtual std::optional<std::pair<uid_t, gid_t>> vmm_user() const { return std::nullopt; }
   // The running VMM's version ("v1.14.2"), when it says; "" otherwise.
   virtual std::string version() const { return {}; }
+  // One line per vCPU saying where it is (instruction pointer, privilege level, halted or not),
+  // for the log of a guest that hung; empty when the VMM cannot tell.
+  virtual std::vector<std::string> vcpu_report() { return {}; }
 
   // Snapshots (clones). snapshot_create pauses the guest and writes its memory to mem_path and the
   // VM state to state_path; the guest stays paused (resume() or shutdown() next). disk_paths (in

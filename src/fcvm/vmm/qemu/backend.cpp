@@ -233,6 +233,38 @@ Result<std::optional<ExitStatus>> QemuBackend::wait_exit(std::chrono::millisecon
   return st;
 }
 
+std::vector<std::string> QemuBackend::vcpu_report() {
+  if (!m_qmp || !m_process.running()) return {};
+  auto text = m_qmp->execute("human-monitor-command", {{"command-line", "info registers -a"}},
+                             std::chrono::seconds(3));
+  if (!text) return {"vCPUs: not known (" + text.error().to_string() + ")"};
+  if (!text->is_string()) return {};
+  return summarise_registers(text->get<std::string>());
+}
+
+std::vector<std::string> summarise_registers(const std::string& info_registers) {
+  // Each vCPU's dump starts with "CPU#N" and has a line "RIP=... RFL=... CPL=N ... HLT=N".
+  std::vector<std::string> out;
+  std::string cpu;
+  for (auto raw : split(info_registers, '\n')) {
+    std::string line(trim(raw));
+    if (line.rfind("CPU#", 0) == 0) {
+      cpu = line.substr(4);
+      continue;
+    }
+    if (line.rfind("RIP=", 0) != 0) continue;
+    auto field = [&line](std::string_view name) -> std::string {
+      auto at = line.find(std::string(name) + "=");
+      if (at == std::string::npos) return "?";
+      at += name.size() + 1;
+      return line.substr(at, line.find(' ', at) - at);
+    };
+    out.push_back(fmt::format("vCPU {}: RIP={} CPL={} HLT={}", cpu.empty() ? "?" : cpu,
+                              field("RIP"), field("CPL"), field("HLT")));
+  }
+  return out;
+}
+
 void QemuBackend::kill() {
   if (m_process.running()) {
     (void)m_process.signal(SIGKILL);

@@ -41,6 +41,7 @@ class QemuBackend final : public Backend {
   void kill() override;
   pid_t pid() const override { return m_process.pid(); }
   pid_t detach() override { return m_process.detach(); }
+  std::vector<std::string> vcpu_report() override;
   Result<> snapshot_create(const std::string& mem_path, const std::string& state_path,
                            const std::vector<std::string>& disk_paths = {}) override;
   Result<> snapshot_load(const VmSpec& spec, const std::string& mem_path,
@@ -59,6 +60,10 @@ class QemuBackend final : public Backend {
   std::optional<QmpClient> m_qmp;
   UniqueFd m_memory_fd;  // the guest RAM file (shared mapping), unlinked once QEMU runs
 };
+
+// "info registers -a" (QEMU's human monitor) → one line per vCPU: "vCPU N: RIP=... CPL=...
+// HLT=...".
+std::vector<std::string> summarise_registers(const std::string& info_registers);
 
 // Decides between KVM and TCG. KVM is used only when a probe proves that it boots the kernel
 // (a device node that exists is not enough: some hosts expose a KVM that cannot run a stock
