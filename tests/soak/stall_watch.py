@@ -8,7 +8,9 @@ Once a second (--interval), for each running qemu-system-* process: the state, k
 channel and CPU time of each of its threads (named "CPU 0/TCG", "CPU 1/TCG", ... by fcvm's
 debug-threads=on), kept for the last N samples (--history, default 60), and any new line of its
 serial console (the `-chardev file,...,path=` of fcvm's command line) that reports a soft or hard
-lockup, an RCU stall or a hung task. For each such line, OUT_FILE gets one JSON object: the line,
+lockup, an RCU stall or a hung task, and any line of the VM's monitor.log (beside the console)
+where the monitor gives up on a silent boot ("hung boot: vCPU N: RIP=...", "booting again"). For
+each such line, OUT_FILE gets one JSON object: the line,
 the time, the host's load average and pressure (PSI), and the thread history of that QEMU, so a
 vCPU thread that made no progress (state R starved, D blocked in the host kernel, S waiting on a
 lock) shows next to the guest's report. Runs until killed; meant to run beside `make test` or
@@ -27,6 +29,7 @@ HANG = re.compile(
 )
 KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")  # printk's time stamp: not the agent's lines
 CONSOLE = re.compile(r"^file,id=console,path=((?:[^,]|,,)+)$")
+MONITOR = re.compile(r"hung boot: |booting again")
 
 
 def read(path):
@@ -69,6 +72,17 @@ def threads(pid):
     return out
 
 
+def new_lines(path, offsets, key):
+    try:
+        with open(path, "rb") as f:
+            f.seek(offsets.get(key, 0))
+            new = f.read()
+            offsets[key] = f.tell()
+    except OSError:
+        return []
+    return new.decode("utf-8", "replace").splitlines()
+
+
 def host_state():
     state = {"loadavg": (read("/proc/loadavg") or "").strip()}
     for kind in ("cpu", "io", "memory"):
@@ -85,39 +99,48 @@ def main():
     ap.add_argument("--history", type=int, default=60)
     args = ap.parse_args()
     histories = {}  # pid -> deque of (time, threads)
-    offsets = {}  # pid -> bytes of its console already read
+    offsets = {}  # (pid, file) -> bytes of it already read
+    dirs = {}  # pid -> (the VM's directory, its name)
+
+    def report(now, pid, name, line):
+        record = {"time": round(now, 1), "pid": pid, "vm": name, "line": line.strip(),
+                  "host": host_state(), "threads": list(histories.get(pid, []))}
+        with open(args.out, "a") as out:
+            out.write(json.dumps(record) + "\n")
+
+    def monitor_lines(now, pid):
+        vm_dir, name = dirs[pid]
+        # Keyed by directory: a VM booted again keeps its monitor.log under a new QEMU.
+        for line in new_lines(os.path.join(vm_dir, "monitor.log"), offsets, (vm_dir, "monitor")):
+            if MONITOR.search(line):
+                report(now, pid, name, line)
+
     while True:
         now = time.time()
-        seen = set()
-        for pid, argv in qemu_processes():
-            seen.add(pid)
+        running = dict(qemu_processes())
+        # QEMUs gone since the last pass first: the monitor writes where a hung boot's vCPUs were
+        # just before it kills that QEMU, maybe already booting the next one in the same
+        # directory, and the line belongs with the history of the QEMU it was about.
+        for pid in [p for p in histories if p not in running]:
+            if pid in dirs:
+                monitor_lines(now, pid)
+                dirs.pop(pid)
+            histories.pop(pid)
+            offsets.pop((pid, "console"), None)
+        for pid, argv in running.items():
             hist = histories.setdefault(pid, collections.deque(maxlen=args.history))
             hist.append((round(now, 1), threads(pid)))
             m = next((c for c in map(CONSOLE.match, argv) if c), None)
             if not m:
                 continue
             console = m.group(1).replace(",,", ",")
-            try:
-                with open(console, "rb") as f:
-                    f.seek(offsets.get(pid, 0))
-                    new = f.read()
-                    offsets[pid] = f.tell()
-            except OSError:
-                continue
-            for line in new.decode("utf-8", "replace").splitlines():
-                if not KERNEL_LINE.match(line) or not HANG.search(line):
-                    continue
-                name = next((a for a in argv if a.startswith("fcvm-")), str(pid)).split(",")[0]
-                record = {"time": round(now, 1), "pid": pid, "vm": name, "line": line.strip(),
-                          "host": host_state(), "threads": list(hist)}
-                with open(args.out, "a") as out:
-                    out.write(json.dumps(record) + "\n")
-        for pid in list(histories):
-            if pid not in seen:
-                histories.pop(pid)
-                offsets.pop(pid, None)
+            name = next((a for a in argv if a.startswith("fcvm-")), str(pid)).split(",")[0]
+            dirs[pid] = (os.path.dirname(console), name)
+            for line in new_lines(console, offsets, (pid, "console")):
+                if KERNEL_LINE.match(line) and HANG.search(line):
+                    report(now, pid, name, line)
+            monitor_lines(now, pid)
         time.sleep(args.interval)
-
 
 if __name__ == "__main__":
     main()
