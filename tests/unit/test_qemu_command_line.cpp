@@ -93,3 +93,17 @@ TEST(QemuRegisters, OneLinePerVcpu) {
                                       "vCPU 1: RIP=00007f2a9c1e5d10 CPL=3 HLT=1"}));
   EXPECT_TRUE(fcvm::vmm::qemu::summarise_registers("").empty());
 }
+
+TEST(QemuRegisters, KernelTextAddressFromTheIdt) {
+  // The IDT's base from "info registers", then vector 0's gate from "x /2gx BASE".
+  EXPECT_EQ(fcvm::vmm::qemu::idt_base("GDT=     fffffe0000001000 0000007f\r\n"
+                                      "IDT=     fffffe0000000000 00000fff\r\n"),
+            0xfffffe0000000000ULL);
+  EXPECT_FALSE(fcvm::vmm::qemu::idt_base("RIP=ffffffffb49c3643\r\n"));
+  EXPECT_FALSE(fcvm::vmm::qemu::idt_base("IDT=     zz 00000fff\r\n"));
+  EXPECT_EQ(fcvm::vmm::qemu::idt_gate_handler(
+                "fffffe0000000000: 0x83e08e0000100a40 0x00000000ffffffff\r\n"),
+            0xffffffff83e00a40ULL);
+  EXPECT_FALSE(fcvm::vmm::qemu::idt_gate_handler("Cannot access memory\r\n"));
+  EXPECT_FALSE(fcvm::vmm::qemu::idt_gate_handler("fffffe0000000000: 0x83e08e0000100a40\r\n"));
+}

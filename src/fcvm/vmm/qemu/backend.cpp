@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "fcvm/sys/host.hpp"
@@ -239,7 +241,56 @@ std::vector<std::string> QemuBackend::vcpu_report() {
                              std::chrono::seconds(3));
   if (!text) return {"vCPUs: not known (" + text.error().to_string() + ")"};
   if (!text->is_string()) return {};
-  return summarise_registers(text->get<std::string>());
+  auto report = summarise_registers(text->get<std::string>());
+  // The guest kernel's text is placed at random (KASLR): the handler of IDT vector 0, read from
+  // the guest's memory, is one text address of this boot, so that any /proc/kallsyms of the same
+  // kernel turns the RIPs above into symbols.
+  if (auto idt = idt_base(text->get<std::string>())) {
+    auto gate = m_qmp->execute("human-monitor-command",
+                               {{"command-line", fmt::format("x /2gx 0x{:x}", *idt)}},
+                               std::chrono::seconds(3));
+    if (gate && gate->is_string()) {
+      if (auto handler = idt_gate_handler(gate->get<std::string>())) {
+        report.push_back(
+            fmt::format("IDT vector 0 handler (asm_exc_divide_error): {:x}", *handler));
+      }
+    }
+  }
+  return report;
+}
+
+std::optional<uint64_t> idt_base(const std::string& info_registers) {
+  // "IDT=     fffffe0000000000 00000fff" (the first vCPU's; the IDT is the same on every vCPU).
+  auto at = info_registers.find("IDT=");
+  if (at == std::string::npos) return std::nullopt;
+  std::istringstream in(info_registers.substr(at + 4, 64));
+  std::string base;
+  if (!(in >> base)) return std::nullopt;
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(base.data(), base.data() + base.size(), v, 16);
+  if (ec != std::errc() || end != base.data() + base.size() || v == 0) return std::nullopt;
+  return v;
+}
+
+std::optional<uint64_t> idt_gate_handler(const std::string& x_output) {
+  // "fffffe0000000000: 0x83e08e0000100a40 0x00000000ffffffff": a 64-bit interrupt gate, its
+  // handler's address in bits 0-15 and 48-63 of the first word and 0-31 of the second.
+  auto colon = x_output.find(": ");
+  if (colon == std::string::npos) return std::nullopt;
+  std::istringstream in(x_output.substr(colon + 2));
+  std::string fields[2];
+  if (!(in >> fields[0] >> fields[1])) return std::nullopt;
+  uint64_t word[2];
+  for (int i = 0; i < 2; ++i) {
+    std::string_view f = fields[i];
+    if (f.rfind("0x", 0) != 0) return std::nullopt;
+    f.remove_prefix(2);
+    auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), word[i], 16);
+    if (ec != std::errc() || end != f.data() + f.size()) return std::nullopt;
+  }
+  uint64_t handler = (word[0] & 0xffff) | ((word[0] >> 48) << 16) | ((word[1] & 0xffffffff) << 32);
+  if (handler == 0) return std::nullopt;
+  return handler;
 }
 
 std::vector<std::string> summarise_registers(const std::string& info_registers) {

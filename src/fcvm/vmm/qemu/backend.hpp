@@ -64,6 +64,10 @@ class QemuBackend final : public Backend {
 // "info registers -a" (QEMU's human monitor) → one line per vCPU: "vCPU N: RIP=... CPL=...
 // HLT=...".
 std::vector<std::string> summarise_registers(const std::string& info_registers);
+// The IDT's base address in "info registers" output; nullopt when absent.
+std::optional<uint64_t> idt_base(const std::string& info_registers);
+// The handler address of the 64-bit interrupt gate that "x /2gx IDT_BASE" printed.
+std::optional<uint64_t> idt_gate_handler(const std::string& x_output);
 
 // Decides between KVM and TCG. KVM is used only when a probe proves that it boots the kernel
 // (a device node that exists is not enough: some hosts expose a KVM that cannot run a stock
