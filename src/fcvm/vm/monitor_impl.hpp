@@ -46,14 +46,14 @@ std::string_view phase_name(Phase p);
 class Monitor {
  public:
   using Clock = std::chrono::steady_clock;
-  // How long the guest may take to power off once its container ended. (How long it may take to
-  // answer at all is the VM's --boot-timeout.)
+  // (How long the guest may take to answer at all is the VM's --boot-timeout.)
   // One attempt of connect_channel (a vsock handshake under nesting takes ~100 ms).
   static constexpr std::chrono::milliseconds k_agent_connect_slice{500};
   // A channel that closed under a running guest is connected again within this time. A failed
   // attempt before then is not an error: the VMM may be on its way out, and its exit status is
   // what the record should say.
   static constexpr std::chrono::seconds k_reconnect_timeout{15};
+  // How long the guest may take to power off once its container ended.
   static constexpr std::chrono::seconds k_poweroff_timeout{15};
   // After the container's own stop timeout: the agent's SIGKILL and the guest's power-off.
   static constexpr std::chrono::seconds k_stop_margin{20};

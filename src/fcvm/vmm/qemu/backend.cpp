@@ -259,6 +259,20 @@ std::vector<std::string> QemuBackend::vcpu_report() {
   return report;
 }
 
+namespace {
+// A whole word of hex digits ("0x" first when `prefix`); nullopt otherwise.
+std::optional<uint64_t> parse_hex(std::string_view word, bool prefix) {
+  if (prefix) {
+    if (word.rfind("0x", 0) != 0) return std::nullopt;
+    word.remove_prefix(2);
+  }
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), v, 16);
+  if (word.empty() || ec != std::errc() || end != word.data() + word.size()) return std::nullopt;
+  return v;
+}
+}  // namespace
+
 std::optional<uint64_t> idt_base(const std::string& info_registers) {
   // "IDT=     fffffe0000000000 00000fff" (the first vCPU's; the IDT is the same on every vCPU).
   auto at = info_registers.find("IDT=");
@@ -266,9 +280,8 @@ std::optional<uint64_t> idt_base(const std::string& info_registers) {
   std::istringstream in(info_registers.substr(at + 4, 64));
   std::string base;
   if (!(in >> base)) return std::nullopt;
-  uint64_t v = 0;
-  auto [end, ec] = std::from_chars(base.data(), base.data() + base.size(), v, 16);
-  if (ec != std::errc() || end != base.data() + base.size() || v == 0) return std::nullopt;
+  auto v = parse_hex(base, false);
+  if (!v || *v == 0) return std::nullopt;
   return v;
 }
 
@@ -280,15 +293,10 @@ std::optional<uint64_t> idt_gate_handler(const std::string& x_output) {
   std::istringstream in(x_output.substr(colon + 2));
   std::string fields[2];
   if (!(in >> fields[0] >> fields[1])) return std::nullopt;
-  uint64_t word[2];
-  for (int i = 0; i < 2; ++i) {
-    std::string_view f = fields[i];
-    if (f.rfind("0x", 0) != 0) return std::nullopt;
-    f.remove_prefix(2);
-    auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), word[i], 16);
-    if (ec != std::errc() || end != f.data() + f.size()) return std::nullopt;
-  }
-  uint64_t handler = (word[0] & 0xffff) | ((word[0] >> 48) << 16) | ((word[1] & 0xffffffff) << 32);
+  auto low = parse_hex(fields[0], true);
+  auto high = parse_hex(fields[1], true);
+  if (!low || !high) return std::nullopt;
+  uint64_t handler = (*low & 0xffff) | ((*low >> 48) << 16) | ((*high & 0xffffffff) << 32);
   if (handler == 0) return std::nullopt;
   return handler;
 }
