@@ -131,3 +131,28 @@ TEST_F(ControlServerTest, GarbageFromAClientClosesOnlyThatClient) {
   EXPECT_TRUE(b.closed);
   EXPECT_FALSE(g.closed);
 }
+
+// A client that sends a frame and closes at once (`fcvm run -it` detaching) while the monitor
+// writes output to it: the failed write must not lose the frame it sent first.
+TEST_F(ControlServerTest, AFrameSentJustBeforeTheClientClosedIsStillRead) {
+  auto fd = connect();
+  auto& c = client(1);
+  ASSERT_TRUE(proto::write_frame(fd.get(), proto::Kind::kControl, 0, "{\"type\":\"detach\"}"));
+  fd.reset();
+  // The monitor has output for it before it reads: the write fails (the peer is gone).
+  for (int i = 0; i < 4; ++i) m_server->send(c, proto::Kind::kStdout, 0, "shell output\n");
+  EXPECT_TRUE(c.write_closed);
+  int gone = 0;
+  bool detach_before_gone = false;
+  for (int i = 0; i < 50 && gone == 0; ++i) {
+    m_server->reap([&](ControlConnection&) {
+      ++gone;
+      detach_before_gone = m_frames.size() == 1;
+    });
+    round(10);
+  }
+  EXPECT_EQ(gone, 1) << "the client is removed once its end of file is read";
+  EXPECT_TRUE(detach_before_gone) << "its detach is handled before it counts as gone";
+  ASSERT_EQ(m_frames.size(), 1u);
+  EXPECT_EQ(m_frames[0].second, "{\"type\":\"detach\"}");
+}

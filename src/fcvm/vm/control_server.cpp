@@ -64,7 +64,7 @@ void ControlServer::on_poll(const std::vector<pollfd>& fds, const FrameHandler& 
 
 void ControlServer::send(ControlConnection& c, proto::Kind kind, uint32_t stream,
                          std::string_view payload) {
-  if (c.closed) return;
+  if (c.closed || c.write_closed) return;
   bool output = kind == proto::Kind::kStdout || kind == proto::Kind::kStderr;
   if (output && c.queued_bytes + payload.size() > k_max_queued_bytes) {
     if (!c.drop_output) {
@@ -110,7 +110,9 @@ void ControlServer::flush_some(ControlConnection& c) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;  // the socket is full: the rest waits for POLLOUT
-      c.closed = true;
+      c.write_closed = true;
+      c.queue.clear();
+      c.queued_bytes = c.head_written = 0;
       return;
     }
     c.head_written += static_cast<size_t>(n);

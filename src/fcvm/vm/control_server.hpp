@@ -40,6 +40,9 @@ struct ControlConnection {
   uint64_t dropped_total = 0;  // output dropped over the connection's life
   bool drop_output = true;     // false: a queue past the bound disconnects instead
   bool closed = false;         // to be removed (peer gone, protocol error, or overflow)
+  // A write failed (the peer closed): nothing more is sent, but what it sent before it closed
+  // (a detach) is still read, up to its end of file.
+  bool write_closed = false;
   // What the monitor made of it.
   bool attach = false;
   bool subscriber = false;
