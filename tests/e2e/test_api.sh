@@ -50,7 +50,33 @@ if setpriv --reuid=nobody --regid=nogroup --clear-groups curl -sS --max-time 5 -
 fi
 grep -qi 'permission denied\|couldn.t connect' "$TEST_TMP/nobody" || fail "nobody: $(cat "$TEST_TMP/nobody")"
 chmod 0700 "$XDG_RUNTIME_DIR/fcvm"
-log "1. socket 0600 in 0700, nobody refused"
+# Clients that connect while the server is busy wait in the backlog; none is refused (a Unix
+# socket refuses a connect at once when its backlog is full, as curl does not block on it).
+kill -STOP "${servers[0]}"
+python3 - "$sock" "${servers[0]}" >"$TEST_TMP/backlog" 2>&1 <<'PY' || fail "backlog: $(cat "$TEST_TMP/backlog")"
+import os, signal, socket, sys
+conns = []
+for i in range(64):
+    s = socket.socket(socket.AF_UNIX)
+    s.setblocking(False)
+    try:
+        s.connect(sys.argv[1])
+    except OSError as e:
+        os.kill(int(sys.argv[2]), signal.SIGCONT)
+        sys.exit(f"client {i + 1} of 64 refused while the server was stopped: {e}")
+    conns.append(s)
+os.kill(int(sys.argv[2]), signal.SIGCONT)
+for s in conns:
+    s.setblocking(True)
+    s.settimeout(60)
+    s.sendall(b"GET /v1/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := s.recv(4096):
+        answer += chunk
+    if not answer.endswith(b"\r\n\r\nOK"):
+        sys.exit(f"a waiting client got {answer!r}")
+PY
+log "1. socket 0600 in 0700, nobody refused; 64 clients wait for a stopped server"
 
 # 2. Bad input: one clear error, 400, nothing created.
 [ "$(code POST /v1/vms -d '{"image":"x","bogus":1}')" = 400 ] || fail "unknown field: $(cat "$TEST_TMP/body")"

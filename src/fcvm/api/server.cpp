@@ -751,6 +751,10 @@ std::string path_regex(const std::string& path) {
 class Server : public httplib::Server {
  public:
   void adopt(int fd) { svr_sock_ = fd; }
+  // The library listens with a backlog of 5, compiled into Debian's build of it: a Unix socket
+  // refuses the sixth client that connects before the accept loop runs (20 at once on a busy
+  // host were refused). listen() on a listening socket sets a new backlog.
+  bool widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
 };
 
 std::string socket_address(int fd) {
@@ -853,7 +857,8 @@ Result<> serve(vm::Context& ctx, const vm::RunDefaults& defaults, const ServeOpt
       mode_t old = ::umask(077);
       bool bound = svr.bind_to_port(where.path, 80);
       ::umask(old);
-      if (!bound) return fail_errno(fmt::format("listen on {}", where.path));
+      if (!bound || !svr.widen_backlog())
+        return fail_errno(fmt::format("listen on {}", where.path));
       if (::chmod(where.path.c_str(), 0600) != 0)
         return fail_errno(fmt::format("chmod {}", where.path));
       unlink_at_exit = where.path;
@@ -866,6 +871,7 @@ Result<> serve(vm::Context& ctx, const vm::RunDefaults& defaults, const ServeOpt
       } else if (!svr.bind_to_port(where.host, where.port)) {
         return fail_errno(fmt::format("listen on {}", options.listen));
       }
+      if (!svr.widen_backlog()) return fail_errno(fmt::format("listen on {}", options.listen));
       address = where.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", where.host, port)
                                                           : fmt::format("{}:{}", where.host, port);
     }
