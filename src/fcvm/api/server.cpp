@@ -752,8 +752,9 @@ class Server : public httplib::Server {
  public:
   void adopt(int fd) { svr_sock_ = fd; }
   // The library listens with a backlog of 5, compiled into Debian's build of it: a Unix socket
-  // refuses the sixth client that connects before the accept loop runs (20 at once on a busy
-  // host were refused). listen() on a listening socket sets a new backlog.
+  // refuses a non-blocking connect at once when its backlog is full (the seventh client to come
+  // before the accept loop runs again; 20 clients at once on a busy host met it). listen() on a
+  // listening socket sets a new backlog.
   bool widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
 };
 
