@@ -17,9 +17,10 @@
 #
 # Exit codes besides COMMAND's: 77 = cannot run here (no QEMU, no SVM in the emulated CPU, no
 # kernel package), the reason on stderr; 124 = the guest did not finish within --timeout, its
-# kernel reported a soft lockup or an RCU stall, or neither the command nor the kernel wrote a
-# byte for --quiet-limit seconds (default 240: an L1 guest that hangs silently), and it was
-# killed (its console's tail on stderr). Nothing is left running on the host either way.
+# kernel reported a soft lockup, an RCU stall or a task blocked for minutes, or neither the
+# command nor the kernel wrote a byte for --quiet-limit seconds (default 240: an L1 guest that
+# hangs silently), and it was killed (its console's tail on stderr). Nothing is left running on
+# the host either way.
 set -euo pipefail
 
 self_dir=$(cd "$(dirname "$0")" && pwd)
@@ -154,8 +155,9 @@ qemu_pid=$!
 # The command's output, as it comes (and the watchdog's measure of progress).
 tail -n +1 -F --pid="$qemu_pid" "$ctl/out.log" 2>/dev/null &
 tail_pid=$!
-# The guest ends by itself, or at the deadline, or as soon as its kernel reports a lockup (under
-# emulation such a guest rarely recovers; the caller may try again).
+# The guest ends by itself, or at the deadline, or as soon as its kernel reports a lockup or a task
+# blocked for minutes (under emulation such a guest rarely recovers; the caller may try again). A
+# hung-task report is console output, so the quiet limit alone does not catch that kind.
 deadline=$((SECONDS + timeout_s))
 why=
 progress=-1
@@ -168,8 +170,9 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
   fi
   if [ $SECONDS -ge $deadline ]; then
     why="did not finish within ${timeout_s} s"
-  elif grep -qE 'soft lockup|detected stalls on CPUs' "$ctl/console.log" 2>/dev/null; then
-    why="hung (its kernel reports a lockup)"
+  elif grep -qE 'soft lockup|detected stalls on CPUs|blocked for more than [0-9]+ seconds' \
+    "$ctl/console.log" 2>/dev/null; then
+    why="hung (its kernel reports a lockup or a blocked task)"
   elif [ $((SECONDS - last_progress)) -ge "$quiet_limit_s" ]; then
     why="wrote nothing for ${quiet_limit_s} s (hung silently)"
   fi
